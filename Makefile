@@ -1,0 +1,38 @@
+# QuantumVault profit share. The two commands: `make run` and `make test`.
+PYTHON_VERSION ?= 3.11
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Tests run on PostgreSQL (locking and SKIP LOCKED need it). Override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/quantumvault
+PYTEST_ARGS ?=
+
+.PHONY: venv test run localnet lint bench clean
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+venv: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON_VERSION)
+	@touch $@
+
+test: venv
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+localnet: venv
+	$(PY) manage.py localnet
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py localnet
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(PY) benchmarks/chain.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

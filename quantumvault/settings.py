@@ -1,0 +1,159 @@
+"""Django settings for QuantumVault profit share.
+
+Every setting comes from the environment with a working default, so a fresh clone runs on its
+embedded default (SQLite, the django-q2 ORM broker, the local Solana node on 127.0.0.1:8899).
+README.md lists every variable. Money settings are integers in USDC base units (6 decimals) or
+lamports, never floats.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean environment variable ("1", "true", "yes", "on" are true)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    """Read an integer environment variable; a malformed value is a startup error."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Read a comma-separated environment variable into a list of non-empty strings."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEBUG = env_bool("QV_DEBUG", True)
+SECRET_KEY = os.environ.get("QV_SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+if not DEBUG and SECRET_KEY.startswith("dev-only"):
+    raise RuntimeError("QV_SECRET_KEY must be set when QV_DEBUG is off")
+ALLOWED_HOSTS = env_list("QV_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_q",
+    "profitshare",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "quantumvault.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "quantumvault.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("QV_DB_CONN_MAX_AGE", 0),
+    )
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- django-q2: the ORM broker by default, Redis when REDIS_URL is set --------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+Q_CLUSTER: dict = {
+    "name": "quantumvault",
+    "workers": env_int("QV_Q_WORKERS", 2),
+    "timeout": env_int("QV_Q_TIMEOUT", 120),
+    "retry": env_int("QV_Q_RETRY", 180),
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Chain access ----------------------------------------------------------------------------------
+# RPC endpoints, tried in order with failover (the local node by default).
+QV_RPC_URLS = env_list("QV_RPC_URLS", ["http://127.0.0.1:8899"])
+# "localnet" uses the local node's emulated Drift (localnet_ methods); "driftpy" talks to Drift.
+QV_DRIFT_BACKEND = os.environ.get("QV_DRIFT_BACKEND", "localnet")
+QV_DRIFT_ENV = os.environ.get("QV_DRIFT_ENV", "mainnet")
+# The USDC mint (mainnet address; the local node creates a 6-decimal mint at the same address).
+QV_USDC_MINT = os.environ.get("QV_USDC_MINT", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
+QV_USDC_DECIMALS = 6
+# Drift spot market index of USDC (0 on mainnet).
+QV_DRIFT_USDC_MARKET_INDEX = env_int("QV_DRIFT_USDC_MARKET_INDEX", 0)
+# Priority fee: compute-unit price in micro-lamports and the compute-unit limit of a payout.
+QV_PRIORITY_FEE_MICROLAMPORTS = env_int("QV_PRIORITY_FEE_MICROLAMPORTS", 10_000)
+QV_PAYOUT_COMPUTE_UNIT_LIMIT = env_int("QV_PAYOUT_COMPUTE_UNIT_LIMIT", 60_000)
+# RPC timeouts and retry budget (seconds / attempts) for idempotent reads.
+QV_RPC_TIMEOUT_SECONDS = env_int("QV_RPC_TIMEOUT_SECONDS", 10)
+QV_RPC_MAX_ATTEMPTS = env_int("QV_RPC_MAX_ATTEMPTS", 4)
+# Agent wallet key encryption: comma-separated Fernet keys, newest first (MultiFernet).
+QV_KEY_ENCRYPTION_KEYS = env_list("QV_KEY_ENCRYPTION_KEYS", [])
+# Explorer link for signatures shown on pages (the {signature} placeholder is replaced).
+QV_EXPLORER_TX_URL = os.environ.get(
+    "QV_EXPLORER_TX_URL", "https://explorer.solana.com/tx/{signature}?cluster=custom"
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("QV_LOG_LEVEL", "INFO")},
+}
