@@ -1,0 +1,416 @@
+"""The local node's ledger: a LiteSVM plus everything a validator keeps that LiteSVM does not.
+
+LiteSVM (``solders.litesvm``) executes transactions with the real SPL Token and Associated Token
+Account programs, real fees and rent. It does not keep time, a blockhash window, a durable
+signature table, per-transaction records (slot, fee, pre/post balances) or an account index, and
+it accepts transactions over the 1,232-byte limit. This module adds those, as measured in
+``../shared/notes/litesvm-and-driftpy.md``:
+
+* blockhashes are issued by the ledger (one per slot) and a transaction is accepted only while its
+  blockhash is at most ``BLOCKHASH_VALIDITY_BLOCKS`` (150) blocks old, as on mainnet; LiteSVM's own
+  check (which knows only the latest blockhash) is turned off;
+* every landed signature is kept for the node's lifetime, so re-sending the same signed bytes never
+  lands twice (LiteSVM's history would forget after 500 and land it again);
+* slot == block height (the local node skips no slots); block time is derived from the slot.
+
+Not thread-safe: the node owns one ``Ledger`` and calls it under one lock (see ``node.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from solders.account import Account
+from solders.clock import Clock
+from solders.hash import Hash
+from solders.litesvm import LiteSVM
+from solders.pubkey import Pubkey
+from solders.token.state import Mint, TokenAccount, TokenAccountState
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+
+from profitshare.localnet.tx_errors import NOT_LANDED_ERRORS, error_name, transaction_error_json
+
+TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWph25mhXdtQaJ7QE")
+TOKEN_ACCOUNT_LEN = 165
+MINT_LEN = 82
+# Solana: a blockhash is usable for 150 blocks after the block that produced it.
+BLOCKHASH_VALIDITY_BLOCKS = 150
+# Solana's packet limit for a serialized transaction (bytes).
+MAX_TRANSACTION_BYTES = 1232
+# The base fee LiteSVM charges per signature (lamports), as mainnet does.
+LAMPORTS_PER_SIGNATURE = 5_000
+# Statuses of transactions older than this many slots are found only with searchTransactionHistory.
+RECENT_STATUS_SLOTS = 300
+COMMITMENT_FINALIZED_DEPTH = 32
+
+
+@dataclass
+class TokenBalance:
+    """A token account's state at one moment: what getTransaction reports as a token balance."""
+
+    account_index: int
+    mint: str
+    owner: str
+    amount: int
+    decimals: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``UiTransactionTokenBalance`` shape of Solana's RPC."""
+        return {
+            "accountIndex": self.account_index,
+            "mint": self.mint,
+            "owner": self.owner,
+            "programId": str(TOKEN_PROGRAM_ID),
+            "uiTokenAmount": ui_token_amount(self.amount, self.decimals),
+        }
+
+
+@dataclass
+class TxRecord:
+    """A landed transaction as the node remembers it (enough to answer getTransaction)."""
+
+    signature: str
+    raw: bytes
+    slot: int
+    block_time: int
+    fee: int
+    err: Any
+    logs: list[str]
+    compute_units: int
+    account_keys: list[str]
+    pre_balances: list[int]
+    post_balances: list[int]
+    pre_token_balances: list[TokenBalance] = field(default_factory=list)
+    post_token_balances: list[TokenBalance] = field(default_factory=list)
+
+
+class TransactionRejected(Exception):
+    """A transaction that did not land (or, in preflight, would not): err JSON, logs, units."""
+
+    def __init__(self, err: Any, logs: list[str] | None = None, units: int = 0) -> None:
+        super().__init__(error_name(err))
+        self.err = err
+        self.logs = logs or []
+        self.units = units
+
+
+@dataclass
+class Outcome:
+    """What executing one transaction did: an error (JSON) or None, logs and compute units."""
+
+    err: Any
+    logs: list[str]
+    units: int
+
+
+def ui_token_amount(amount: int, decimals: int) -> dict[str, Any]:
+    """Solana's ``UiTokenAmount``: the integer amount as a string plus display forms.
+
+    ``uiAmount`` is a float in Solana's own RPC; it is display only and never read back by us.
+    """
+    whole, frac = divmod(amount, 10**decimals)
+    ui_string = f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if decimals else str(whole)
+    return {
+        "amount": str(amount),
+        "decimals": decimals,
+        "uiAmount": float(ui_string) if amount else 0.0,
+        "uiAmountString": ui_string,
+    }
+
+
+class Ledger:
+    """One LiteSVM with a validator's bookkeeping around it.
+
+    Amounts are integers: lamports for SOL, base units for tokens. ``genesis_seed`` makes the
+    issued blockhashes reproducible.
+    """
+
+    def __init__(self, *, genesis_seed: bytes, genesis_unix: int, slot_ms: int) -> None:
+        self.svm = (
+            LiteSVM()
+            .with_blockhash_check(False)
+            .with_sigverify(True)
+            .with_transaction_history(0)
+            .with_log_bytes_limit(None)
+        )
+        self.genesis_seed = genesis_seed
+        self.genesis_unix = genesis_unix
+        self.slot_ms = slot_ms
+        self.slot = 0
+        self.blockhash_heights: dict[str, int] = {}
+        self._blockhash_order: deque[str] = deque()
+        self.latest_blockhash = ""
+        self.transactions: dict[str, TxRecord] = {}
+        self.signatures_by_address: dict[str, list[str]] = {}
+        self.token_accounts_by_owner: dict[str, set[str]] = {}
+        self.known_accounts: set[str] = set()
+        self._executable_lamports: dict[str, int] = {}
+        self._decimals_by_mint: dict[str, int] = {}
+        self._issue_blockhash()
+
+    # --- time ------------------------------------------------------------------------------
+    @property
+    def block_height(self) -> int:
+        """Block height; equal to the slot (the local node skips no slots)."""
+        return self.slot
+
+    @property
+    def block_time(self) -> int:
+        """Unix time of the current slot (seconds), derived from the slot and slot duration."""
+        return self.genesis_unix + (self.slot * self.slot_ms) // 1000
+
+    def advance(self, slots: int = 1) -> None:
+        """Produce ``slots`` new blocks: slot, block height, blockhash and Clock move together."""
+        if slots < 0:
+            raise ValueError("slots must be >= 0")
+        for _ in range(slots):
+            self.slot += 1
+            self._issue_blockhash()
+        if slots:
+            self.svm.set_clock(
+                Clock(
+                    slot=self.slot,
+                    epoch_start_timestamp=self.genesis_unix,
+                    epoch=0,
+                    leader_schedule_epoch=0,
+                    unix_timestamp=self.block_time,
+                )
+            )
+
+    def _issue_blockhash(self) -> None:
+        digest = hashlib.sha256(self.genesis_seed + self.slot.to_bytes(8, "little")).digest()
+        blockhash = str(Hash(digest))
+        self.latest_blockhash = blockhash
+        self.blockhash_heights[blockhash] = self.slot
+        self._blockhash_order.append(blockhash)
+        while len(self._blockhash_order) > 2 * BLOCKHASH_VALIDITY_BLOCKS:
+            self.blockhash_heights.pop(self._blockhash_order.popleft(), None)
+
+    def last_valid_block_height(self, blockhash: str) -> int | None:
+        """The last block height at which ``blockhash`` is accepted, or None if never issued."""
+        issued = self.blockhash_heights.get(blockhash)
+        return None if issued is None else issued + BLOCKHASH_VALIDITY_BLOCKS
+
+    def is_blockhash_valid(self, blockhash: str) -> bool:
+        """True while the blockhash was issued here and is at most 150 blocks old."""
+        last_valid = self.last_valid_block_height(blockhash)
+        return last_valid is not None and self.block_height <= last_valid
+
+    # --- accounts --------------------------------------------------------------------------
+    def get_account(self, pubkey: Pubkey) -> Account | None:
+        """The account, or None when it does not exist (zero lamports)."""
+        account = self.svm.get_account(pubkey)
+        if account is None or (account.lamports == 0 and not account.data):
+            return None
+        return account
+
+    def set_account(self, pubkey: Pubkey, account: Account) -> None:
+        """Write an account directly (world building, snapshots, the emulated Drift program)."""
+        self.svm.set_account(pubkey, account)
+        self._note_account(str(pubkey), account)
+
+    def airdrop(self, pubkey: Pubkey, lamports: int) -> None:
+        """Credit lamports to a system account, creating it (requestAirdrop)."""
+        account = self.get_account(pubkey)
+        if account is None:
+            account = Account(lamports=0, data=b"", owner=Pubkey.default())
+        self.set_account(
+            pubkey,
+            Account(
+                lamports=account.lamports + lamports,
+                data=bytes(account.data),
+                owner=account.owner,
+                executable=account.executable,
+            ),
+        )
+
+    def token_account(self, pubkey: Pubkey) -> TokenAccount | None:
+        """The SPL token account state at ``pubkey``, or None if it is not one."""
+        account = self.get_account(pubkey)
+        if account is None or account.owner != TOKEN_PROGRAM_ID:
+            return None
+        if len(account.data) != TOKEN_ACCOUNT_LEN:
+            return None
+        return TokenAccount.from_bytes(bytes(account.data))
+
+    def mint_decimals(self, mint: str) -> int:
+        """Decimals of a mint (cached; mints do not change decimals)."""
+        if mint not in self._decimals_by_mint:
+            account = self.get_account(Pubkey.from_string(mint))
+            if account is None or len(account.data) != MINT_LEN:
+                return 0
+            self._decimals_by_mint[mint] = Mint.from_bytes(bytes(account.data)).decimals
+        return self._decimals_by_mint[mint]
+
+    def write_token_account(
+        self, pubkey: Pubkey, *, mint: Pubkey, owner: Pubkey, amount: int, lamports: int | None = None
+    ) -> None:
+        """Create or overwrite an initialized SPL token account (emulated programs only)."""
+        if amount < 0:
+            raise ValueError("token amount must be >= 0")
+        existing = self.get_account(pubkey)
+        if lamports is None:
+            lamports = (
+                existing.lamports
+                if existing
+                else self.svm.minimum_balance_for_rent_exemption(TOKEN_ACCOUNT_LEN)
+            )
+        state = TokenAccount(
+            mint=mint,
+            owner=owner,
+            amount=amount,
+            delegate=None,
+            state=TokenAccountState.Initialized,
+            is_native=None,
+            delegated_amount=0,
+            close_authority=None,
+        )
+        self.set_account(
+            pubkey, Account(lamports=lamports, data=bytes(state), owner=TOKEN_PROGRAM_ID)
+        )
+
+    def _note_account(self, key: str, account: Account | None) -> None:
+        if account is None:
+            return
+        self.known_accounts.add(key)
+        if account.owner == TOKEN_PROGRAM_ID and len(account.data) == TOKEN_ACCOUNT_LEN:
+            owner = str(TokenAccount.from_bytes(bytes(account.data)).owner)
+            self.token_accounts_by_owner.setdefault(owner, set()).add(key)
+
+    # --- transactions ----------------------------------------------------------------------
+    def _balances(self, keys: list[Pubkey]) -> tuple[list[int], list[TokenBalance]]:
+        lamports: list[int] = []
+        tokens: list[TokenBalance] = []
+        for index, key in enumerate(keys):
+            key_str = str(key)
+            cached = self._executable_lamports.get(key_str)
+            if cached is not None:
+                lamports.append(cached)
+                continue
+            account = self.svm.get_account(key)
+            if account is None:
+                lamports.append(0)
+                continue
+            if account.executable:
+                self._executable_lamports[key_str] = account.lamports
+            lamports.append(account.lamports)
+            if account.owner == TOKEN_PROGRAM_ID and len(account.data) == TOKEN_ACCOUNT_LEN:
+                state = TokenAccount.from_bytes(bytes(account.data))
+                mint = str(state.mint)
+                tokens.append(
+                    TokenBalance(index, mint, str(state.owner), state.amount, self.mint_decimals(mint))
+                )
+        return lamports, tokens
+
+    def check_admissible(self, tx: VersionedTransaction, raw: bytes) -> None:
+        """Refuse what a validator refuses before execution.
+
+        Raises ``TransactionRejected`` with ``AlreadyProcessed`` (signature landed before),
+        ``BlockhashNotFound`` (never issued or older than 150 blocks) or ``SignatureFailure``.
+        """
+        signature = str(tx.signatures[0])
+        if signature in self.transactions:
+            raise TransactionRejected("AlreadyProcessed")
+        if not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+            raise TransactionRejected("BlockhashNotFound")
+        if not all(tx.verify_with_results()):
+            raise TransactionRejected("SignatureFailure")
+
+    def execute(
+        self, tx: VersionedTransaction, raw: bytes, *, preflight: bool, emulate=None
+    ) -> TxRecord:
+        """Execute a transaction and record it, as ``sendTransaction`` does.
+
+        ``emulate``: optional callable ``(tx) -> Outcome`` used instead of LiteSVM (the emulated
+        Drift program); it must change state only on success. With ``preflight``, a failing
+        transaction is rolled back (no fee, nothing recorded) and raised as
+        ``TransactionRejected``; without it, a failing transaction lands with ``err`` set and the
+        fee charged, as on a validator. Errors that keep a transaction out of any block
+        (unfunded fee payer, bad blockhash, duplicate) are always raised.
+        """
+        self.check_admissible(tx, raw)
+        keys = list(tx.message.account_keys)
+        payer = keys[0]
+        payer_before = self.svm.get_account(payer)
+        pre_lamports, pre_tokens = self._balances(keys)
+        fee = LAMPORTS_PER_SIGNATURE * len(tx.signatures)
+        if emulate is None:
+            outcome = self._execute_svm(tx)
+        else:
+            outcome = self._execute_emulated(tx, payer, payer_before, fee, emulate)
+        if outcome.err is not None:
+            not_landed = error_name(outcome.err) in NOT_LANDED_ERRORS
+            if preflight or not_landed:
+                if payer_before is not None:
+                    self.svm.set_account(payer, payer_before)
+                raise TransactionRejected(outcome.err, outcome.logs, outcome.units)
+        post_lamports, post_tokens = self._balances(keys)
+        signature = str(tx.signatures[0])
+        record = TxRecord(
+            signature=signature,
+            raw=raw,
+            slot=self.slot,
+            block_time=self.block_time,
+            fee=fee,
+            err=outcome.err,
+            logs=outcome.logs,
+            compute_units=outcome.units,
+            account_keys=[str(k) for k in keys],
+            pre_balances=pre_lamports,
+            post_balances=post_lamports,
+            pre_token_balances=pre_tokens,
+            post_token_balances=post_tokens,
+        )
+        self.record(record)
+        for key in keys:
+            key_str = str(key)
+            if key_str not in self._executable_lamports:
+                self._note_account(key_str, self.svm.get_account(key))
+        return record
+
+    def _execute_svm(self, tx: VersionedTransaction) -> Outcome:
+        result = self.svm.send_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            meta = result.meta()
+            return Outcome(
+                transaction_error_json(result.err()), list(meta.logs()), meta.compute_units_consumed()
+            )
+        return Outcome(None, list(result.logs()), result.compute_units_consumed())
+
+    def _execute_emulated(self, tx, payer: Pubkey, payer_before, fee: int, emulate) -> Outcome:
+        if payer_before is None or payer_before.lamports < fee:
+            return Outcome("InsufficientFundsForFee" if payer_before else "AccountNotFound", [], 0)
+        self.svm.set_account(
+            payer,
+            Account(
+                lamports=payer_before.lamports - fee,
+                data=bytes(payer_before.data),
+                owner=payer_before.owner,
+                executable=payer_before.executable,
+            ),
+        )
+        return emulate(tx)
+
+    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
+        """Simulate without changing state (simulateTransaction)."""
+        if sig_verify and not all(tx.verify_with_results()):
+            return Outcome("SignatureFailure", [], 0)
+        result = self.svm.simulate_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            meta = result.meta()
+            return Outcome(
+                transaction_error_json(result.err()), list(meta.logs()), meta.compute_units_consumed()
+            )
+        meta = result.meta()
+        return Outcome(None, list(meta.logs()), meta.compute_units_consumed())
+
+    def record(self, record: TxRecord) -> None:
+        """Remember a landed transaction and index it by every account it touched."""
+        self.transactions[record.signature] = record
+        for key in record.account_keys:
+            self.signatures_by_address.setdefault(key, []).append(record.signature)

@@ -1,0 +1,587 @@
+"""JSON-RPC methods of the local node, in the shapes Solana's RPC documents.
+
+Standard methods answer as https://solana.com/docs/rpc describes, so solana-py's ``Client`` and
+``AsyncClient`` (which parse with solders) work unchanged. ``localnet_*`` methods build worlds and
+inject faults; they exist only here. Every bad parameter is a -32602 error that changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import base58
+from solders.message import MessageV0, from_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from spl.token.instructions import get_associated_token_address
+
+from profitshare.localnet.errors import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    SEND_TRANSACTION_PREFLIGHT_FAILURE,
+    TRANSACTION_SIGNATURE_VERIFICATION_FAILURE,
+    RpcError,
+    invalid_params,
+)
+from profitshare.localnet.faults import Faults
+from profitshare.localnet.ledger import (
+    COMMITMENT_FINALIZED_DEPTH,
+    LAMPORTS_PER_SIGNATURE,
+    MAX_TRANSACTION_BYTES,
+    RECENT_STATUS_SLOTS,
+    TOKEN_ACCOUNT_LEN,
+    TOKEN_PROGRAM_ID,
+    TransactionRejected,
+    TxRecord,
+    ui_token_amount,
+)
+from profitshare.localnet.node import LocalNode
+from profitshare.localnet.tx_errors import describe
+
+API_VERSION = "2.1.0"
+U64_MAX = 2**64 - 1
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+MAX_SIGNATURE_STATUSES = 256
+MAX_MULTIPLE_ACCOUNTS = 100
+RENT_EPOCH_EXEMPT = 18446744073709551615
+
+
+# --- parameter helpers -------------------------------------------------------------------------
+def _param(params: list, index: int, name: str, *, default: Any = ...) -> Any:
+    if index < len(params):
+        return params[index]
+    if default is ...:
+        raise invalid_params(f"missing parameter {index} ({name})")
+    return default
+
+
+def _pubkey(params: list, index: int, name: str) -> Pubkey:
+    value = _param(params, index, name)
+    return parse_pubkey(value, name)
+
+
+def parse_pubkey(value: Any, name: str) -> Pubkey:
+    """A base58 32-byte address; anything else is a -32602 error."""
+    if not isinstance(value, str):
+        raise invalid_params(f"{name} must be a base58 string")
+    try:
+        return Pubkey.from_string(value)
+    except ValueError as exc:
+        raise invalid_params(f"{name} is not a valid address: {value!r}") from exc
+
+
+def _int(params: list, index: int, name: str, lo: int, hi: int, *, default: Any = ...) -> int:
+    value = _param(params, index, name, default=default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise invalid_params(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def _config(params: list, index: int) -> dict[str, Any]:
+    value = _param(params, index, "config", default=None)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_params("config must be an object")
+    return value
+
+
+def _decode_transaction(data: Any, encoding: str) -> tuple[VersionedTransaction, bytes]:
+    if not isinstance(data, str):
+        raise invalid_params("transaction must be an encoded string")
+    try:
+        raw = base64.b64decode(data, validate=True) if encoding == "base64" else base58.b58decode(data)
+    except ValueError as exc:
+        raise invalid_params(f"transaction is not valid {encoding}") from exc
+    if len(raw) > MAX_TRANSACTION_BYTES:
+        raise invalid_params(
+            f"{encoding} encoded solana_sdk::transaction::versioned::VersionedTransaction too large: "
+            f"{len(raw)} bytes (max: encoded/raw {MAX_TRANSACTION_BYTES})"
+        )
+    try:
+        return VersionedTransaction.from_bytes(raw), raw
+    except Exception as exc:  # solders raises its own error types for malformed bytes
+        raise invalid_params(f"failed to deserialize transaction: {exc}") from exc
+
+
+def _encoding(config: dict[str, Any], default: str, allowed: tuple[str, ...]) -> str:
+    encoding = config.get("encoding", default)
+    if encoding not in allowed:
+        raise invalid_params(f"unsupported encoding {encoding!r}; use one of {list(allowed)}")
+    return encoding
+
+
+class RpcMethods:
+    """Method table of the node: ``call(method, params) -> result`` or ``RpcError``."""
+
+    def __init__(self, node: LocalNode) -> None:
+        self.node = node
+        self.ledger = node.ledger
+        self.table: dict[str, Callable[[list], Any]] = {
+            name[len("rpc_"):]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
+        }
+
+    def call(self, method: str, params: list) -> Any:
+        """Run one method (under the node's lock); raises ``RpcError``."""
+        handler = self.table.get(method)
+        if handler is None:
+            raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
+        with self.node.lock:
+            return handler(params)
+
+    def _context(self, value: Any) -> dict[str, Any]:
+        return {"context": {"slot": self.ledger.slot, "apiVersion": API_VERSION}, "value": value}
+
+    # --- cluster --------------------------------------------------------------------------------
+    def rpc_getHealth(self, params: list) -> str:
+        return "ok"
+
+    def rpc_getVersion(self, params: list) -> dict[str, Any]:
+        return {"solana-core": f"{API_VERSION}-localnet-litesvm", "feature-set": 0}
+
+    def rpc_getGenesisHash(self, params: list) -> str:
+        return next(iter(self.ledger.blockhash_heights), self.ledger.latest_blockhash)
+
+    def rpc_getSlot(self, params: list) -> int:
+        return self.ledger.slot
+
+    def rpc_getBlockHeight(self, params: list) -> int:
+        return self.ledger.block_height
+
+    def rpc_getEpochInfo(self, params: list) -> dict[str, Any]:
+        slot = self.ledger.slot
+        return {
+            "absoluteSlot": slot,
+            "blockHeight": self.ledger.block_height,
+            "epoch": 0,
+            "slotIndex": slot,
+            "slotsInEpoch": 432_000,
+            "transactionCount": len(self.ledger.transactions),
+        }
+
+    def rpc_getLatestBlockhash(self, params: list) -> dict[str, Any]:
+        blockhash = self.ledger.latest_blockhash
+        return self._context(
+            {"blockhash": blockhash, "lastValidBlockHeight": self.ledger.last_valid_block_height(blockhash)}
+        )
+
+    def rpc_isBlockhashValid(self, params: list) -> dict[str, Any]:
+        blockhash = _param(params, 0, "blockhash")
+        if not isinstance(blockhash, str):
+            raise invalid_params("blockhash must be a base58 string")
+        return self._context(self.ledger.is_blockhash_valid(blockhash))
+
+    def rpc_getMinimumBalanceForRentExemption(self, params: list) -> int:
+        size = _int(params, 0, "dataLength", 0, 10 * 1024 * 1024)
+        return self.ledger.svm.minimum_balance_for_rent_exemption(size)
+
+    def rpc_getFeeForMessage(self, params: list) -> dict[str, Any]:
+        data = _param(params, 0, "message")
+        try:
+            message = from_bytes_versioned(base64.b64decode(data, validate=True))
+        except Exception as exc:
+            raise invalid_params(f"message is not a base64 serialized message: {exc}") from exc
+        if not self.ledger.is_blockhash_valid(str(message.recent_blockhash)):
+            return self._context(None)
+        # LiteSVM charges 5,000 lamports per signature and no priority fee (see README).
+        return self._context(LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures)
+
+    def rpc_getRecentPrioritizationFees(self, params: list) -> list:
+        return []
+
+    # --- accounts -------------------------------------------------------------------------------
+    def _account_json(self, pubkey: Pubkey, encoding: str) -> dict[str, Any] | None:
+        account = self.ledger.get_account(pubkey)
+        if account is None:
+            return None
+        data = bytes(account.data)
+        if encoding == "jsonParsed" and account.owner == TOKEN_PROGRAM_ID and len(data) == TOKEN_ACCOUNT_LEN:
+            rendered: Any = self._parsed_token_account(pubkey)
+        elif encoding == "base58":
+            rendered = [base58.b58encode(data).decode(), "base58"]
+        elif encoding == "base64+zstd":
+            import zstandard
+
+            rendered = [base64.b64encode(zstandard.compress(data)).decode(), "base64+zstd"]
+        else:
+            rendered = [base64.b64encode(data).decode(), "base64"]
+        return {
+            "data": rendered,
+            "executable": account.executable,
+            "lamports": account.lamports,
+            "owner": str(account.owner),
+            "rentEpoch": RENT_EPOCH_EXEMPT,
+            "space": len(data),
+        }
+
+    def _parsed_token_account(self, pubkey: Pubkey) -> dict[str, Any]:
+        state = self.ledger.token_account(pubkey)
+        mint = str(state.mint)
+        return {
+            "program": "spl-token",
+            "parsed": {
+                "type": "account",
+                "info": {
+                    "isNative": False,
+                    "mint": mint,
+                    "owner": str(state.owner),
+                    "state": "initialized",
+                    "tokenAmount": ui_token_amount(state.amount, self.ledger.mint_decimals(mint)),
+                },
+            },
+            "space": TOKEN_ACCOUNT_LEN,
+        }
+
+    _ACCOUNT_ENCODINGS = ("base58", "base64", "base64+zstd", "jsonParsed")
+
+    def rpc_getAccountInfo(self, params: list) -> dict[str, Any]:
+        pubkey = _pubkey(params, 0, "pubkey")
+        encoding = _encoding(_config(params, 1), "base58", self._ACCOUNT_ENCODINGS)
+        return self._context(self._account_json(pubkey, encoding))
+
+    def rpc_getMultipleAccounts(self, params: list) -> dict[str, Any]:
+        keys = _param(params, 0, "pubkeys")
+        if not isinstance(keys, list) or len(keys) > MAX_MULTIPLE_ACCOUNTS:
+            raise invalid_params(f"pubkeys must be a list of at most {MAX_MULTIPLE_ACCOUNTS}")
+        encoding = _encoding(_config(params, 1), "base64", self._ACCOUNT_ENCODINGS)
+        pubkeys = [parse_pubkey(k, "pubkey") for k in keys]
+        return self._context([self._account_json(k, encoding) for k in pubkeys])
+
+    def rpc_getBalance(self, params: list) -> dict[str, Any]:
+        account = self.ledger.get_account(_pubkey(params, 0, "pubkey"))
+        return self._context(0 if account is None else account.lamports)
+
+    def rpc_getTokenAccountBalance(self, params: list) -> dict[str, Any]:
+        pubkey = _pubkey(params, 0, "pubkey")
+        state = self.ledger.token_account(pubkey)
+        if state is None:
+            raise RpcError(INVALID_PARAMS, "Invalid param: could not find account or not a Token account")
+        return self._context(ui_token_amount(state.amount, self.ledger.mint_decimals(str(state.mint))))
+
+    def rpc_getTokenAccountsByOwner(self, params: list) -> dict[str, Any]:
+        owner = _pubkey(params, 0, "owner")
+        selector = _param(params, 1, "filter")
+        if not isinstance(selector, dict) or len(selector) != 1 or not ({"mint", "programId"} & set(selector)):
+            raise invalid_params('filter must be {"mint": <address>} or {"programId": <address>}')
+        mint = parse_pubkey(selector["mint"], "mint") if "mint" in selector else None
+        if "programId" in selector and parse_pubkey(selector["programId"], "programId") != TOKEN_PROGRAM_ID:
+            return self._context([])
+        encoding = _encoding(_config(params, 2), "base64", self._ACCOUNT_ENCODINGS)
+        found = []
+        for key in sorted(self.ledger.token_accounts_by_owner.get(str(owner), ())):
+            pubkey = Pubkey.from_string(key)
+            state = self.ledger.token_account(pubkey)
+            if state is None or state.owner != owner or (mint is not None and state.mint != mint):
+                continue
+            found.append({"pubkey": key, "account": self._account_json(pubkey, encoding)})
+        return self._context(found)
+
+    def rpc_requestAirdrop(self, params: list) -> str:
+        pubkey = _pubkey(params, 0, "pubkey")
+        lamports = _int(params, 1, "lamports", 1, 10**18)
+        return self.node.airdrop(pubkey, lamports).signature
+
+    # --- transactions ---------------------------------------------------------------------------
+    def rpc_simulateTransaction(self, params: list) -> dict[str, Any]:
+        config = _config(params, 1)
+        tx, _raw = _decode_transaction(_param(params, 0, "transaction"), _encoding(config, "base58", ("base58", "base64")))
+        replacement = None
+        if config.get("replaceRecentBlockhash"):
+            replacement = {
+                "blockhash": self.ledger.latest_blockhash,
+                "lastValidBlockHeight": self.ledger.last_valid_block_height(self.ledger.latest_blockhash),
+            }
+        elif not self.ledger.is_blockhash_valid(str(tx.message.recent_blockhash)):
+            return self._context(_simulation_value("BlockhashNotFound", [], 0))
+        outcome = self.node.simulate(tx, sig_verify=bool(config.get("sigVerify", False)))
+        value = _simulation_value(outcome.err, outcome.logs, outcome.units)
+        value["replacementBlockhash"] = replacement
+        return self._context(value)
+
+    def rpc_sendTransaction(self, params: list) -> str:
+        config = _config(params, 1)
+        encoding = _encoding(config, "base58", ("base58", "base64"))
+        tx, raw = _decode_transaction(_param(params, 0, "transaction"), encoding)
+        signature = str(tx.signatures[0])
+        preflight = not config.get("skipPreflight", False)
+        if self.node.faults.roll(self.node.faults.drop_rate):
+            return signature  # dropped: accepted by RPC, never lands
+        try:
+            self.node.send_transaction_parsed(tx, raw, preflight=preflight)
+        except TransactionRejected as exc:
+            if exc.err == "SignatureFailure":
+                raise RpcError(
+                    TRANSACTION_SIGNATURE_VERIFICATION_FAILURE,
+                    "Transaction signature verification failure",
+                ) from exc
+            if not preflight:
+                return signature  # a validator forwards it; it never lands
+            raise RpcError(
+                SEND_TRANSACTION_PREFLIGHT_FAILURE,
+                f"Transaction simulation failed: {describe(exc.err)}",
+                _simulation_value(exc.err, exc.logs, exc.units),
+            ) from exc
+        return signature
+
+    def _status_json(self, record: TxRecord) -> dict[str, Any]:
+        depth = self.ledger.slot - record.slot
+        finalized = depth >= COMMITMENT_FINALIZED_DEPTH
+        return {
+            "slot": record.slot,
+            "confirmations": None if finalized else depth,
+            "err": record.err,
+            "status": {"Ok": None} if record.err is None else {"Err": record.err},
+            "confirmationStatus": "finalized" if finalized else "confirmed",
+        }
+
+    def rpc_getSignatureStatuses(self, params: list) -> dict[str, Any]:
+        signatures = _param(params, 0, "signatures")
+        if not isinstance(signatures, list) or len(signatures) > MAX_SIGNATURE_STATUSES:
+            raise invalid_params(f"signatures must be a list of at most {MAX_SIGNATURE_STATUSES}")
+        search = bool(_config(params, 1).get("searchTransactionHistory", False))
+        values = []
+        for signature in signatures:
+            if not isinstance(signature, str):
+                raise invalid_params("each signature must be a base58 string")
+            record = self.ledger.transactions.get(signature)
+            recent = record is not None and self.ledger.slot - record.slot <= RECENT_STATUS_SLOTS
+            values.append(self._status_json(record) if record and (search or recent) else None)
+        return self._context(values)
+
+    def rpc_getTransaction(self, params: list) -> dict[str, Any] | None:
+        signature = _param(params, 0, "signature")
+        if not isinstance(signature, str):
+            raise invalid_params("signature must be a base58 string")
+        config = _config(params, 1)
+        encoding = _encoding(config, "json", ("json", "jsonParsed", "base64", "base58"))
+        record = self.ledger.transactions.get(signature)
+        if record is None:
+            return None
+        max_version = config.get("maxSupportedTransactionVersion")
+        return transaction_json(record, encoding, max_version, self.ledger.latest_blockhash)
+
+    def rpc_getSignaturesForAddress(self, params: list) -> list[dict[str, Any]]:
+        address = str(_pubkey(params, 0, "address"))
+        config = _config(params, 1)
+        limit = config.get("limit") or 1000
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise invalid_params("limit must be an integer in [1, 1000]")
+        before, until = config.get("before"), config.get("until")
+        signatures = self.ledger.signatures_by_address.get(address, [])
+        out: list[dict[str, Any]] = []
+        started = before is None
+        for signature in reversed(signatures):
+            if not started:
+                started = signature == before
+                continue
+            if signature == until:
+                break
+            record = self.ledger.transactions[signature]
+            status = self._status_json(record)
+            out.append(
+                {
+                    "signature": signature,
+                    "slot": record.slot,
+                    "err": record.err,
+                    "memo": None,
+                    "blockTime": record.block_time,
+                    "confirmationStatus": status["confirmationStatus"],
+                }
+            )
+            if len(out) >= limit:
+                break
+        return out
+
+    # --- localnet_: world building and faults ----------------------------------------------------
+    def rpc_localnet_info(self, params: list) -> dict[str, Any]:
+        return self.node.info()
+
+    def rpc_localnet_fundUsdc(self, params: list) -> dict[str, Any]:
+        owner = _pubkey(params, 0, "owner")
+        amount = _int(params, 1, "amount", 1, U64_MAX)
+        record = self.node.fund_usdc(owner, amount)
+        ata = get_associated_token_address(owner, self.node.usdc_mint)
+        return {
+            "owner": str(owner),
+            "ata": str(ata),
+            "amount": amount,
+            "balance": self.ledger.token_account(ata).amount,
+            "signature": record.signature,
+        }
+
+    def _drift_args(self, params: list) -> tuple[Pubkey, int]:
+        return _pubkey(params, 0, "authority"), _int(params, 1, "subaccountId", 0, 65_535)
+
+    def rpc_localnet_driftDeposit(self, params: list) -> dict[str, Any]:
+        authority, sub_id = self._drift_args(params)
+        amount = _int(params, 2, "amount", 1, U64_MAX)
+        return self.node.drift.deposit(authority, sub_id, amount).to_json()
+
+    def rpc_localnet_driftRealizePnl(self, params: list) -> dict[str, Any]:
+        authority, sub_id = self._drift_args(params)
+        pnl = _int(params, 2, "pnl", I64_MIN, I64_MAX)
+        return self.node.drift.realize_pnl(authority, sub_id, pnl).to_json()
+
+    def rpc_localnet_driftAccount(self, params: list) -> dict[str, Any] | None:
+        authority, sub_id = self._drift_args(params)
+        try:
+            return self.node.drift.subaccount(authority, sub_id, create=False).to_json()
+        except KeyError:
+            return None
+
+    def rpc_localnet_driftSetDelegate(self, params: list) -> dict[str, Any]:
+        authority, sub_id = self._drift_args(params)
+        delegate = _param(params, 2, "delegate", default=None)
+        sub = self.node.drift.subaccount(authority, sub_id, create=True)
+        sub.delegate = None if delegate is None else str(parse_pubkey(delegate, "delegate"))
+        return sub.to_json()
+
+    def rpc_localnet_driftConfigure(self, params: list) -> dict[str, Any]:
+        config = _config(params, 0)
+        unknown = set(config) - {"pnlPool", "dailyWithdrawLimit"}
+        if unknown:
+            raise invalid_params(f"unknown keys {sorted(unknown)}")
+        drift = self.node.drift
+        if "dailyWithdrawLimit" in config:
+            limit = config["dailyWithdrawLimit"]
+            if limit is not None:
+                limit = _int([limit], 0, "dailyWithdrawLimit", 0, U64_MAX)
+            drift.daily_withdraw_limit = limit
+        if "pnlPool" in config:
+            drift.fund_pnl_pool(_int([config["pnlPool"]], 0, "pnlPool", 0, U64_MAX))
+        return {"pnlPool": drift.pnl_pool, "dailyWithdrawLimit": drift.daily_withdraw_limit}
+
+    def rpc_localnet_driftTransferOut(self, params: list) -> dict[str, Any]:
+        authority, sub_id = self._drift_args(params)
+        amount = _int(params, 2, "amount", 1, U64_MAX)
+        destination_owner = _pubkey(params, 3, "to")
+        try:
+            self.node.drift.subaccount(authority, sub_id, create=False)
+        except KeyError as exc:
+            raise invalid_params(str(exc)) from exc
+        ata = self.node.ensure_usdc_ata(destination_owner)
+        record = self.node.drift.transfer_out(authority, sub_id, amount, ata)
+        sub = self.node.drift.subaccount(authority, sub_id, create=False)
+        return {"signature": record.signature, "to": str(ata), "account": sub.to_json()}
+
+    def rpc_localnet_advanceSlots(self, params: list) -> dict[str, Any]:
+        slots = _int(params, 0, "slots", 0, 1_000_000)
+        self.ledger.advance(slots)
+        return {"slot": self.ledger.slot, "blockHeight": self.ledger.block_height}
+
+    def rpc_localnet_setFaults(self, params: list) -> dict[str, Any]:
+        try:
+            faults = Faults.from_json(_param(params, 0, "faults", default={}))
+        except ValueError as exc:
+            raise invalid_params(str(exc)) from exc
+        self.node.set_faults(faults)
+        return faults.to_json()
+
+    def rpc_localnet_getFaults(self, params: list) -> dict[str, Any]:
+        return self.node.faults.to_json()
+
+
+def _simulation_value(err: Any, logs: list[str], units: int) -> dict[str, Any]:
+    return {
+        "err": err,
+        "logs": logs,
+        "accounts": None,
+        "unitsConsumed": units,
+        "returnData": None,
+        "innerInstructions": None,
+        "replacementBlockhash": None,
+    }
+
+
+def transaction_json(
+    record: TxRecord, encoding: str, max_version: Any, latest_blockhash: str
+) -> dict[str, Any]:
+    """The ``getTransaction`` answer for a landed record (json, base64 or base58 encoding)."""
+    version: Any = "legacy"
+    if record.raw:
+        tx = VersionedTransaction.from_bytes(record.raw)
+        message = tx.message
+        if isinstance(message, MessageV0):
+            version = 0
+            if max_version is None:
+                raise RpcError(
+                    -32015,
+                    "Transaction version (0) is not supported by the requesting client. Please try "
+                    'the request again with the following configuration parameter: '
+                    '"maxSupportedTransactionVersion": 0',
+                )
+        header = message.header
+        body: dict[str, Any] = {
+            "signatures": [str(s) for s in tx.signatures],
+            "message": {
+                "accountKeys": [str(k) for k in message.account_keys],
+                "header": {
+                    "numRequiredSignatures": header.num_required_signatures,
+                    "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
+                    "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
+                },
+                "recentBlockhash": str(message.recent_blockhash),
+                "instructions": [
+                    {
+                        "programIdIndex": ix.program_id_index,
+                        "accounts": list(bytes(ix.accounts)),
+                        "data": base58.b58encode(bytes(ix.data)).decode(),
+                        "stackHeight": None,
+                    }
+                    for ix in message.instructions
+                ],
+            },
+        }
+        if version == 0:
+            body["message"]["addressTableLookups"] = [
+                {
+                    "accountKey": str(lookup.account_key),
+                    "writableIndexes": list(bytes(lookup.writable_indexes)),
+                    "readonlyIndexes": list(bytes(lookup.readonly_indexes)),
+                }
+                for lookup in message.address_table_lookups
+            ]
+        if encoding == "base64":
+            transaction: Any = [base64.b64encode(record.raw).decode(), "base64"]
+        elif encoding == "base58":
+            transaction = [base58.b58encode(record.raw).decode(), "base58"]
+        else:
+            transaction = body
+    else:  # a synthetic record (localnet_driftTransferOut): no signed bytes exist
+        transaction = {
+            "signatures": [record.signature],
+            "message": {
+                "accountKeys": record.account_keys,
+                "header": {
+                    "numRequiredSignatures": 1,
+                    "numReadonlySignedAccounts": 0,
+                    "numReadonlyUnsignedAccounts": 0,
+                },
+                "recentBlockhash": latest_blockhash,
+                "instructions": [],
+            },
+        }
+    result: dict[str, Any] = {
+        "slot": record.slot,
+        "blockTime": record.block_time,
+        "transaction": transaction,
+        "meta": {
+            "err": record.err,
+            "status": {"Ok": None} if record.err is None else {"Err": record.err},
+            "fee": record.fee,
+            "preBalances": record.pre_balances,
+            "postBalances": record.post_balances,
+            "innerInstructions": [],
+            "logMessages": record.logs,
+            "preTokenBalances": [b.to_json() for b in record.pre_token_balances],
+            "postTokenBalances": [b.to_json() for b in record.post_token_balances],
+            "rewards": [],
+            "loadedAddresses": {"writable": [], "readonly": []},
+            "computeUnitsConsumed": record.compute_units,
+        },
+    }
+    if max_version is not None:
+        result["version"] = version
+    return result

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real local node (LiteSVM over JSON-RPC) on a free port."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from profitshare.localnet.node import LocalNode
+from profitshare.localnet.server import RpcHttpServer
+
+
+class LocalnetHandle:
+    """A running local node for tests: ``url``, ``rpc(method, *params)``, and the node itself."""
+
+    def __init__(self, server: RpcHttpServer) -> None:
+        self.server = server
+        self.node: LocalNode = server.node
+        self.url = server.url
+        self._http = httpx.Client(base_url=self.url, timeout=30)
+        self._next_id = 0
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        """Call a JSON-RPC method; returns ``result`` or raises ``RuntimeError`` with the error."""
+        self._next_id += 1
+        response = self._http.post(
+            "/", json={"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": list(params)}
+        )
+        response.raise_for_status()
+        body = response.json()
+        if "error" in body:
+            raise RuntimeError(f"{method}: {body['error']}")
+        return body["result"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@pytest.fixture(scope="session")
+def localnet_node():
+    """One local node for the session (manual clock: time moves by ``localnet_advanceSlots``)."""
+    server = RpcHttpServer(LocalNode(slot_ms=0), "127.0.0.1", 0)
+    server.start()
+    handle = LocalnetHandle(server)
+    yield handle
+    handle.close()
+    server.stop()
+
+
+@pytest.fixture
+def localnet(localnet_node):
+    """The session's local node with faults cleared before and after the test."""
+    localnet_node.rpc("localnet_setFaults", {})
+    yield localnet_node
+    localnet_node.rpc("localnet_setFaults", {})
