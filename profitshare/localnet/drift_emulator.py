@@ -38,10 +38,10 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 
 from profitshare.chain.drift import program
 from profitshare.localnet.ledger import (
-    ASSOCIATED_TOKEN_PROGRAM_ID,
     TOKEN_ACCOUNT_LEN,
     Ledger,
     Outcome,

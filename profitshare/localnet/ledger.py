@@ -31,11 +31,10 @@ from solders.pubkey import Pubkey
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
+from spl.token.constants import TOKEN_PROGRAM_ID
 
 from profitshare.localnet.tx_errors import NOT_LANDED_ERRORS, error_name, transaction_error_json
 
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWph25mhXdtQaJ7QE")
 TOKEN_ACCOUNT_LEN = 165
 MINT_LEN = 82
 # Solana: a blockhash is usable for 150 blocks after the block that produced it.

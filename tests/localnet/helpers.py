@@ -50,3 +50,9 @@ def usdc_payout(client: Client, payer: Keypair, owner: Pubkey, amount: int, *, p
         instructions.insert(0, set_compute_unit_price(price))
     blockhash: Hash = client.get_latest_blockhash().value.blockhash
     return Transaction([payer], Message(instructions, payer.pubkey()), blockhash)
+
+
+def drift_transaction(client: Client, signer: Keypair, instructions: list) -> Transaction:
+    """Sign Drift instructions (plus anything else given) with ``signer`` as fee payer."""
+    blockhash = client.get_latest_blockhash().value.blockhash
+    return Transaction([signer], Message(instructions, signer.pubkey()), blockhash)
