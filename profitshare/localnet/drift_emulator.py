@@ -169,11 +169,11 @@ class DriftEmulator:
             raise ValueError("destination must be an existing USDC token account")
         keys = [Pubkey.from_string(sub.authority), Pubkey.from_string(sub.user), self.vault]
         keys.append(destination_ata)
-        pre_lamports, pre_tokens = self.ledger._balances(keys)
+        pre_lamports, pre_tokens = self.ledger.balances(keys)
         self._move_from_vault(destination_ata, amount)
         sub.collateral -= amount
         sub.withdrawals.append((self.ledger.block_time, amount))
-        post_lamports, post_tokens = self.ledger._balances(keys)
+        post_lamports, post_tokens = self.ledger.balances(keys)
         digest = hashlib.sha512(f"{sub.user}:{self.ledger.slot}:{len(self.ledger.transactions)}".encode())
         signature = str(Signature(digest.digest()))
         record = TxRecord(
@@ -190,7 +190,7 @@ class DriftEmulator:
                 f"Program {program.DRIFT_PROGRAM_ID} success",
             ],
             compute_units=EMULATED_UNITS,
-            account_keys=[str(k) for k in keys],
+            account_keys=keys,
             pre_balances=pre_lamports,
             post_balances=post_lamports,
             pre_token_balances=pre_tokens,

@@ -50,22 +50,22 @@ COMMITMENT_FINALIZED_DEPTH = 32
 
 @dataclass
 class TokenBalance:
-    """A token account's state at one moment: what getTransaction reports as a token balance."""
+    """A token account's state at one moment, kept as its raw 165 bytes and decoded only when
+    getTransaction asks (the hot path of sendTransaction does not parse it)."""
 
     account_index: int
-    mint: str
-    owner: str
-    amount: int
-    decimals: int
+    data: bytes
 
-    def to_json(self) -> dict[str, Any]:
-        """The ``UiTransactionTokenBalance`` shape of Solana's RPC."""
+    def to_json(self, decimals_of) -> dict[str, Any]:
+        """The ``UiTransactionTokenBalance`` shape of Solana's RPC; ``decimals_of(mint_str)``."""
+        state = TokenAccount.from_bytes(self.data)
+        mint = str(state.mint)
         return {
             "accountIndex": self.account_index,
-            "mint": self.mint,
-            "owner": self.owner,
+            "mint": mint,
+            "owner": str(state.owner),
             "programId": str(TOKEN_PROGRAM_ID),
-            "uiTokenAmount": ui_token_amount(self.amount, self.decimals),
+            "uiTokenAmount": ui_token_amount(state.amount, decimals_of(mint)),
         }
 
 
@@ -81,7 +81,7 @@ class TxRecord:
     err: Any
     logs: list[str]
     compute_units: int
-    account_keys: list[str]
+    account_keys: list[Pubkey]
     pre_balances: list[int]
     post_balances: list[int]
     pre_token_balances: list[TokenBalance] = field(default_factory=list)
@@ -145,10 +145,10 @@ class Ledger:
         self._blockhash_order: deque[str] = deque()
         self.latest_blockhash = ""
         self.transactions: dict[str, TxRecord] = {}
-        self.signatures_by_address: dict[str, list[str]] = {}
-        self.token_accounts_by_owner: dict[str, set[str]] = {}
-        self.known_accounts: set[str] = set()
-        self._executable_lamports: dict[str, int] = {}
+        self.signatures_by_address: dict[Pubkey, list[str]] = {}
+        self.token_accounts_by_owner: dict[Pubkey, set[Pubkey]] = {}
+        self.known_accounts: set[Pubkey] = set()
+        self._executable_lamports: dict[Pubkey, int] = {}
         self._decimals_by_mint: dict[str, int] = {}
         self._issue_blockhash()
 
@@ -211,7 +211,7 @@ class Ledger:
     def set_account(self, pubkey: Pubkey, account: Account) -> None:
         """Write an account directly (world building, snapshots, the emulated Drift program)."""
         self.svm.set_account(pubkey, account)
-        self._note_account(str(pubkey), account)
+        self._note_account(pubkey, account)
 
     def airdrop(self, pubkey: Pubkey, lamports: int) -> None:
         """Credit lamports to a system account, creating it (requestAirdrop)."""
@@ -273,21 +273,27 @@ class Ledger:
             pubkey, Account(lamports=lamports, data=bytes(state), owner=TOKEN_PROGRAM_ID)
         )
 
-    def _note_account(self, key: str, account: Account | None) -> None:
+    def _note_account(self, key: Pubkey, account: Account | None) -> None:
         if account is None:
             return
         self.known_accounts.add(key)
-        if account.owner == TOKEN_PROGRAM_ID and len(account.data) == TOKEN_ACCOUNT_LEN:
-            owner = str(TokenAccount.from_bytes(bytes(account.data)).owner)
+        data = bytes(account.data)
+        if account.owner == TOKEN_PROGRAM_ID and len(data) == TOKEN_ACCOUNT_LEN:
+            owner = Pubkey.from_bytes(data[32:64])  # SPL Token account layout: mint, owner, ...
             self.token_accounts_by_owner.setdefault(owner, set()).add(key)
 
     # --- transactions ----------------------------------------------------------------------
-    def _balances(self, keys: list[Pubkey]) -> tuple[list[int], list[TokenBalance]]:
+    def balances(
+        self, keys: list[Pubkey], *, note: bool = False
+    ) -> tuple[list[int], list[TokenBalance]]:
+        """Lamports of every key and the state of every token account among them.
+
+        ``note``: also add the accounts to the index (after a transaction ran).
+        """
         lamports: list[int] = []
         tokens: list[TokenBalance] = []
         for index, key in enumerate(keys):
-            key_str = str(key)
-            cached = self._executable_lamports.get(key_str)
+            cached = self._executable_lamports.get(key)
             if cached is not None:
                 lamports.append(cached)
                 continue
@@ -296,28 +302,35 @@ class Ledger:
                 lamports.append(0)
                 continue
             if account.executable:
-                self._executable_lamports[key_str] = account.lamports
+                self._executable_lamports[key] = account.lamports
+                lamports.append(account.lamports)
+                continue
             lamports.append(account.lamports)
-            if account.owner == TOKEN_PROGRAM_ID and len(account.data) == TOKEN_ACCOUNT_LEN:
-                state = TokenAccount.from_bytes(bytes(account.data))
-                mint = str(state.mint)
-                tokens.append(
-                    TokenBalance(index, mint, str(state.owner), state.amount, self.mint_decimals(mint))
-                )
+            if account.owner == TOKEN_PROGRAM_ID:
+                data = bytes(account.data)
+                if len(data) == TOKEN_ACCOUNT_LEN:
+                    tokens.append(TokenBalance(index, data))
+                    if note:
+                        owner = Pubkey.from_bytes(data[32:64])
+                        self.token_accounts_by_owner.setdefault(owner, set()).add(key)
+            if note:
+                self.known_accounts.add(key)
         return lamports, tokens
 
-    def check_admissible(self, tx: VersionedTransaction, raw: bytes) -> None:
+    def check_admissible(self, tx: VersionedTransaction, *, verify_signatures: bool) -> None:
         """Refuse what a validator refuses before execution.
 
         Raises ``TransactionRejected`` with ``AlreadyProcessed`` (signature landed before),
-        ``BlockhashNotFound`` (never issued or older than 150 blocks) or ``SignatureFailure``.
+        ``BlockhashNotFound`` (never issued or older than 150 blocks) or, when
+        ``verify_signatures`` (LiteSVM verifies the transactions it runs itself),
+        ``SignatureFailure``.
         """
         signature = str(tx.signatures[0])
         if signature in self.transactions:
             raise TransactionRejected("AlreadyProcessed")
         if not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
             raise TransactionRejected("BlockhashNotFound")
-        if not all(tx.verify_with_results()):
+        if verify_signatures and not all(tx.verify_with_results()):
             raise TransactionRejected("SignatureFailure")
 
     def execute(
@@ -332,11 +345,11 @@ class Ledger:
         fee charged, as on a validator. Errors that keep a transaction out of any block
         (unfunded fee payer, bad blockhash, duplicate) are always raised.
         """
-        self.check_admissible(tx, raw)
+        self.check_admissible(tx, verify_signatures=emulate is not None)
         keys = list(tx.message.account_keys)
         payer = keys[0]
         payer_before = self.svm.get_account(payer)
-        pre_lamports, pre_tokens = self._balances(keys)
+        pre_lamports, pre_tokens = self.balances(keys)
         fee = LAMPORTS_PER_SIGNATURE * len(tx.signatures)
         if emulate is None:
             outcome = self._execute_svm(tx)
@@ -348,7 +361,7 @@ class Ledger:
                 if payer_before is not None:
                     self.svm.set_account(payer, payer_before)
                 raise TransactionRejected(outcome.err, outcome.logs, outcome.units)
-        post_lamports, post_tokens = self._balances(keys)
+        post_lamports, post_tokens = self.balances(keys, note=True)
         signature = str(tx.signatures[0])
         record = TxRecord(
             signature=signature,
@@ -359,17 +372,13 @@ class Ledger:
             err=outcome.err,
             logs=outcome.logs,
             compute_units=outcome.units,
-            account_keys=[str(k) for k in keys],
+            account_keys=keys,
             pre_balances=pre_lamports,
             post_balances=post_lamports,
             pre_token_balances=pre_tokens,
             post_token_balances=post_tokens,
         )
         self.record(record)
-        for key in keys:
-            key_str = str(key)
-            if key_str not in self._executable_lamports:
-                self._note_account(key_str, self.svm.get_account(key))
         return record
 
     def _execute_svm(self, tx: VersionedTransaction) -> Outcome:

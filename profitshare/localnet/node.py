@@ -43,6 +43,7 @@ from profitshare.localnet.ledger import (
     TOKEN_PROGRAM_ID,
     Ledger,
     Outcome,
+    TokenBalance,
     TxRecord,
 )
 
@@ -229,11 +230,11 @@ class LocalNode:
         with self.lock:
             ledger = self.ledger
             accounts = {}
-            for key in sorted(ledger.known_accounts):
-                account = ledger.svm.get_account(Pubkey.from_string(key))
+            for key in sorted(ledger.known_accounts, key=str):
+                account = ledger.svm.get_account(key)
                 if account is None or account.executable:
                     continue
-                accounts[key] = {
+                accounts[str(key)] = {
                     "lamports": account.lamports,
                     "owner": str(account.owner),
                     "data": base64.b64encode(bytes(account.data)).decode(),
@@ -284,16 +285,16 @@ class LocalNode:
 def _record_to_json(record: TxRecord) -> dict[str, Any]:
     body = dict(record.__dict__)
     body["raw"] = base64.b64encode(record.raw).decode()
-    body["pre_token_balances"] = [b.__dict__ for b in record.pre_token_balances]
-    body["post_token_balances"] = [b.__dict__ for b in record.post_token_balances]
+    body["account_keys"] = [str(k) for k in record.account_keys]
+    for name in ("pre_token_balances", "post_token_balances"):
+        body[name] = [[b.account_index, base64.b64encode(b.data).decode()] for b in getattr(record, name)]
     return body
 
 
 def _record_from_json(item: dict[str, Any]) -> TxRecord:
-    from profitshare.localnet.ledger import TokenBalance
-
     item = dict(item)
     item["raw"] = base64.b64decode(item["raw"])
-    item["pre_token_balances"] = [TokenBalance(**b) for b in item["pre_token_balances"]]
-    item["post_token_balances"] = [TokenBalance(**b) for b in item["post_token_balances"]]
+    item["account_keys"] = [Pubkey.from_string(k) for k in item["account_keys"]]
+    for name in ("pre_token_balances", "post_token_balances"):
+        item[name] = [TokenBalance(index, base64.b64decode(data)) for index, data in item[name]]
     return TxRecord(**item)

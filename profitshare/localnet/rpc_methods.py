@@ -270,8 +270,8 @@ class RpcMethods:
             return self._context([])
         encoding = _encoding(_config(params, 2), "base64", self._ACCOUNT_ENCODINGS)
         found = []
-        for key in sorted(self.ledger.token_accounts_by_owner.get(str(owner), ())):
-            pubkey = Pubkey.from_string(key)
+        for pubkey in sorted(self.ledger.token_accounts_by_owner.get(owner, ()), key=str):
+            key = str(pubkey)
             state = self.ledger.token_account(pubkey)
             if state is None or state.owner != owner or (mint is not None and state.mint != mint):
                 continue
@@ -360,10 +360,12 @@ class RpcMethods:
         if record is None:
             return None
         max_version = config.get("maxSupportedTransactionVersion")
-        return transaction_json(record, encoding, max_version, self.ledger.latest_blockhash)
+        return transaction_json(
+            record, encoding, max_version, self.ledger.latest_blockhash, self.ledger.mint_decimals
+        )
 
     def rpc_getSignaturesForAddress(self, params: list) -> list[dict[str, Any]]:
-        address = str(_pubkey(params, 0, "address"))
+        address = _pubkey(params, 0, "address")
         config = _config(params, 1)
         limit = config.get("limit") or 1000
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
@@ -496,9 +498,12 @@ def _simulation_value(err: Any, logs: list[str], units: int) -> dict[str, Any]:
 
 
 def transaction_json(
-    record: TxRecord, encoding: str, max_version: Any, latest_blockhash: str
+    record: TxRecord, encoding: str, max_version: Any, latest_blockhash: str, decimals_of
 ) -> dict[str, Any]:
-    """The ``getTransaction`` answer for a landed record (json, base64 or base58 encoding)."""
+    """The ``getTransaction`` answer for a landed record (json, base64 or base58 encoding).
+
+    ``decimals_of(mint: str) -> int`` gives each mint's decimals for the token balances.
+    """
     version: Any = "legacy"
     if record.raw:
         tx = VersionedTransaction.from_bytes(record.raw)
@@ -553,7 +558,7 @@ def transaction_json(
         transaction = {
             "signatures": [record.signature],
             "message": {
-                "accountKeys": record.account_keys,
+                "accountKeys": [str(k) for k in record.account_keys],
                 "header": {
                     "numRequiredSignatures": 1,
                     "numReadonlySignedAccounts": 0,
@@ -575,8 +580,8 @@ def transaction_json(
             "postBalances": record.post_balances,
             "innerInstructions": [],
             "logMessages": record.logs,
-            "preTokenBalances": [b.to_json() for b in record.pre_token_balances],
-            "postTokenBalances": [b.to_json() for b in record.post_token_balances],
+            "preTokenBalances": [b.to_json(decimals_of) for b in record.pre_token_balances],
+            "postTokenBalances": [b.to_json(decimals_of) for b in record.post_token_balances],
             "rewards": [],
             "loadedAddresses": {"writable": [], "readonly": []},
             "computeUnitsConsumed": record.compute_units,
