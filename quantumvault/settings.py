@@ -128,7 +128,7 @@ else:
 
 # --- Chain access ----------------------------------------------------------------------------------
 # RPC endpoints, tried in order with failover (the local node by default).
-QV_RPC_URLS = env_list("QV_RPC_URLS", ["http://127.0.0.1:8899"])
+QV_RPC_URLS = env_list("SOLANA_RPC_URLS", ["http://127.0.0.1:8899"])
 # "localnet" uses the local node's emulated Drift (localnet_ methods); "driftpy" talks to Drift.
 QV_DRIFT_BACKEND = os.environ.get("QV_DRIFT_BACKEND", "localnet")
 QV_DRIFT_ENV = os.environ.get("QV_DRIFT_ENV", "mainnet")
@@ -149,6 +149,28 @@ QV_KEY_ENCRYPTION_KEYS = env_list("QV_KEY_ENCRYPTION_KEYS", [])
 QV_EXPLORER_TX_URL = os.environ.get(
     "QV_EXPLORER_TX_URL", "https://explorer.solana.com/tx/{signature}?cluster=custom"
 )
+
+# --- The engine ------------------------------------------------------------------------------------
+# HMAC secrets of the intake API: the trading platform's and the admin routes'.
+QV_INTAKE_SECRET = os.environ.get("QV_INTAKE_SECRET", "dev-intake-secret" if DEBUG else "")
+QV_ADMIN_SECRET = os.environ.get("QV_ADMIN_SECRET", "dev-admin-secret" if DEBUG else "")
+if not DEBUG and not (QV_INTAKE_SECRET and QV_ADMIN_SECRET):
+    raise RuntimeError("QV_INTAKE_SECRET and QV_ADMIN_SECRET must be set when QV_DEBUG is off")
+# Signed intake requests older than this are refused (seconds).
+QV_INTAKE_MAX_SKEW_SECONDS = env_int("QV_INTAKE_MAX_SKEW_SECONDS", 300)
+# An open IOU stops blocking the subscriber after this many days (it stays owed).
+QV_IOU_TTL_DAYS = env_int("QV_IOU_TTL_DAYS", 7)
+# Dust: shares below these (USDC base units) are carried on the subscription; the higher one
+# applies when the creator's token account must be created first (seed 000 #6).
+QV_DUST_THRESHOLD = env_int("QV_DUST_THRESHOLD", 10_000)
+QV_DUST_THRESHOLD_NEW_ATA = env_int("QV_DUST_THRESHOLD_NEW_ATA", 50_000)
+# A creator's rate increase or policy change reaches existing subscriptions after this many days.
+QV_FEE_CHANGE_TIMELOCK_DAYS = env_int("QV_FEE_CHANGE_TIMELOCK_DAYS", 7)
+# IOU retry backoff: first retry after this many seconds, doubling up to the cap.
+QV_IOU_RETRY_BASE_SECONDS = env_int("QV_IOU_RETRY_BASE_SECONDS", 60)
+QV_IOU_RETRY_MAX_SECONDS = env_int("QV_IOU_RETRY_MAX_SECONDS", 6 * 3600)
+# A payout attempt unresolved for this long is checked against the chain by the resolver.
+QV_STALE_ATTEMPT_SECONDS = env_int("QV_STALE_ATTEMPT_SECONDS", 90)
 
 LOGGING = {
     "version": 1,
