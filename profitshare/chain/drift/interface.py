@@ -1,0 +1,66 @@
+"""The interface every Drift backend implements (local node, driftpy on a real cluster).
+
+A backend only *builds* Drift instructions and *reads* subaccounts; the chain gateway
+(``profitshare.chain.gateway.ChainGateway``, the only caller) adds the compute budget, signs with
+the agent, sends, confirms and names failures. The same contract as
+``driftpy_adapter.DriftpyAdapter`` (real clusters) and ``localnet_adapter.LocalnetDriftAdapter``
+(the local node's emulated Drift); ``get_gateway()`` picks one by ``QV_DRIFT_BACKEND``.
+
+Amounts are integers in USDC base units (6 decimals); PnL is signed. What a withdraw
+*delivered* is measured by the gateway on the agent's SPL token account (seed 001 #6), never
+taken from Drift's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+__all__ = ["DriftSubaccountState", "DriftAdapter"]
+
+
+@dataclass(frozen=True)
+class DriftSubaccountState:
+    """A Drift subaccount's USDC figures, in base units: ``collateral``, ``withdrawable`` (what
+    a reduce-only withdraw can take now), ``settled_pnl`` (cumulative, signed),
+    ``unsettled_pnl`` (realized but not yet settled, signed). Backends document how they
+    derive each figure."""
+
+    collateral: int
+    withdrawable: int
+    settled_pnl: int
+    unsettled_pnl: int
+
+
+class DriftAdapter(Protocol):
+    """What the gateway needs from a Drift backend (synchronous, blocking)."""
+
+    def read_subaccount(self, authority: Pubkey, subaccount_id: int):
+        """Return an object with the four ``DriftSubaccountState`` fields (ints). Raises
+        ``LookupError`` (e.g. ``DriftAccountNotFound``) or ``DriftSubaccountMissing`` when the
+        subaccount does not exist."""
+        ...
+
+    def build_settle_pnl_instructions(
+        self, authority_keypair: Keypair, subaccount_id: int, perp_market_index: int
+    ) -> list[Instruction]:
+        """Instructions settling ``perp_market_index``'s PnL of the subaccount (unsigned)."""
+        ...
+
+    def build_withdraw_instructions(
+        self,
+        authority_keypair: Keypair,
+        subaccount_id: int,
+        spot_market_index: int,
+        amount: int,
+        reduce_only: bool = True,
+        *,
+        user_token_account: Pubkey,
+    ) -> list[Instruction]:
+        """Instructions withdrawing ``amount`` base units into ``user_token_account`` (the
+        authority's ATA), creating it first (idempotently) when it may be missing."""
+        ...

@@ -1,0 +1,102 @@
+"""The SOL (lamports) a payout needs before it is attempted (seed 000 #7, DESIGN.md money path 5).
+
+Rules (Solana docs, "Fees"; "Compute budget"; SPL Token docs):
+
+* base fee: 5,000 lamports per signature of every transaction;
+* prioritization fee: ``ceil(compute_unit_price [micro-lamports] × compute_unit_limit / 1e6)``
+  lamports per transaction that sets a compute-unit price;
+* rent: a new SPL token account is 165 bytes and must be rent-exempt; at today's rent that is
+  2,039,280 lamports (read from ``getMinimumBalanceForRentExemption``, never hard-coded into a
+  decision), paid by the payer of ``create_idempotent_associated_token_account``.
+
+A payout is the Drift withdraw transaction (optional: omitted when the USDC already sits in the
+agent's token account) and the ``transfer_checked`` transaction, each signed by the agent only.
+The local node (LiteSVM) does not charge prioritization fees; a real cluster does, so the
+pre-flight always counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BASE_FEE_LAMPORTS_PER_SIGNATURE",
+    "TOKEN_ACCOUNT_SIZE",
+    "MICRO_LAMPORTS_PER_LAMPORT",
+    "DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT",
+    "TxFeeBudget",
+    "priority_fee_lamports",
+    "transaction_fee_lamports",
+    "payout_sol_needed",
+]
+
+BASE_FEE_LAMPORTS_PER_SIGNATURE = 5_000
+TOKEN_ACCOUNT_SIZE = 165
+MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
+#: Compute-unit limit we set on Drift transactions (settlePnl, withdraw) unless
+#: ``QV_DRIFT_COMPUTE_UNIT_LIMIT`` says otherwise; Solana's default per-instruction budget.
+DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT = 200_000
+
+
+def _non_negative_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TxFeeBudget:
+    """Fee inputs of one transaction: ``compute_unit_limit`` (CU), ``compute_unit_price``
+    (micro-lamports per CU; 0 = no priority fee), ``signatures`` (count, >= 1)."""
+
+    compute_unit_limit: int
+    compute_unit_price: int
+    signatures: int = 1
+
+    def __post_init__(self) -> None:
+        _non_negative_int("compute_unit_limit", self.compute_unit_limit)
+        _non_negative_int("compute_unit_price", self.compute_unit_price)
+        _non_negative_int("signatures", self.signatures)
+        if self.signatures < 1:
+            raise ValueError("a transaction has at least one signature")
+
+
+def priority_fee_lamports(compute_unit_price: int, compute_unit_limit: int) -> int:
+    """Prioritization fee in lamports: ``ceil(price_microlamports × limit / 1_000_000)``.
+
+    Ints only; raises ``ValueError`` on negative or non-int input.
+    Example: price 10,000 µ-lamports × 60,000 CU = 600 lamports.
+    """
+    _non_negative_int("compute_unit_price", compute_unit_price)
+    _non_negative_int("compute_unit_limit", compute_unit_limit)
+    return -(-(compute_unit_price * compute_unit_limit) // MICRO_LAMPORTS_PER_LAMPORT)
+
+
+def transaction_fee_lamports(budget: TxFeeBudget) -> int:
+    """Total fee of one transaction in lamports: base fee × signatures + prioritization fee."""
+    return BASE_FEE_LAMPORTS_PER_SIGNATURE * budget.signatures + priority_fee_lamports(
+        budget.compute_unit_price, budget.compute_unit_limit
+    )
+
+
+def payout_sol_needed(
+    *,
+    transfer: TxFeeBudget,
+    withdraw: TxFeeBudget | None,
+    token_account_rent: int,
+    missing_token_accounts: int,
+) -> int:
+    """Lamports the agent must hold to attempt a payout (pure; ints in, int out).
+
+    ``transfer``: budget of the ``transfer_checked`` transaction; ``withdraw``: budget of the
+    Drift withdraw transaction, or None when no withdraw is part of this payout;
+    ``token_account_rent``: rent-exempt minimum of a 165-byte token account (lamports, from
+    ``getMinimumBalanceForRentExemption(165)``); ``missing_token_accounts``: how many token
+    accounts the payout creates (the creator's ATA, and the agent's when missing).
+    Raises ``ValueError`` on negative input.
+    """
+    _non_negative_int("token_account_rent", token_account_rent)
+    _non_negative_int("missing_token_accounts", missing_token_accounts)
+    total = transaction_fee_lamports(transfer)
+    if withdraw is not None:
+        total += transaction_fee_lamports(withdraw)
+    return total + token_account_rent * missing_token_accounts

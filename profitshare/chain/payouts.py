@@ -1,0 +1,291 @@
+"""Build and sign a USDC payout, and read a landed one back from the chain alone.
+
+A payout is one legacy transaction, paid and signed by the subscriber's agent wallet
+(DESIGN.md money path 6; seed 001 #2: any valid address can receive, it need not be an agent):
+
+1. ``SetComputeUnitLimit(QV_PAYOUT_COMPUTE_UNIT_LIMIT)`` and
+   ``SetComputeUnitPrice(QV_PRIORITY_FEE_MICROLAMPORTS)`` (Solana docs, "Compute budget");
+2. ``CreateIdempotent`` of the creator's USDC associated token account, payer = the agent
+   (SPL Associated Token Account docs: a no-op when it exists; when it does not, the payer funds
+   its rent, 2,039,280 lamports for 165 bytes);
+3. ``TransferChecked`` of ``amount`` base units, 6 decimals, from the agent's USDC ATA to the
+   creator's (SPL Token docs: the mint and decimals are checked by the program);
+4. an SPL Memo (v2, signed by the agent) carrying ``reference``: the engine's id for the payout
+   (random when none is given). Without it, two payouts of the same amount from the same agent
+   to the same creator signed with the same blockhash would be byte-identical (ed25519
+   signatures are deterministic), share one signature and land once: one payout silently lost.
+   The memo also lets a payout be matched to its distribution from the chain alone.
+
+The signature and ``lastValidBlockHeight`` are known before sending, so the engine records them
+durably first (DESIGN.md, "Exactly once"); the same ``raw`` bytes may be re-broadcast until the
+blockhash expires and can land at most once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import base58
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from spl.memo.constants import MEMO_PROGRAM_ID
+from spl.memo.instructions import MemoParams, create_memo
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    TransferCheckedParams,
+    create_idempotent_associated_token_account,
+    transfer_checked,
+)
+
+from profitshare.chain.addresses import usdc_ata
+from profitshare.chain.errors import ChainError
+from profitshare.chain.transactions import RecentBlockhash, sign_transaction
+
+__all__ = [
+    "USDC_DECIMALS",
+    "SignedPayout",
+    "LandedPayout",
+    "NotAPayout",
+    "MAX_REFERENCE_BYTES",
+    "new_reference",
+    "payout_instructions",
+    "sign_payout",
+    "parse_landed_payout",
+]
+
+USDC_DECIMALS = 6
+_U64_MAX = 2**64 - 1
+_TRANSFER_CHECKED = 12  # SPL Token instruction tag (TokenInstruction::TransferChecked)
+MAX_REFERENCE_BYTES = 64
+
+
+class NotAPayout(ChainError):
+    """The transaction is not a payout (no single SPL ``TransferChecked``). ``signature``: str."""
+
+    code = "not_a_payout"
+
+    def __init__(self, signature: str, why: str) -> None:
+        self.signature = signature
+        self.why = why
+        super().__init__(f"{signature} is not a payout: {why}")
+
+
+@dataclass(frozen=True)
+class SignedPayout:
+    """A signed, not yet sent payout.
+
+    ``signature``: base58 (the agent's signature); ``raw``: wire bytes to send (and re-send
+    unchanged); ``blockhash``: base58; ``last_valid_block_height``: int; ``amount``: USDC base
+    units; ``source_ata``: the agent's USDC ATA; ``destination_owner``: the creator's wallet;
+    ``destination_ata``: its USDC ATA; ``source_owner``: the agent; ``mint``: USDC mint
+    (all ``Pubkey``); ``reference``: the memo text (str).
+    """
+
+    signature: str
+    raw: bytes
+    blockhash: str
+    last_valid_block_height: int
+    amount: int
+    source_ata: Pubkey
+    destination_owner: Pubkey
+    destination_ata: Pubkey
+    source_owner: Pubkey
+    mint: Pubkey
+    reference: str
+
+
+@dataclass(frozen=True)
+class LandedPayout:
+    """A payout as the chain records it (``getTransaction``, json encoding).
+
+    ``amount``: USDC base units the destination token account actually gained (post − pre token
+    balance; 0 when the transaction failed); ``requested``: the ``TransferChecked`` amount;
+    ``mint``, ``source_owner``, ``source_ata``, ``destination_owner``, ``destination_ata``:
+    ``Pubkey`` (``destination_owner`` None only if unknowable); ``fee_lamports``: fee charged;
+    ``slot``: int; ``err``: TransactionError JSON or None; ``signature``: base58;
+    ``reference``: the payout's memo text, or None if it has none.
+    """
+
+    signature: str
+    amount: int
+    requested: int
+    mint: Pubkey
+    source_owner: Pubkey | None
+    source_ata: Pubkey
+    destination_owner: Pubkey | None
+    destination_ata: Pubkey
+    fee_lamports: int
+    slot: int
+    err: Any
+    reference: str | None = None
+
+
+def _check_amount(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= _U64_MAX:
+        raise ValueError(f"amount must be an int in 1..2**64-1 (USDC base units), got {amount!r}")
+
+
+def new_reference() -> str:
+    """A random payout reference, ``"qv:" + 16 hex digits``."""
+    return "qv:" + secrets.token_hex(8)
+
+
+def _check_reference(reference: str) -> bytes:
+    if not isinstance(reference, str) or not reference:
+        raise ValueError(f"reference must be a non-empty str, got {reference!r}")
+    encoded = reference.encode("utf-8")
+    if len(encoded) > MAX_REFERENCE_BYTES:
+        raise ValueError(f"reference is {len(encoded)} bytes, max {MAX_REFERENCE_BYTES}")
+    return encoded
+
+
+def payout_instructions(
+    agent: Pubkey,
+    creator_owner: Pubkey,
+    mint: Pubkey,
+    amount: int,
+    reference: str,
+    *,
+    decimals: int = USDC_DECIMALS,
+    compute_unit_limit: int,
+    compute_unit_price: int,
+) -> list:
+    """The instructions of a payout (see the module docstring), in order.
+
+    ``amount``: USDC base units (int > 0). ``reference``: memo text, 1..64 UTF-8 bytes.
+    ``compute_unit_price``: micro-lamports per CU; 0 omits the price instruction.
+    Raises ``ValueError`` on a bad amount or reference.
+    """
+    _check_amount(amount)
+    memo = _check_reference(reference)
+    instructions = [set_compute_unit_limit(compute_unit_limit)]
+    if compute_unit_price:
+        instructions.append(set_compute_unit_price(compute_unit_price))
+    instructions.append(create_idempotent_associated_token_account(agent, creator_owner, mint))
+    instructions.append(
+        transfer_checked(
+            TransferCheckedParams(
+                program_id=TOKEN_PROGRAM_ID,
+                source=usdc_ata(agent, mint),
+                mint=mint,
+                dest=usdc_ata(creator_owner, mint),
+                owner=agent,
+                amount=amount,
+                decimals=decimals,
+            )
+        )
+    )
+    instructions.append(create_memo(MemoParams(MEMO_PROGRAM_ID, agent, memo)))
+    return instructions
+
+
+def sign_payout(
+    agent_keypair: Keypair,
+    creator_owner: Pubkey,
+    mint: Pubkey,
+    amount: int,
+    recent: RecentBlockhash,
+    *,
+    reference: str | None = None,
+    decimals: int = USDC_DECIMALS,
+    compute_unit_limit: int,
+    compute_unit_price: int,
+) -> SignedPayout:
+    """Build and sign a payout of ``amount`` USDC base units to ``creator_owner``'s ATA.
+
+    Pure (no RPC): ``recent`` is the blockhash to sign with; ``reference``: memo text (default
+    ``new_reference()``). Raises ``ValueError`` on a bad amount, a bad reference or an oversized
+    transaction.
+    """
+    agent = agent_keypair.pubkey()
+    reference = new_reference() if reference is None else reference
+    instructions = payout_instructions(
+        agent,
+        creator_owner,
+        mint,
+        amount,
+        reference,
+        decimals=decimals,
+        compute_unit_limit=compute_unit_limit,
+        compute_unit_price=compute_unit_price,
+    )
+    signed = sign_transaction(agent_keypair, instructions, recent)
+    return SignedPayout(
+        signature=signed.signature,
+        raw=signed.raw,
+        blockhash=signed.blockhash,
+        last_valid_block_height=signed.last_valid_block_height,
+        amount=amount,
+        source_ata=usdc_ata(agent, mint),
+        destination_owner=creator_owner,
+        destination_ata=usdc_ata(creator_owner, mint),
+        source_owner=agent,
+        mint=mint,
+        reference=reference,
+    )
+
+
+def _token_amounts(balances: list[dict]) -> dict[int, tuple[int, str | None, str]]:
+    """accountIndex -> (amount, owner, mint) of a pre/postTokenBalances list."""
+    out = {}
+    for entry in balances or []:
+        out[int(entry["accountIndex"])] = (
+            int(entry["uiTokenAmount"]["amount"]),
+            entry.get("owner"),
+            entry["mint"],
+        )
+    return out
+
+
+def parse_landed_payout(tx: dict) -> LandedPayout:
+    """Read a payout from a ``getTransaction`` answer (json encoding; Solana RPC docs).
+
+    The intent comes from the message's single SPL Token ``TransferChecked`` (source, mint,
+    destination, authority, amount) and ``CreateIdempotent`` (the destination's wallet); what
+    moved comes from ``meta.preTokenBalances`` / ``postTokenBalances`` of the destination.
+    Raises ``NotAPayout`` if there is no, or more than one, ``TransferChecked``.
+    """
+    signature = tx["transaction"]["signatures"][0]
+    message = tx["transaction"]["message"]
+    keys = [Pubkey.from_string(k) for k in message["accountKeys"]]
+    meta = tx.get("meta") or {}
+    transfers, ata_wallets, memos = [], {}, []
+    for ix in message["instructions"]:
+        program_id = keys[ix["programIdIndex"]]
+        data = base58.b58decode(ix["data"])
+        accounts = [keys[i] for i in ix["accounts"]]
+        if program_id == TOKEN_PROGRAM_ID and data[:1] == bytes([_TRANSFER_CHECKED]):
+            transfers.append((accounts, int.from_bytes(data[1:9], "little")))
+        elif program_id == ASSOCIATED_TOKEN_PROGRAM_ID and len(accounts) >= 3:
+            ata_wallets[accounts[1]] = accounts[2]
+        elif program_id == MEMO_PROGRAM_ID:
+            memos.append(data.decode("utf-8", errors="replace"))
+    if len(transfers) != 1:
+        raise NotAPayout(signature, f"{len(transfers)} TransferChecked instructions")
+    (source, mint, destination, authority, *_), requested = transfers[0]
+    pre = _token_amounts(meta.get("preTokenBalances"))
+    post = _token_amounts(meta.get("postTokenBalances"))
+    dest_index = keys.index(destination)
+    src_index = keys.index(source)
+    gained = post.get(dest_index, (0, None, ""))[0] - pre.get(dest_index, (0, None, ""))[0]
+    dest_owner = post.get(dest_index, pre.get(dest_index, (0, None, "")))[1]
+    src_owner = pre.get(src_index, post.get(src_index, (0, None, "")))[1]
+    return LandedPayout(
+        signature=signature,
+        amount=gained if meta.get("err") is None else 0,
+        requested=requested,
+        mint=mint,
+        source_owner=Pubkey.from_string(src_owner) if src_owner else authority,
+        source_ata=source,
+        destination_owner=(
+            Pubkey.from_string(dest_owner) if dest_owner else ata_wallets.get(destination)
+        ),
+        destination_ata=destination,
+        fee_lamports=int(meta.get("fee", 0)),
+        slot=int(tx["slot"]),
+        err=meta.get("err"),
+        reference=memos[0] if memos else None,
+    )
