@@ -54,3 +54,22 @@ def localnet(localnet_node):
     localnet_node.rpc("localnet_setFaults", {})
     yield localnet_node
     localnet_node.rpc("localnet_setFaults", {})
+
+
+@pytest.fixture(autouse=True)
+def _agent_key_encryption(settings):
+    """A fresh Fernet key for agent wallet keys in every test (DEBUG is off under pytest)."""
+    from cryptography.fernet import Fernet
+
+    settings.QV_KEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+
+@pytest.fixture
+def gateway(localnet, settings):
+    """A chain gateway on the test node (short confirm timeout, fast polling); settings point
+    ``get_gateway()`` at the same node."""
+    from tests.chain.gateway_support import make_gateway
+
+    settings.QV_RPC_URLS = [localnet.url]
+    settings.QV_DRIFT_BACKEND = "localnet"
+    return make_gateway(localnet, confirm_timeout=2.0)

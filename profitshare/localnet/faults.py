@@ -4,6 +4,8 @@
 "httpErrorRate": 0.0, "partialWithdrawRatio": null}]`` — all keys optional, ``{}`` clears:
 
 * ``dropRate``: sendTransaction answers the signature but the transaction never lands;
+  ``dropPrograms`` (a list of program ids) limits drops to transactions invoking one of them
+  (e.g. only token transfers, not Drift settles), for tests that target one step;
 * ``loseResponseRate``: the transaction lands but the HTTP connection closes with no response;
 * ``latencyMs``: every standard call waits this long before it is served;
 * ``httpErrorRate``: that share of standard calls is answered HTTP 429 or 503 (half each);
@@ -20,7 +22,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-_KEYS = {"seed", "dropRate", "loseResponseRate", "latencyMs", "httpErrorRate", "partialWithdrawRatio"}
+_KEYS = {
+    "seed",
+    "dropRate",
+    "dropPrograms",
+    "loseResponseRate",
+    "latencyMs",
+    "httpErrorRate",
+    "partialWithdrawRatio",
+}
 
 
 def _rate(config: dict[str, Any], key: str) -> float:
@@ -40,6 +50,7 @@ class Faults:
     latency_ms: int = 0
     http_error_rate: float = 0.0
     partial_withdraw_ratio: Fraction | None = None
+    drop_programs: frozenset[str] = frozenset()
     _rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -62,6 +73,9 @@ class Faults:
             if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
                 raise ValueError("partialWithdrawRatio must be null or a number between 0 and 1")
             ratio = Fraction(str(ratio))
+        programs = config.get("dropPrograms", [])
+        if not isinstance(programs, list) or not all(isinstance(p, str) for p in programs):
+            raise ValueError("dropPrograms must be a list of program ids (base58)")
         return cls(
             seed=seed,
             drop_rate=_rate(config, "dropRate"),
@@ -69,6 +83,7 @@ class Faults:
             latency_ms=latency,
             http_error_rate=_rate(config, "httpErrorRate"),
             partial_withdraw_ratio=ratio,
+            drop_programs=frozenset(programs),
             _rng=random.Random(seed),
         )
 
@@ -82,6 +97,7 @@ class Faults:
             "latencyMs": self.latency_ms,
             "httpErrorRate": self.http_error_rate,
             "partialWithdrawRatio": None if ratio is None else float(ratio),
+            "dropPrograms": sorted(self.drop_programs),
         }
 
     def roll(self, rate: float) -> bool:
@@ -90,6 +106,12 @@ class Faults:
             return False
         with self._lock:
             return self._rng.random() < rate
+
+    def drops(self, program_ids: list[str]) -> bool:
+        """Whether to drop a sent transaction invoking ``program_ids`` (seeded)."""
+        if self.drop_programs and not self.drop_programs.intersection(program_ids):
+            return False
+        return self.roll(self.drop_rate)
 
     def http_error_status(self) -> int | None:
         """429 or 503 for a call chosen to fail, else None."""

@@ -306,7 +306,9 @@ class RpcMethods:
         tx, raw = _decode_transaction(_param(params, 0, "transaction"), encoding)
         signature = str(tx.signatures[0])
         preflight = not config.get("skipPreflight", False)
-        if self.node.faults.roll(self.node.faults.drop_rate):
+        keys = tx.message.account_keys
+        invoked = [str(keys[ix.program_id_index]) for ix in tx.message.instructions]
+        if self.node.faults.drops(invoked):
             return signature  # dropped: accepted by RPC, never lands
         try:
             self.node.send_transaction_parsed(tx, raw, preflight=preflight)

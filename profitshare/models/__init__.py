@@ -1,0 +1,32 @@
+"""The profit-share domain: wallets, bots, subscriptions, closes, distributions, payouts, IOUs,
+alerts and the append-only audit trail. Money fields are integers in USDC base units (6
+decimals); models stay thin (state and constraints), the rules live in ``profitshare.services``."""
+
+from profitshare.models.alerts import Alert
+from profitshare.models.audit import AuditEvent
+from profitshare.models.bots import Policy, PublishedBot
+from profitshare.models.closes import CloseKind, Distribution, DistributionStatus, TradeClose
+from profitshare.models.ious import IOU, IouReason, IouStatus
+from profitshare.models.payouts import AttemptStatus, PayoutAttempt
+from profitshare.models.subscriptions import Subscription, SubscriptionStatus
+from profitshare.models.wallets import AgentWallet, CreatorWallet
+
+__all__ = [
+    "IOU",
+    "AgentWallet",
+    "Alert",
+    "AttemptStatus",
+    "AuditEvent",
+    "CloseKind",
+    "CreatorWallet",
+    "Distribution",
+    "DistributionStatus",
+    "IouReason",
+    "IouStatus",
+    "PayoutAttempt",
+    "Policy",
+    "PublishedBot",
+    "Subscription",
+    "SubscriptionStatus",
+    "TradeClose",
+]

@@ -1,0 +1,53 @@
+"""Payout attempts: the durable record written before any transfer is sent."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class AttemptStatus(models.TextChoices):
+    PREPARED = "prepared", "Prepared (recorded, maybe not sent)"
+    SENT = "sent", "Sent (outcome not yet known)"
+    LANDED = "landed", "Landed"
+    FAILED = "failed", "Failed on chain"
+    EXPIRED = "expired", "Expired unlanded"
+
+
+class PayoutAttempt(models.Model):
+    """One signed ``transfer_checked`` payout (DESIGN.md "Exactly once").
+
+    Written and committed with the signed bytes, signature and ``last_valid_block_height``
+    before the transaction is sent. Until the blockhash expires the same ``raw_transaction``
+    may be re-broadcast; only once it expired unlanded (``expired``) may a new attempt be signed.
+    ``amount``: USDC base units. ``fee_lamports`` and ``slot`` are read back once landed.
+    """
+
+    distribution = models.ForeignKey(
+        "profitshare.Distribution", on_delete=models.PROTECT, related_name="attempts_log"
+    )
+    iou = models.ForeignKey(
+        "profitshare.IOU", on_delete=models.PROTECT, related_name="attempts_log", null=True, blank=True
+    )
+    agent_wallet = models.ForeignKey("profitshare.AgentWallet", on_delete=models.PROTECT, related_name="payout_attempts")
+    amount = models.BigIntegerField()
+    signature = models.CharField(max_length=88, unique=True)
+    raw_transaction = models.BinaryField()
+    blockhash = models.CharField(max_length=44)
+    last_valid_block_height = models.BigIntegerField()
+    destination_owner = models.CharField(max_length=44)
+    destination_ata = models.CharField(max_length=44)
+    status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.PREPARED)
+    error = models.TextField(blank=True, default="")
+    slot = models.BigIntegerField(null=True, blank=True)
+    fee_lamports = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_gt_0")]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"attempt {self.signature[:12]}… ({self.status})"

@@ -1,0 +1,81 @@
+"""IOUs: claiming them for retry (SKIP LOCKED), voiding (admins, with a reason), expiry."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
+from profitshare.services.alerts import raise_alert
+from profitshare.services.audit import record_event
+from profitshare.services.errors import Conflict, InvalidInput, NotFound
+
+RETRYABLE = (IouStatus.OPEN, IouStatus.EXPIRED)
+
+
+def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=None) -> list[int]:
+    """Claim up to ``limit`` IOUs due for retry: ``SELECT … FOR UPDATE SKIP LOCKED``, so workers
+    on any number of machines never claim the same IOU. Claimed IOUs become ``processing``
+    with ``claimed_at`` set and ``attempts`` + 1. Returns their ids, oldest first."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ious = list(
+            IOU.objects.select_for_update(skip_locked=True)
+            .filter(status__in=RETRYABLE, next_retry_at__lte=now)
+            .order_by("created_at", "id")[:limit]
+        )
+        for iou in ious:
+            _claim(iou, actor, now)
+    return [iou.pk for iou in ious]
+
+
+def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:
+    """Claim one IOU now whatever its backoff (admin "retry now", guards). False when it is
+    not retryable or another worker holds it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=RETRYABLE).first()
+        if iou is None:
+            return False
+        _claim(iou, actor, now)
+        return True
+
+
+def _claim(iou: IOU, actor: str, now) -> None:
+    before = iou.status
+    iou.status, iou.claimed_at, iou.attempts = IouStatus.PROCESSING, now, iou.attempts + 1
+    iou.save(update_fields=["status", "claimed_at", "attempts"])
+    record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, attempt=iou.attempts)
+
+
+def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
+    """Void what remains of an IOU (admins only, DESIGN.md): the distribution's ``owed`` moves
+    to ``voided``. Raises ``InvalidInput`` (empty reason), ``NotFound``, ``Conflict`` (paid,
+    already voided, or being retried right now). Nothing changes on error."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("reason", "voiding a debt needs a reason")
+    with transaction.atomic():
+        iou = IOU.objects.select_for_update().filter(pk=iou_id).first()
+        if iou is None:
+            raise NotFound("iou", str(iou_id))
+        if iou.status not in RETRYABLE:
+            raise Conflict(f"IOU {iou_id} is {iou.status}; only open or expired IOUs can be voided")
+        dist = Distribution.objects.select_for_update().get(pk=iou.distribution_id)
+        remaining = iou.remaining
+        before = iou.status
+        iou.status, iou.void_reason, iou.voided_by, iou.resolved_at = IouStatus.VOIDED, reason, actor, timezone.now()
+        iou.save(update_fields=["status", "void_reason", "voided_by", "resolved_at"])
+        dist_before = dist.status
+        dist.owed -= remaining
+        dist.voided += remaining
+        if dist.owed == 0:
+            dist.status = DistributionStatus.PAID if dist.paid else DistributionStatus.OWED
+        dist.save(update_fields=["owed", "voided", "status", "updated_at"])
+        record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, reason=reason, voided=remaining)
+        record_event(
+            "distribution", dist.pk, actor=actor, from_status=dist_before, to_status=dist.status,
+            reason=f"IOU {iou.pk} voided: {reason}", voided=remaining,
+        )
+        raise_alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
+    return iou

@@ -1,0 +1,82 @@
+"""One payout at a time per agent wallet (DESIGN.md invariant; seed 000 #3 and #11).
+
+On PostgreSQL: a session-level advisory lock (``pg_advisory_lock``) keyed by the agent wallet,
+held across settle + withdraw + transfer while the steps commit their own records, and released
+by PostgreSQL itself if the worker dies (its connection closes). It holds across every machine
+that shares the database. On other databases (the SQLite embedded default, one machine only): an
+``fcntl`` file lock per agent wallet under ``QV_LOCK_DIR``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+
+class LockTimeout(Exception):
+    """The agent wallet stayed locked by another worker for ``timeout`` seconds."""
+
+
+def advisory_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for ``name`` (first 8 bytes of its SHA-256)."""
+    return int.from_bytes(hashlib.sha256(f"qv-agent:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def agent_wallet_lock(agent_pubkey: str, *, timeout: float = 60.0, poll: float = 0.05) -> Iterator[None]:
+    """Hold the agent wallet's payout lock; raises ``LockTimeout`` after ``timeout`` seconds.
+
+    ``timeout=0`` tries once (for resolvers that skip busy wallets).
+    """
+    if connection.vendor == "postgresql":
+        with _pg_lock(advisory_key(agent_pubkey), timeout, poll):
+            yield
+    else:
+        with _file_lock(agent_pubkey, timeout, poll):
+            yield
+
+
+@contextlib.contextmanager
+def _pg_lock(key: int, timeout: float, poll: float) -> Iterator[None]:
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if cursor.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"advisory lock {key} busy")
+            time.sleep(poll)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+@contextlib.contextmanager
+def _file_lock(name: str, timeout: float, poll: float) -> Iterator[None]:
+    directory = Path(getattr(settings, "QV_LOCK_DIR", settings.BASE_DIR / "var" / "locks"))
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / f"agent-{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(f"file lock for {name} busy") from None
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

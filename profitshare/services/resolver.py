@@ -1,0 +1,49 @@
+"""Finishing work whose worker died or timed out, from the chain's answer (seed 001 #4).
+
+A distribution left ``processing`` or an IOU left ``processing`` past
+``QV_STALE_ATTEMPT_SECONDS`` is run again through the engine under the agent wallet's lock
+(skipped while another worker holds it). The engine first resolves every recorded attempt by its
+signature's status — landed is paid, failed is failed, expired unlanded may be re-signed, still
+live is re-broadcast with the same bytes — so nothing is reset to pending blind.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from profitshare.chain.gateway import ChainGateway, get_gateway
+from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
+from profitshare.services import engine
+from profitshare.services.audit import RESOLVER
+from profitshare.services.locks import LockTimeout
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_stale(*, gateway: ChainGateway | None = None, now=None, limit: int = 100) -> dict[str, int]:
+    """Resolve stale processing distributions and IOUs; returns counts by kind."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.QV_STALE_ATTEMPT_SECONDS)
+    gateway = gateway or get_gateway()
+    counts = {"distributions": 0, "ious": 0, "busy": 0}
+    stale = Distribution.objects.filter(status=DistributionStatus.PROCESSING, updated_at__lt=cutoff)
+    for distribution_id in stale.values_list("pk", flat=True)[:limit]:
+        try:
+            engine.process_distribution(distribution_id, gateway=gateway, actor=RESOLVER, lock_timeout=0)
+            counts["distributions"] += 1
+        except LockTimeout:
+            counts["busy"] += 1
+    stale_ious = IOU.objects.filter(status=IouStatus.PROCESSING, claimed_at__lt=cutoff)
+    for iou_id in stale_ious.values_list("pk", flat=True)[:limit]:
+        try:
+            engine.retry_iou(iou_id, gateway=gateway, actor=RESOLVER, lock_timeout=0)
+            counts["ious"] += 1
+        except LockTimeout:
+            counts["busy"] += 1
+    if any(counts.values()):
+        logger.info("resolver: %s", counts)
+    return counts

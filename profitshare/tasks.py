@@ -1,0 +1,44 @@
+"""django-q2 task entry points (thin: the work is in ``profitshare.services``).
+
+* ``process_distribution_task``: one per close that owes something (enqueued by intake);
+* ``retry_due_ious_task``: the IOU retry sweep (schedule, every minute);
+* ``resolve_stale_task``: the stale-work resolver (schedule, every minute).
+
+Schedules are created by ``python manage.py setup_schedules`` (idempotent; ``make run`` runs it).
+"""
+
+from __future__ import annotations
+
+from django_q.tasks import async_task
+
+from profitshare.services import engine, ious, resolver
+from profitshare.services.locks import LockTimeout
+
+PAYOUT_GROUP = "payouts"
+
+
+def enqueue_distribution(distribution_id: int) -> None:
+    """Queue the payout of one distribution (called after the intake commits)."""
+    async_task("profitshare.tasks.process_distribution_task", distribution_id, group=PAYOUT_GROUP)
+
+
+def process_distribution_task(distribution_id: int) -> str:
+    """Pay one distribution; returns its final status. A busy agent wallet (another payout in
+    flight) raises ``LockTimeout``; the resolver picks the distribution up later."""
+    return engine.process_distribution(distribution_id).status
+
+
+def retry_due_ious_task(limit: int = 50) -> int:
+    """Claim due IOUs (SKIP LOCKED) and retry each; returns how many were claimed."""
+    claimed = ious.claim_due_ious(limit=limit)
+    for iou_id in claimed:
+        try:
+            engine.retry_iou(iou_id)
+        except LockTimeout:
+            pass  # stays processing; the resolver finishes it when the wallet is free
+    return len(claimed)
+
+
+def resolve_stale_task() -> dict[str, int]:
+    """Finish stale processing work from signature statuses."""
+    return resolver.resolve_stale()
