@@ -1,0 +1,18 @@
+"""The engine's schedules exist once, however often the command runs."""
+
+import pytest
+from django.core.management import call_command
+from django_q.models import Schedule
+
+pytestmark = pytest.mark.django_db
+
+
+def test_setup_schedules_is_idempotent():
+    call_command("setup_schedules")
+    call_command("setup_schedules")
+    names = sorted(Schedule.objects.values_list("name", flat=True))
+    assert names == ["qv-iou-retry-sweep", "qv-stale-resolver"]
+    assert set(Schedule.objects.values_list("func", flat=True)) == {
+        "profitshare.tasks.retry_due_ious_task",
+        "profitshare.tasks.resolve_stale_task",
+    }
