@@ -26,7 +26,7 @@ localnet: venv
 
 run: venv
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py localnet
+	$(PY) manage.py run_product
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,114 @@
+"""``python manage.py run_product``: the whole product on one machine (``make run``).
+
+Starts, each in its own process group: the local node (``localnet``, state kept in
+``var/localnet-state.json`` so a second run resumes), a django-q2 cluster (``qcluster``) and the
+web server on http://127.0.0.1:8000. Ctrl-C stops all of them: SIGTERM, a bounded wait, then
+SIGKILL of any process group still alive (a ``qcluster`` can linger for minutes after SIGTERM).
+A port already in use is a clear message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_GRACE_SECONDS = 10
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) != 0
+
+
+class Command(BaseCommand):
+    help = "Run the local node, a django-q2 cluster and the web server until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--web-port", type=int, default=8000)
+        parser.add_argument("--rpc-port", type=int, default=8899)
+
+    def handle(self, *args, **options):
+        web_port, rpc_port = options["web_port"], options["rpc_port"]
+        for name, port in (("web server", web_port), ("local node", rpc_port)):
+            if not port_free("127.0.0.1", port):
+                raise CommandError(
+                    f"port {port} ({name}) is already in use: stop what holds it "
+                    f"(e.g. a previous `make run`) or pick another port"
+                )
+        call_command("setup_schedules", verbosity=0)
+        state = Path(settings.BASE_DIR) / "var" / "localnet-state.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        env = {**os.environ, "SOLANA_RPC_URLS": f"http://127.0.0.1:{rpc_port}", "PYTHONUNBUFFERED": "1"}
+        children: list[tuple[str, subprocess.Popen]] = []
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for name, command in (
+                ("localnet", [*manage, "localnet", "--port", str(rpc_port), "--snapshot", str(state)]),
+                ("qcluster", [*manage, "qcluster"]),
+                ("web", [*manage, "runserver", f"127.0.0.1:{web_port}", "--noreload"]),
+            ):
+                children.append((name, subprocess.Popen(command, env=env, start_new_session=True)))
+                if name == "localnet":
+                    self._wait_for(f"http://127.0.0.1:{rpc_port}/health", "local node")
+            self._wait_for(f"http://127.0.0.1:{web_port}/admin/login/", "web server")
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nQuantumVault profit share is running:\n"
+                    f"  web     http://127.0.0.1:{web_port}/  (admin: /admin/, API: /api/v1/docs)\n"
+                    f"  node    http://127.0.0.1:{rpc_port}   (Solana JSON-RPC; Drift emulated)\n"
+                    f"Ctrl-C stops everything.\n"
+                )
+            )
+            while not stopping:
+                for name, proc in children:
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with status {proc.returncode}; stopping")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            self._stop_all(children)
+
+    def _wait_for(self, url: str, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=1).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise CommandError(f"the {what} did not start within {timeout:.0f} s ({url})")
+
+    def _stop_all(self, children: list[tuple[str, subprocess.Popen]]) -> None:
+        for _, proc in reversed(children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for name, proc in children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in {STOP_GRACE_SECONDS} s: killing it")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self.stdout.write("stopped")
