@@ -28,6 +28,20 @@ def process_distribution_task(distribution_id: int) -> str:
     return engine.process_distribution(distribution_id).status
 
 
+def enqueue_iou_retry(iou_id: int, *, actor: str) -> bool:
+    """Claim one IOU now (whatever its backoff) and queue its retry ("retry now" in the admin
+    console). Returns False when it is not retryable or another worker holds it."""
+    if not ious.claim_iou(iou_id, actor=actor):
+        return False
+    async_task("profitshare.tasks.retry_claimed_iou_task", iou_id, actor, group=PAYOUT_GROUP)
+    return True
+
+
+def retry_claimed_iou_task(iou_id: int, actor: str = "engine") -> str:
+    """Retry an IOU already claimed (status processing); returns its status afterwards."""
+    return engine.retry_iou(iou_id, actor=actor).status
+
+
 def retry_due_ious_task(limit: int = 50) -> int:
     """Claim due IOUs (SKIP LOCKED) and retry each; returns how many were claimed."""
     claimed = ious.claim_due_ious(limit=limit)

@@ -1,0 +1,202 @@
+"""Engine throughput: N subscribers of one bot close in profit on one signal (fan-out to one
+creator), paid by a django-q2 cluster with 2 workers on PostgreSQL + the Redis broker, against
+the local node.
+
+Prints confirmed payouts/s, p50/p99 intake-to-confirmed latency (``TradeClose.received_at`` to
+the landed attempt's ``resolved_at``), and the ratio to the bare JSON-RPC transfer rate (one
+solana-py client sending pre-built transfers) measured in the same run. Checks from the chain
+that the creator received exactly N shares. Floor: 100 confirmed payouts/s; aim: half the bare
+rate.
+
+Usage: ``.venv/bin/python benchmarks/engine.py [--subscribers 200] [--workers 2]``
+(PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379; uses database ``qv_bench`` and Redis
+db 15, both wiped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "qv_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    from cryptography.fernet import Fernet
+
+    rpc_port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        "SOLANA_RPC_URLS": f"http://127.0.0.1:{rpc_port}",
+        "QV_KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "QV_Q_WORKERS": str(args.workers),
+        "QV_LOG_LEVEL": "WARNING",
+        "QV_DB_CONN_MAX_AGE": "600",
+    }
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"
+    import django
+
+    django.setup()
+    import httpx
+    import redis
+    from django.core.management import call_command
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    call_command("migrate", verbosity=0)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    node = subprocess.Popen(
+        [*manage, "localnet", "--port", str(rpc_port), "--slot-ms", "400"], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    cluster = None
+    try:
+        url = f"http://127.0.0.1:{rpc_port}"
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/health", timeout=1).text == "ok":
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        bare = bare_rpc_rate(url)
+        print(f"bare JSON-RPC transfers (1 solana-py client): {bare:8.1f} /s")
+        subscriptions, creator = build_world(url, args.subscribers)
+        cluster = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
+        time.sleep(3)  # let the workers start
+        rate, p50, p99, paid = run_signal(url, subscriptions, creator)
+        print(f"subscribers: {args.subscribers}, workers: {args.workers}")
+        print(f"confirmed payouts:                           {paid:8d}")
+        print(f"payouts/s (first intake to last confirmed):  {rate:8.1f}  (floor 100)")
+        print(f"intake-to-confirmed latency p50 / p99:       {p50:8.2f} s / {p99:.2f} s")
+        print(f"ratio to bare JSON-RPC transfers:            {rate / bare:8.2f}  (aim 0.50)")
+    finally:
+        for proc in (cluster, node):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def bare_rpc_rate(url: str, transfers: int = 500) -> float:
+    """Transfers/s by one bare solana-py client (build, sign, send; ATA exists)."""
+    from solana.rpc.api import Client
+    from solders.keypair import Keypair
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from chain import transfer_tx
+
+    client = Client(url)
+    payer, destination = Keypair(), Keypair().pubkey()
+    client._provider.session.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "requestAirdrop", "params": [str(payer.pubkey()), 10**12]})
+    for owner, amount in ((payer.pubkey(), 10**12), (destination, 1)):
+        client._provider.session.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "localnet_fundUsdc", "params": [str(owner), amount]}
+        )
+    blockhash = client.get_latest_blockhash().value.blockhash
+    started = time.perf_counter()
+    for n in range(transfers):
+        client.send_transaction(transfer_tx(payer, destination, n + 1, blockhash))
+    return transfers / (time.perf_counter() - started)
+
+
+def build_world(url: str, subscribers: int):
+    """One creator, one bot at 10 %, ``subscribers`` subscriptions with SOL and Drift collateral."""
+    import httpx
+    from solders.keypair import Keypair
+
+    from profitshare.services.bots import publish_bot
+    from profitshare.services.subscriptions import create_subscription
+
+    rpc = httpx.Client(base_url=url, timeout=30)
+
+    def call(method, *params):
+        return rpc.post("/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()
+
+    creator = str(Keypair().pubkey())
+    publish_bot(bot_id="bench-bot", creator_wallet=creator, name="Bench", profit_share_bps=1_000, policy="per_trade", actor="bench")
+    subs = []
+    for n in range(subscribers):
+        sub = create_subscription(
+            subscription_id=f"bench-{n}", bot_id="bench-bot", subscriber_wallet=str(Keypair().pubkey()),
+            drift_subaccount_id=0, actor="bench",
+        ).subscription
+        call("requestAirdrop", sub.agent_wallet.pubkey, 100_000_000)
+        call("localnet_driftDeposit", sub.agent_wallet.pubkey, 0, 1_000_000_000)
+        subs.append(sub)
+    call("localnet_fundUsdc", creator, 1)  # the creator's ATA exists (the common case)
+    return subs, creator
+
+
+def run_signal(url: str, subscriptions, creator: str):
+    """Every subscriber closes +10 USDC; record all closes, wait until every payout is decided."""
+    import httpx
+
+    from profitshare.models import AttemptStatus, Distribution, PayoutAttempt, TradeClose
+    from profitshare.services.intake import CloseReport, record_close
+    from profitshare.tasks import enqueue_distribution
+
+    rpc = httpx.Client(base_url=url, timeout=30)
+    for sub in subscriptions:
+        rpc.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "localnet_driftRealizePnl", "params": [sub.agent_wallet.pubkey, 0, 10_000_000]})
+    started = time.time()
+    for n, sub in enumerate(subscriptions):
+        record_close(
+            CloseReport(f"bench-close-{n}", sub.subscription_id, 0, 10_000_000, "full", datetime.now(UTC)),
+            on_commit=enqueue_distribution,
+        )
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if not Distribution.objects.filter(status__in=["pending", "processing"]).exists():
+            break
+        time.sleep(0.2)
+    landed = PayoutAttempt.objects.filter(status=AttemptStatus.LANDED).select_related("distribution__close")
+    latencies = [(a.resolved_at - a.distribution.close.received_at).total_seconds() for a in landed]
+    last = max(a.resolved_at for a in landed).timestamp()
+    first = TradeClose.objects.order_by("received_at").first().received_at.timestamp()
+    first = min(first, started)
+    ata_amount = rpc.post(
+        "/", json={"jsonrpc": "2.0", "id": 1, "method": "getTokenAccountsByOwner",
+                   "params": [creator, {"mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"}, {"encoding": "jsonParsed"}]},
+    ).json()["result"]["value"][0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]
+    expected = 1 + len(landed) * 1_000_000
+    if int(ata_amount) != expected or len(landed) != len(subscriptions):
+        raise SystemExit(f"chain disagrees: creator holds {ata_amount}, expected {expected}; landed {len(landed)}")
+    return len(landed) / (last - first), percentile(latencies, 0.5), percentile(latencies, 0.99), len(landed)
+
+
+if __name__ == "__main__":
+    main()
