@@ -1,0 +1,22 @@
+"""Helpers shared by the routers: the audit actor of a request and the documented errors."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from profitshare.api.schemas import ErrorOut, ValidationErrorOut
+
+#: Error answers every signed route may give (documented in the OpenAPI schema).
+AUTH_ERRORS = {401: ErrorOut, 422: ValidationErrorOut}
+ADMIN_ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ValidationErrorOut}
+
+#: Seconds a request waits for an agent wallet busy with another payout before answering 409
+#: "payout in progress" (retry) or answering with the IOU still blocking (guard). Kept well under
+#: common HTTP worker timeouts; the engine's own default (60 s) suits background workers.
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
+def actor(request: HttpRequest) -> str:
+    """The audit actor of a signed request: ``"api:platform"`` or ``"api:admin"`` (whose secret
+    signed it; see ``profitshare.api.auth``)."""
+    return f"api:{request.auth}"

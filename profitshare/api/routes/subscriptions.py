@@ -1,0 +1,54 @@
+"""``POST /subscriptions`` and ``GET /subscriptions/{id}/guard`` (platform)."""
+
+from __future__ import annotations
+
+from ninja import Router, Status
+
+from profitshare.api.auth import PlatformAuth
+from profitshare.api.routes import common
+from profitshare.api.routes.common import AUTH_ERRORS, actor
+from profitshare.api.schemas import ErrorOut, GuardOut, SubscriptionIn, SubscriptionOut
+from profitshare.services import engine, ious
+from profitshare.services.guards import guard
+from profitshare.services.locks import LockTimeout
+from profitshare.services.subscriptions import create_subscription
+
+router = Router(tags=["subscriptions"], auth=PlatformAuth())
+
+GUARD_ACTOR = "api:guard"
+
+
+@router.post(
+    "/subscriptions", response={200: SubscriptionOut, 201: SubscriptionOut, 404: ErrorOut, 409: ErrorOut, **AUTH_ERRORS}
+)
+def subscribe(request, payload: SubscriptionIn):
+    """Subscribe a wallet to a bot (201) with a new agent wallet (its public key is returned;
+    the key stays encrypted server-side). The identical request again: 200, same body; the same
+    id with other fields: 409; unknown or deleted bot: 404."""
+    result = create_subscription(**payload.model_dump(), actor=actor(request))
+    sub = result.subscription
+    body = {"subscription_id": sub.subscription_id, "agent_wallet": sub.agent_wallet.pubkey}
+    return Status(201 if result.created else 200, body)
+
+
+def retry_for_guard(iou_id: int) -> None:
+    """The guard's retry: claim the IOU (``actor="api:guard"``) and, if claimed, pay it now.
+    A busy agent wallet leaves it claimed (it keeps blocking; the resolver finishes it)."""
+    if ious.claim_iou(iou_id, actor=GUARD_ACTOR):
+        try:
+            engine.retry_iou(iou_id, actor=GUARD_ACTOR, lock_timeout=common.LOCK_TIMEOUT_SECONDS)
+        except LockTimeout:
+            pass
+
+
+@router.get("/subscriptions/{subscription_id}/guard", response={200: GuardOut, 404: ErrorOut, **AUTH_ERRORS})
+def subscription_guard(request, subscription_id: str):
+    """May the subscriber withdraw or delete the bot now? Open IOUs are retried first; IOUs
+    within their TTL block. ``owed``: USDC base units still owed. 404 unknown subscription."""
+    answer = guard(subscription_id, retry=retry_for_guard)
+    return {
+        "can_withdraw": answer.can_withdraw,
+        "can_delete": answer.can_delete,
+        "owed": answer.owed,
+        "delinquent": answer.delinquent,
+    }
