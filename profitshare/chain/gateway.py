@@ -29,6 +29,7 @@ from solders.token.state import TokenAccount
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from profitshare.chain.addresses import parse_address, usdc_ata
+from profitshare.chain.batch import BatchOps
 from profitshare.chain.drift.interface import DriftAdapter, DriftSubaccountState
 from profitshare.chain.errors import (
     BlockhashExpired,
@@ -58,6 +59,7 @@ from profitshare.chain.payouts import (
 )
 from profitshare.chain.rpc import RpcPool
 from profitshare.chain.transactions import (
+    RecentBlockhash,
     SignatureStatus,
     SignedTransaction,
     Transactions,
@@ -92,7 +94,7 @@ def _check_amount(amount: int) -> None:
         raise ValueError(f"amount must be a positive int (USDC base units), got {amount!r}")
 
 
-class ChainGateway:
+class ChainGateway(BatchOps):
     """Solana + Drift access for the engine.
 
     ``pool``: RPC endpoints; ``usdc_mint``: USDC mint; ``drift``: a ``DriftAdapter`` (None: Drift
@@ -331,17 +333,7 @@ class ChainGateway:
         re-signed. (The local node's Drift emulator refuses a Memo in a Drift transaction.)
         A lost send response is resolved by the signature's status, never by re-signing.
         """
-        recent = self.transactions.latest_blockhash()
-        for _ in range(_UNIQUE_SIGNING_TRIES):
-            limit = self.drift_compute_unit_limit - secrets.randbelow(_CU_NONCE_RANGE)
-            budget = [set_compute_unit_limit(limit)]
-            if self.priority_fee_microlamports:
-                budget.append(set_compute_unit_price(self.priority_fee_microlamports))
-            signed = sign_transaction(signer, [*budget, *instructions], recent)
-            if self.transactions.signature_status(signed.signature).state == "unknown":
-                break
-        else:
-            raise failure("could not sign a transaction distinct from earlier ones", None)
+        signed = self.sign_drift(signer, instructions, failure)
         try:
             self.transactions.send(signed)
         except TransactionFailed as exc:  # refused by preflight: nothing landed, no fee
@@ -359,6 +351,52 @@ class ChainGateway:
         except BlockhashExpired as exc:  # never landed and never will
             raise failure("BlockhashExpired", signed.signature) from exc
         return signed.signature
+
+    def sign_drift(
+        self,
+        signer: Keypair,
+        instructions: list[Instruction],
+        failure: Callable[[str, str | None], ChainError],
+        recent: RecentBlockhash | None = None,
+    ) -> SignedTransaction:
+        """Sign Drift instructions (compute budget first) into bytes no earlier transaction has:
+        the compute-unit limit carries a random nonce and a signature the chain already knows
+        is re-signed (see ``_submit_drift``). ``recent``: a blockhash to reuse (batches)."""
+        recent = recent or self.transactions.latest_blockhash()
+        for _ in range(_UNIQUE_SIGNING_TRIES):
+            limit = self.drift_compute_unit_limit - secrets.randbelow(_CU_NONCE_RANGE)
+            budget = [set_compute_unit_limit(limit)]
+            if self.priority_fee_microlamports:
+                budget.append(set_compute_unit_price(self.priority_fee_microlamports))
+            signed = sign_transaction(signer, [*budget, *instructions], recent)
+            if self.transactions.signature_status(signed.signature).state == "unknown":
+                return signed
+        raise failure("could not sign a transaction distinct from earlier ones", None)
+
+    def build_settle(
+        self, agent_keypair: Keypair, subaccount_id: int, perp_market_index: int, recent=None
+    ) -> SignedTransaction:
+        """Signed (not sent) settle PnL of the agent's subaccount. Raises ``SettleFailed``."""
+        try:
+            instructions = self._drift().build_settle_pnl_instructions(agent_keypair, subaccount_id, perp_market_index)
+        except LookupError as exc:
+            raise SettleFailed(f"AccountNotFound: {exc}", None) from exc
+        return self.sign_drift(agent_keypair, instructions, SettleFailed, recent)
+
+    def build_withdraw(
+        self, agent_keypair: Keypair, subaccount_id: int, amount: int, reduce_only: bool = True, recent=None
+    ) -> SignedTransaction:
+        """Signed (not sent) Drift withdraw of ``amount`` USDC base units to the agent's USDC
+        ATA (created idempotently). Raises ``WithdrawFailed``, ``ValueError``."""
+        _check_amount(amount)
+        ata = usdc_ata(agent_keypair.pubkey(), self.usdc_mint)
+        try:
+            instructions = self._drift().build_withdraw_instructions(
+                agent_keypair, subaccount_id, self.drift_spot_market_index, amount, reduce_only, user_token_account=ata
+            )
+        except LookupError as exc:
+            raise WithdrawFailed(f"AccountNotFound: {exc}", None) from exc
+        return self.sign_drift(agent_keypair, instructions, WithdrawFailed, recent)
 
     def settle_pnl(self, agent_keypair: Keypair, subaccount_id: int, perp_market_index: int) -> str:
         """Settle the perp market's PnL of the agent's subaccount and wait for confirmation;

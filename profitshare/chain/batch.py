@@ -1,0 +1,112 @@
+"""Batched chain primitives for the engine: many wallets, many signatures per RPC call.
+
+``getMultipleAccounts`` takes 100 keys and ``getSignatureStatuses`` 256 signatures per call
+(Solana RPC limits); a batch of payouts costs a few RPC calls per phase instead of a few per
+payout. Mixed into ``ChainGateway``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+
+from solana.rpc.commitment import Finalized
+from solders.pubkey import Pubkey
+from solders.token.state import TokenAccount
+from spl.token.constants import TOKEN_PROGRAM_ID
+
+from profitshare.chain.addresses import parse_address, usdc_ata
+from profitshare.chain.rpc import RpcPool
+from profitshare.chain.transactions import SignatureStatus, SignedTransaction, Transactions
+
+Address = Pubkey | str
+
+
+@dataclass(frozen=True)
+class WalletState:
+    """An owner's ``lamports`` and the base units in its USDC ATA (``usdc``; None: no ATA)."""
+
+    lamports: int
+    usdc: int | None
+
+
+class BatchOps:
+    """Batched reads, statuses and sends (mixed into ``ChainGateway``)."""
+
+    pool: RpcPool
+    transactions: Transactions
+    usdc_mint: Pubkey
+
+    def wallet_states(self, owners: list[Address]) -> dict[str, WalletState]:
+        """``{owner: WalletState}`` for every owner (lamports; USDC ATA balance or None)."""
+        keys = [parse_address(o) for o in owners]
+        wanted = []
+        for key in keys:
+            wanted += [key, usdc_ata(key, self.usdc_mint)]
+        accounts = self.multiple_accounts(wanted)
+        states = {}
+        for n, key in enumerate(keys):
+            wallet, ata = accounts[2 * n], accounts[2 * n + 1]
+            usdc = None
+            if ata is not None and ata["owner"] == str(TOKEN_PROGRAM_ID):
+                usdc = TokenAccount.from_bytes(base64.b64decode(ata["data"][0])).amount
+            states[str(key)] = WalletState(0 if wallet is None else int(wallet["lamports"]), usdc)
+        return states
+
+    def multiple_accounts(self, keys: list[Pubkey]) -> list[dict | None]:
+        """``getMultipleAccounts`` (base64) in chunks of 100; raw JSON values in order."""
+        out: list[dict | None] = []
+        for start in range(0, len(keys), 100):
+            chunk = [str(k) for k in keys[start : start + 100]]
+            result = self.pool.call("getMultipleAccounts", chunk, {"encoding": "base64", "commitment": "confirmed"})
+            out += result["value"]
+        return out
+
+    def statuses(self, signatures: list[str]) -> dict[str, SignatureStatus]:
+        """``{signature: SignatureStatus}`` by ``getSignatureStatuses`` in chunks of 256."""
+        out: dict[str, SignatureStatus] = {}
+        for start in range(0, len(signatures), 256):
+            chunk = signatures[start : start + 256]
+            result = self.pool.call("getSignatureStatuses", chunk, {"searchTransactionHistory": True})
+            for signature, status in zip(chunk, result["value"], strict=True):
+                out[signature] = _status_from_json(status)
+        return out
+
+    def wait_for(
+        self, pending: dict[str, int], *, timeout: float, poll: float = 0.05
+    ) -> dict[str, SignatureStatus | str]:
+        """Poll until each signature (``{signature: last_valid_block_height}``) is landed or
+        failed (its ``SignatureStatus``), ``"expired"`` (finalized height past its last valid
+        block height and still unknown: it can never land), or ``"unknown"`` at ``timeout``.
+        The height is read before the statuses, so a last-block landing is never "expired"."""
+        decided: dict[str, SignatureStatus | str] = {}
+        waiting = dict(pending)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            height = self.transactions.block_height(Finalized)
+            for signature, status in self.statuses(list(waiting)).items():
+                if status.state != "unknown":
+                    decided[signature] = status
+                    del waiting[signature]
+                elif height > waiting[signature]:
+                    decided[signature] = "expired"
+                    del waiting[signature]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+        decided.update({signature: "unknown" for signature in waiting})
+        return decided
+
+    def send_signed(self, signed: SignedTransaction) -> None:
+        """Send signed bytes once; errors as ``Transactions.send``."""
+        self.transactions.send(signed)
+
+
+def _status_from_json(status: dict | None) -> SignatureStatus:
+    if not status:
+        return SignatureStatus("unknown")
+    level, err, slot = status.get("confirmationStatus"), status.get("err"), status.get("slot")
+    if level not in ("confirmed", "finalized"):
+        return SignatureStatus("unknown", slot, err, level)
+    return SignatureStatus("landed" if err is None else "failed", slot, err, level)
