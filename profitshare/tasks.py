@@ -22,10 +22,11 @@ def enqueue_distribution(distribution_id: int) -> None:
     async_task("profitshare.tasks.process_distribution_task", distribution_id, group=PAYOUT_GROUP)
 
 
-def process_distribution_task(distribution_id: int) -> str:
-    """Pay one distribution; returns its final status. A busy agent wallet (another payout in
-    flight) raises ``LockTimeout``; the resolver picks the distribution up later."""
-    return engine.process_distribution(distribution_id).status
+def process_distribution_task(distribution_id: int) -> int:
+    """Pay this distribution and, in the same batch, other pending ones (one per free agent
+    wallet); returns how many were processed. A distribution whose wallet is busy is paid by
+    a later batch or the resolver."""
+    return len(engine.process_pending(distribution_id))
 
 
 def enqueue_iou_retry(iou_id: int, *, actor: str) -> bool:

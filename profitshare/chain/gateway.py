@@ -237,6 +237,7 @@ class ChainGateway(BatchOps):
         *,
         reference: str | None = None,
         check_funds: bool = True,
+        recent: RecentBlockhash | None = None,
     ) -> SignedPayout:
         """Sign a payout of ``amount`` USDC base units to ``creator_owner`` (not sent).
 
@@ -244,7 +245,8 @@ class ChainGateway(BatchOps):
         random when None) — it also keeps two equal payouts in one blockhash distinct.
         With ``check_funds`` (default) runs ``check_payout_funds`` first. Raises
         ``InvalidAddress``, ``ValueError`` (amount, reference), ``InsufficientSol``,
-        ``InsufficientUsdc``, ``RpcUnavailable``.
+        ``InsufficientUsdc``, ``RpcUnavailable``. ``recent``: a blockhash to sign with (batches
+        sign many payouts with one).
         """
         creator = parse_address(creator_owner)
         _check_amount(amount)
@@ -255,7 +257,7 @@ class ChainGateway(BatchOps):
             creator,
             self.usdc_mint,
             amount,
-            self.transactions.latest_blockhash(),
+            recent or self.transactions.latest_blockhash(),
             reference=reference,
             decimals=self.usdc_decimals,
             compute_unit_limit=self.payout_compute_unit_limit,
@@ -358,10 +360,14 @@ class ChainGateway(BatchOps):
         instructions: list[Instruction],
         failure: Callable[[str, str | None], ChainError],
         recent: RecentBlockhash | None = None,
+        *,
+        check_unique: bool = True,
     ) -> SignedTransaction:
         """Sign Drift instructions (compute budget first) into bytes no earlier transaction has:
         the compute-unit limit carries a random nonce and a signature the chain already knows
-        is re-signed (see ``_submit_drift``). ``recent``: a blockhash to reuse (batches)."""
+        is re-signed (see ``_submit_drift``). ``recent``: a blockhash to reuse (batches);
+        ``check_unique=False`` skips the status check (a batch checks all its signatures in one
+        ``statuses`` call and re-signs the few that collide)."""
         recent = recent or self.transactions.latest_blockhash()
         for _ in range(_UNIQUE_SIGNING_TRIES):
             limit = self.drift_compute_unit_limit - secrets.randbelow(_CU_NONCE_RANGE)
@@ -369,22 +375,29 @@ class ChainGateway(BatchOps):
             if self.priority_fee_microlamports:
                 budget.append(set_compute_unit_price(self.priority_fee_microlamports))
             signed = sign_transaction(signer, [*budget, *instructions], recent)
-            if self.transactions.signature_status(signed.signature).state == "unknown":
+            if not check_unique or self.transactions.signature_status(signed.signature).state == "unknown":
                 return signed
         raise failure("could not sign a transaction distinct from earlier ones", None)
 
     def build_settle(
-        self, agent_keypair: Keypair, subaccount_id: int, perp_market_index: int, recent=None
+        self, agent_keypair: Keypair, subaccount_id: int, perp_market_index: int, recent=None, *, check_unique=True
     ) -> SignedTransaction:
         """Signed (not sent) settle PnL of the agent's subaccount. Raises ``SettleFailed``."""
         try:
             instructions = self._drift().build_settle_pnl_instructions(agent_keypair, subaccount_id, perp_market_index)
         except LookupError as exc:
             raise SettleFailed(f"AccountNotFound: {exc}", None) from exc
-        return self.sign_drift(agent_keypair, instructions, SettleFailed, recent)
+        return self.sign_drift(agent_keypair, instructions, SettleFailed, recent, check_unique=check_unique)
 
     def build_withdraw(
-        self, agent_keypair: Keypair, subaccount_id: int, amount: int, reduce_only: bool = True, recent=None
+        self,
+        agent_keypair: Keypair,
+        subaccount_id: int,
+        amount: int,
+        reduce_only: bool = True,
+        recent=None,
+        *,
+        check_unique=True,
     ) -> SignedTransaction:
         """Signed (not sent) Drift withdraw of ``amount`` USDC base units to the agent's USDC
         ATA (created idempotently). Raises ``WithdrawFailed``, ``ValueError``."""
@@ -396,7 +409,7 @@ class ChainGateway(BatchOps):
             )
         except LookupError as exc:
             raise WithdrawFailed(f"AccountNotFound: {exc}", None) from exc
-        return self.sign_drift(agent_keypair, instructions, WithdrawFailed, recent)
+        return self.sign_drift(agent_keypair, instructions, WithdrawFailed, recent, check_unique=check_unique)
 
     def settle_pnl(self, agent_keypair: Keypair, subaccount_id: int, perp_market_index: int) -> str:
         """Settle the perp market's PnL of the agent's subaccount and wait for confirmation;

@@ -1,38 +1,42 @@
-"""The payout pipeline: one distribution (or one IOU retry) from owed to paid, exactly once.
+"""The payout pipeline: distributions (and IOU retries) from owed to paid, exactly once.
 
-Order (DESIGN.md "The money path"; seeds 000 and 001 correct seed 002):
+Order (DESIGN.md "The money path"; seeds 000 and 001 correct seed 002), for a batch of
+distributions with distinct agent wallets, each wallet's payout lock held throughout:
 
-1. under the agent wallet's lock (``locks``), resolve any earlier attempt of this distribution by
-   its signature's status first (a crashed worker's attempt: landed means paid);
-2. fold the subscription's dust carry in; a creator address that is not a valid 32-byte
-   base58 key owes everything (``invalid_creator_wallet`` + alert); below the dust threshold
-   (higher when the creator's ATA must be created) the amount is carried, not paid;
+1. resolve earlier attempts by their signatures' status first (a crashed worker's attempt:
+   landed means paid; still live: the same bytes are re-broadcast);
+2. fold the subscription's dust carry in; a creator address that is not a valid 32-byte base58
+   key owes everything (``invalid_creator_wallet`` + alert); below the dust threshold (higher
+   when the creator's ATA must be created) the amount is carried, not paid;
 3. settle PnL on Drift and wait for confirmation (``settle_failed`` otherwise);
 4. SOL pre-flight for the whole payout: withdraw + transfer fees, priority fee, ATA rent
    (``insufficient_sol``);
-5. withdraw what is still needed from Drift; what arrived is measured on the agent's USDC
-   token account (never Drift collateral) and kept on the distribution as ``withdrawn``;
+5. withdraw what is still needed from Drift; what arrived is read on the agent's USDC token
+   account (never Drift collateral) and kept on the distribution as ``withdrawn``;
 6. pay min(withdrawn, owed) with ``transfer_checked`` to the creator's ATA: the signed bytes,
-   signature and last valid block height are committed before the first send; re-sent
-   unchanged while the blockhash lives; re-signed only after it expired unlanded;
+   signature and last valid block height are committed before the first send; re-sent unchanged
+   while the blockhash lives; re-signed only after it expired unlanded;
 7. whatever remains owed becomes (or stays) one IOU with a reason code.
 
-Invariant kept by every step, in one database transaction per step:
-``paid + owed + carried + voided == share + carry_in`` (a database constraint too).
+Batching is what makes fan-out fast (one signal, many subscribers): each phase costs a few RPC
+calls and database statements for the whole batch (``getMultipleAccounts``,
+``getSignatureStatuses``, bulk writes), not per payout. A single distribution is a batch of one.
+Every step keeps ``paid + owed + carried + voided == share + carry_in`` (a database constraint).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import Enum
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
-from profitshare.chain.addresses import parse_address
+from profitshare.chain.addresses import parse_address, usdc_ata
 from profitshare.chain.errors import (
     BlockhashExpired,
     ChainError,
@@ -40,15 +44,15 @@ from profitshare.chain.errors import (
     InvalidAddress,
     RpcUnavailable,
     SendOutcomeUnknown,
-    SettleFailed,
     TransactionFailed,
-    WithdrawFailed,
 )
+from profitshare.chain.fees import TxFeeBudget, payout_sol_needed
 from profitshare.chain.gateway import ChainGateway, get_gateway
-from profitshare.chain.transactions import SignedTransaction
+from profitshare.chain.transactions import SignedTransaction, describe_error
 from profitshare.models import (
     IOU,
     AttemptStatus,
+    AuditEvent,
     Distribution,
     DistributionStatus,
     IouReason,
@@ -59,7 +63,8 @@ from profitshare.models import (
 )
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import ENGINE, record_event
-from profitshare.services.locks import agent_wallet_lock
+from profitshare.services.ious import claim_iou
+from profitshare.services.locks import LockTimeout, agent_wallet_locks
 from profitshare.services.subscriptions import agent_keypair
 
 logger = logging.getLogger(__name__)
@@ -67,399 +72,635 @@ logger = logging.getLogger(__name__)
 ACTIVE_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
 UNRESOLVED_ATTEMPTS = (AttemptStatus.PREPARED, AttemptStatus.SENT)
 MAX_SIGNINGS_PER_RUN = 3
+BATCH_SIZE = 64
+_gateways: dict[tuple, ChainGateway] = {}
 
 
-class TransferOutcome(Enum):
-    LANDED = "landed"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
+def default_gateway() -> ChainGateway:
+    """One gateway per process and configuration (its RPC connections and cached rent are
+    reused across tasks); a change of the chain settings builds a new one."""
+    key = (
+        tuple(settings.QV_RPC_URLS), settings.QV_DRIFT_BACKEND, settings.QV_USDC_MINT,
+        settings.QV_PRIORITY_FEE_MICROLAMPORTS, settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT,
+    )
+    if key not in _gateways:
+        _gateways[key] = get_gateway()
+    return _gateways[key]
 
 
 @dataclass
-class _Run:
-    """One pass of the pipeline over a distribution (optionally for a claimed IOU)."""
+class Item:
+    """One distribution in a batch (optionally for a claimed IOU) and what the run learned."""
 
-    gateway: ChainGateway
-    actor: str
-    distribution: Distribution
+    dist: Distribution
+    keypair: Keypair
     iou: IOU | None = None
+    active: bool = True
+    reason: str = ""
+    error: str = ""
+    usdc_before: int = 0
+    creator_ata_exists: bool = True
 
     @property
-    def subscription(self) -> Subscription:
-        return self.distribution.subscription
+    def agent(self) -> Pubkey:
+        return self.keypair.pubkey()
+
+    def stop(self) -> None:
+        self.active = False
+
+    def fall_short(self, reason: str, error: str) -> None:
+        if not self.reason:
+            self.reason, self.error = reason, error
+
+
+@dataclass
+class _Batch:
+    gateway: ChainGateway
+    actor: str
+    items: list[Item] = field(default_factory=list)
+
+    def live(self) -> list[Item]:
+        return [item for item in self.items if item.active]
+
+
+def _event(entity: str, entity_id, actor: str, *, from_status="", to_status="", reason="", **data) -> AuditEvent:
+    return AuditEvent(
+        entity=entity, entity_id=str(entity_id), actor=actor, from_status=from_status, to_status=to_status,
+        reason=reason, data=data,
+    )
 
 
 # --- entry points --------------------------------------------------------------------------------
 def process_distribution(
     distribution_id: int, *, gateway: ChainGateway | None = None, actor: str = ENGINE, lock_timeout: float = 60.0
 ) -> Distribution:
-    """Run the pipeline for a new distribution (the django-q2 task of one close).
+    """Run the pipeline for one distribution (waits up to ``lock_timeout`` s for its agent
+    wallet; raises ``LockTimeout``). Safe to run twice or concurrently. Returns it as it ends."""
+    agent = Distribution.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(pk=distribution_id)
+    with agent_wallet_locks([agent], timeout=lock_timeout) as held:
+        if not held:
+            raise LockTimeout(f"agent wallet {agent} is busy")
+        _run(_Batch(gateway or default_gateway(), actor), [distribution_id])
+    return Distribution.objects.get(pk=distribution_id)
 
-    Safe to run twice or concurrently: the agent wallet lock serialises runs and a distribution
-    past ``pending``/``processing`` is left alone. Returns the distribution as it ends.
-    Raises ``LockTimeout`` when the agent wallet stays busy ``lock_timeout`` seconds.
-    """
-    gateway = gateway or get_gateway()
-    agent_pubkey = Distribution.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(
-        pk=distribution_id
-    )
-    with agent_wallet_lock(agent_pubkey, timeout=lock_timeout):
-        run = _Run(gateway, actor, _load(distribution_id))
-        if run.distribution.status not in (DistributionStatus.PENDING, DistributionStatus.PROCESSING):
-            return run.distribution
-        resolve_attempts(run.distribution, gateway, actor)
-        run.distribution = _load(distribution_id)
-        if run.distribution.status not in (DistributionStatus.PENDING, DistributionStatus.PROCESSING):
-            return run.distribution
-        _start(run)
-        if not _check_creator_and_dust(run):
-            return run.distribution
-        _collect(run)
-        return _load(distribution_id)
+
+def process_pending(
+    distribution_id: int | None = None, *, gateway: ChainGateway | None = None, actor: str = ENGINE,
+    limit: int = BATCH_SIZE,
+) -> list[int]:
+    """Pay ``distribution_id`` and up to ``limit`` other pending distributions in one batch:
+    one per agent wallet, only wallets whose lock is free (the rest are left to their own tasks).
+    Returns the ids processed."""
+    with transaction.atomic():
+        rows = list(
+            Distribution.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=DistributionStatus.PENDING)
+            .order_by("id")
+            .values_list("pk", "subscription__agent_wallet__pubkey")[: limit * 2]
+        )
+    if distribution_id is not None and distribution_id not in {pk for pk, _ in rows}:
+        own = Distribution.objects.filter(pk=distribution_id, status=DistributionStatus.PENDING).values_list(
+            "pk", "subscription__agent_wallet__pubkey"
+        )
+        rows = list(own) + rows
+    by_agent: dict[str, int] = {}
+    for pk, agent in rows:
+        by_agent.setdefault(agent, pk)
+        if len(by_agent) >= limit:
+            break
+    with agent_wallet_locks(list(by_agent), timeout=0) as held:
+        ids = [by_agent[agent] for agent in held]
+        if ids:
+            _run(_Batch(gateway or default_gateway(), actor), ids)
+    return ids
 
 
 def retry_iou(
     iou_id: int, *, gateway: ChainGateway | None = None, actor: str = ENGINE, lock_timeout: float = 60.0
 ) -> IOU:
     """Try again to pay a claimed IOU (status ``processing``, see ``ious.claim_due_ious``).
-
     Funds already withdrawn for it are used first, never withdrawn twice. On failure the IOU
-    returns to ``open`` (or ``expired`` past its TTL) with exponential backoff.
-    """
-    gateway = gateway or get_gateway()
-    iou = IOU.objects.select_related("subscription__agent_wallet").get(pk=iou_id)
-    with agent_wallet_lock(iou.subscription.agent_wallet.pubkey, timeout=lock_timeout):
-        iou = IOU.objects.get(pk=iou_id)
-        if iou.status != IouStatus.PROCESSING:
-            return iou
-        distribution = _load(iou.distribution_id)
-        resolve_attempts(distribution, gateway, actor)
-        iou.refresh_from_db()
-        if iou.status != IouStatus.PROCESSING:
-            return iou
-        run = _Run(gateway, actor, _load(iou.distribution_id), iou)
-        try:
-            parse_address(run.distribution.creator.address)
-        except InvalidAddress as exc:
-            _owe(run, IouReason.INVALID_CREATOR_WALLET, str(exc))
-            return IOU.objects.get(pk=iou_id)
-        _collect(run)
-        return IOU.objects.get(pk=iou_id)
+    returns to ``open`` (or ``expired`` past its TTL) with exponential backoff."""
+    agent = IOU.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(pk=iou_id)
+    with agent_wallet_locks([agent], timeout=lock_timeout) as held:
+        if not held:
+            raise LockTimeout(f"agent wallet {agent} is busy")
+        _retry_locked(iou_id, gateway or default_gateway(), actor)
+    return IOU.objects.get(pk=iou_id)
 
 
-# --- steps ---------------------------------------------------------------------------------------
-def _load(distribution_id: int) -> Distribution:
-    return Distribution.objects.select_related(
-        "subscription__agent_wallet", "subscription__bot", "creator", "close"
-    ).get(pk=distribution_id)
+def retry_iou_now(
+    iou_id: int, *, actor: str, gateway: ChainGateway | None = None, lock_timeout: float = 10.0
+) -> IOU | None:
+    """Retry one IOU now whatever its backoff (admin "retry now", guards): takes the agent
+    wallet's lock *before* claiming, so a busy wallet (``LockTimeout``) changes nothing.
+    Returns None when the IOU is not retryable (not open/expired). ``IOU.DoesNotExist`` if
+    unknown."""
+    agent = IOU.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(pk=iou_id)
+    with agent_wallet_locks([agent], timeout=lock_timeout) as held:
+        if not held:
+            raise LockTimeout(f"agent wallet {agent} is busy")
+        if not claim_iou(iou_id, actor=actor):
+            return None
+        _retry_locked(iou_id, gateway or default_gateway(), actor)
+    return IOU.objects.get(pk=iou_id)
 
 
-def _start(run: _Run) -> None:
-    with transaction.atomic():
-        dist = Distribution.objects.select_for_update().get(pk=run.distribution.pk)
-        before = dist.status
-        dist.status = DistributionStatus.PROCESSING
-        dist.attempts += 1
-        dist.save(update_fields=["status", "attempts", "updated_at"])
-        record_event("distribution", dist.pk, actor=run.actor, from_status=before, to_status=dist.status)
-    run.distribution = _load(run.distribution.pk)
-
-
-def _check_creator_and_dust(run: _Run) -> bool:
-    """Fold the dust carry in, validate the creator address and apply the dust rule.
-    Returns True when the distribution should be paid now."""
-    dist = run.distribution
-    with transaction.atomic():
-        sub = Subscription.objects.select_for_update().get(pk=dist.subscription_id)
-        dist = Distribution.objects.select_for_update().get(pk=dist.pk)
-        if sub.dust_carry:
-            carry, sub.dust_carry = sub.dust_carry, 0
-            dist.carry_in += carry
-            dist.owed += carry
-            sub.save(update_fields=["dust_carry"])
-            dist.save(update_fields=["carry_in", "owed", "updated_at"])
-            record_event("distribution", dist.pk, actor=run.actor, reason="dust carry folded in", carry_in=carry)
-    run.distribution = _load(dist.pk)
+def _retry_locked(iou_id: int, gateway: ChainGateway, actor: str) -> None:
+    iou = IOU.objects.get(pk=iou_id)
+    if iou.status != IouStatus.PROCESSING:
+        return
+    batch = _Batch(gateway, actor)
+    batch.items = _load_items([iou.distribution_id])
+    batch.items[0].iou = iou
+    _resolve_attempts(batch)
+    iou.refresh_from_db()
+    if iou.status != IouStatus.PROCESSING or not batch.live():
+        return
+    item = batch.items[0]
+    item.iou = iou
     try:
-        creator = parse_address(run.distribution.creator.address)
+        parse_address(item.dist.creator.address)
     except InvalidAddress as exc:
-        _owe(run, IouReason.INVALID_CREATOR_WALLET, str(exc))
-        return False
-    dist = run.distribution
-    if dist.paid or dist.withdrawn or run.subscription.status == SubscriptionStatus.ENDED:
-        return True  # a resumed run, or the final flush of an ended subscription: pay it
-    try:
-        ata_exists = run.gateway.ata_exists(creator)
-    except ChainError as exc:
-        _owe(run, IouReason.RPC_UNAVAILABLE, str(exc))
-        return False
-    threshold = settings.QV_DUST_THRESHOLD if ata_exists else settings.QV_DUST_THRESHOLD_NEW_ATA
-    if dist.owed >= threshold:
-        return True
-    with transaction.atomic():
-        sub = Subscription.objects.select_for_update().get(pk=dist.subscription_id)
-        dist = Distribution.objects.select_for_update().get(pk=dist.pk)
-        amount = dist.owed
-        dist.carried += amount
-        dist.owed = 0
-        dist.status = DistributionStatus.CARRIED
-        dist.save(update_fields=["carried", "owed", "status", "updated_at"])
-        sub.dust_carry += amount
-        sub.save(update_fields=["dust_carry"])
-        record_event(
-            "distribution", dist.pk, actor=run.actor, from_status=DistributionStatus.PROCESSING,
-            to_status=dist.status, reason=f"below dust threshold {threshold}", carried=amount,
-            dust_carry=sub.dust_carry,
-        )
-    run.distribution = _load(dist.pk)
-    return False
+        _owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+        return
+    _collect(batch)
 
 
-def _collect(run: _Run) -> None:
+def resolve_attempts(distribution: Distribution, gateway: ChainGateway, actor: str) -> None:
+    """Resolve a distribution's recorded but undecided attempts by signature status (caller
+    holds the agent wallet's lock). Never resets anything blind (seed 001 #4)."""
+    batch = _Batch(gateway, actor, _load_items([distribution.pk]))
+    _resolve_attempts(batch)
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+def _load_items(ids: list[int]) -> list[Item]:
+    dists = Distribution.objects.select_related(
+        "subscription__agent_wallet", "subscription__bot", "creator", "close"
+    ).filter(pk__in=ids).order_by("id")
+    return [Item(d, agent_keypair(d.subscription.agent_wallet)) for d in dists]
+
+
+def _run(batch: _Batch, ids: list[int]) -> None:
+    batch.items = [
+        item for item in _load_items(ids)
+        if item.dist.status in (DistributionStatus.PENDING, DistributionStatus.PROCESSING)
+    ]
+    if not batch.items:
+        return
+    _resolve_attempts(batch)
+    _start(batch)
+    _fold_dust_and_check(batch)
+    _collect(batch)
+
+
+def _collect(batch: _Batch) -> None:
     """Settle, pre-flight, withdraw and transfer what is owed; owe the rest."""
-    gateway, dist, sub = run.gateway, run.distribution, run.subscription
-    keypair = agent_keypair(sub.agent_wallet)
-    creator = parse_address(dist.creator.address)
-    if not dist.settled:
-        market_index = dist.close.market_index if dist.close else 0
+    _settle(batch)
+    _preflight(batch)
+    _withdraw(batch)
+    _transfer(batch)
+    _refresh(batch.live())
+    for item in batch.live():
+        if item.dist.owed > 0:
+            _owe(batch, item, item.reason or IouReason.WITHDRAW_SHORT, item.error)
+
+
+def _refresh(items: list[Item]) -> None:
+    fresh = {d.pk: d for d in Distribution.objects.filter(pk__in=[i.dist.pk for i in items])}
+    for item in items:
+        d = fresh[item.dist.pk]
+        for name in ("status", "owed", "paid", "carried", "carry_in", "withdrawn", "settled", "attempts"):
+            setattr(item.dist, name, getattr(d, name))
+
+
+def _start(batch: _Batch) -> None:
+    pending = [i for i in batch.live() if i.dist.status == DistributionStatus.PENDING]
+    if not pending:
+        return
+    with transaction.atomic():
+        events = []
+        for item in pending:
+            item.dist.status = DistributionStatus.PROCESSING
+            item.dist.attempts += 1
+            events.append(_event("distribution", item.dist.pk, batch.actor, from_status="pending", to_status="processing"))
+        Distribution.objects.bulk_update([i.dist for i in pending], ["status", "attempts"])
+        AuditEvent.objects.bulk_create(events)
+
+
+def _fold_dust_and_check(batch: _Batch) -> None:
+    """Fold dust carries in, refuse invalid creator addresses, carry what is below the dust
+    threshold (the higher one when the creator's ATA does not exist yet)."""
+    items = [i for i in batch.live() if i.iou is None]
+    if not items:
+        return
+    with transaction.atomic():
+        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=[i.dist.subscription_id for i in items])}
+        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[i.dist.pk for i in items])}
+        folded, events = [], []
+        for item in items:
+            sub, dist = subs[item.dist.subscription_id], dists[item.dist.pk]
+            item.dist.subscription.status = sub.status
+            if sub.dust_carry:
+                carry, sub.dust_carry = sub.dust_carry, 0
+                dist.carry_in += carry
+                dist.owed += carry
+                folded.append((sub, dist))
+                events.append(_event("distribution", dist.pk, batch.actor, reason="dust carry folded in", carry_in=carry))
+            item.dist.carry_in, item.dist.owed = dist.carry_in, dist.owed
+        if folded:
+            Subscription.objects.bulk_update([s for s, _ in folded], ["dust_carry"])
+            Distribution.objects.bulk_update([d for _, d in folded], ["carry_in", "owed"])
+            AuditEvent.objects.bulk_create(events)
+    creators = {}
+    for item in items:
         try:
-            signature = gateway.settle_pnl(keypair, sub.drift_subaccount_id, market_index)
-        except SettleFailed as exc:
-            _owe(run, IouReason.SETTLE_FAILED, str(exc))
-            return
-        except (RpcUnavailable, SendOutcomeUnknown) as exc:
-            _owe(run, IouReason.RPC_UNAVAILABLE, f"settle: {exc}")
-            return
-        with transaction.atomic():
-            Distribution.objects.filter(pk=dist.pk).update(settled=True, updated_at=timezone.now())
-            record_event("distribution", dist.pk, actor=run.actor, reason="PnL settled", settle_signature=signature)
-        dist = run.distribution = _load(dist.pk)
-    need_withdraw = dist.withdrawn < dist.owed
+            creators[item.dist.pk] = parse_address(item.dist.creator.address)
+        except InvalidAddress as exc:
+            _owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+    items = [i for i in items if i.active]
     try:
-        needed = gateway.payout_sol_needed(
-            creator, include_withdraw=need_withdraw, agent_owner=keypair.pubkey() if need_withdraw else None
-        )
-        available = gateway.sol_balance(keypair.pubkey())
+        atas = batch.gateway.multiple_accounts([usdc_ata(creators[i.dist.pk], batch.gateway.usdc_mint) for i in items])
     except ChainError as exc:
-        _owe(run, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
+        for item in items:
+            _owe(batch, item, IouReason.RPC_UNAVAILABLE, f"creator token account: {exc}")
         return
-    if available < needed:
-        _owe(run, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, available)))
-        return
-    shortfall_reason, error = None, ""
-    if need_withdraw:
-        asked = dist.owed - dist.withdrawn
+    carried = []
+    for item, ata in zip(items, atas, strict=True):
+        item.creator_ata_exists = ata is not None
+        dist = item.dist
+        if dist.paid or dist.withdrawn or dist.subscription.status == SubscriptionStatus.ENDED:
+            continue  # a resumed run, or the final flush of an ended subscription: pay it
+        threshold = settings.QV_DUST_THRESHOLD if ata is not None else settings.QV_DUST_THRESHOLD_NEW_ATA
+        if dist.owed < threshold:
+            carried.append((item, threshold))
+    if carried:
+        _carry(batch, carried)
+
+
+def _carry(batch: _Batch, carried: list[tuple[Item, int]]) -> None:
+    with transaction.atomic():
+        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(
+            pk__in=[i.dist.subscription_id for i, _ in carried])}
+        events = []
+        for item, threshold in carried:
+            dist, sub = item.dist, subs[item.dist.subscription_id]
+            amount = dist.owed
+            dist.carried += amount
+            dist.owed = 0
+            dist.status = DistributionStatus.CARRIED
+            sub.dust_carry += amount
+            events.append(_event(
+                "distribution", dist.pk, batch.actor, from_status="processing", to_status="carried",
+                reason=f"below dust threshold {threshold}", carried=amount, dust_carry=sub.dust_carry,
+            ))
+            item.stop()
+        Distribution.objects.bulk_update([i.dist for i, _ in carried], ["carried", "owed", "status"])
+        Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
+        AuditEvent.objects.bulk_create(events)
+
+
+def _sign_unique(batch: _Batch, items: list[Item], sign) -> dict[int, SignedTransaction]:
+    """Sign one Drift transaction per item with a shared blockhash; re-sign the few whose
+    signature the chain already knows (equal bytes would be answered AlreadyProcessed).
+    Raises ``ChainError`` if collisions persist (practically impossible)."""
+    recent = batch.gateway.transactions.latest_blockhash()
+    by_pk = {item.dist.pk: item for item in items}
+    signed = {pk: sign(item, recent) for pk, item in by_pk.items()}
+    for _ in range(3):
+        statuses = batch.gateway.statuses([tx.signature for tx in signed.values()])
+        known = [pk for pk, tx in signed.items() if statuses[tx.signature].state != "unknown"]
+        if not known:
+            return signed
+        for pk in known:
+            signed[pk] = sign(by_pk[pk], recent)
+    raise ChainError("could not sign Drift transactions distinct from earlier ones")
+
+
+def _send_all(batch: _Batch, signed: dict[int, SignedTransaction], items: list[Item], on_refused) -> dict[str, int]:
+    """Send each signed transaction once; returns ``{signature: last_valid_block_height}`` of
+    those that may land. ``on_refused(item, error_text)`` for preflight refusals."""
+    by_pk = {item.dist.pk: item for item in items}
+    pending = {}
+    for pk, tx in signed.items():
         try:
-            result = gateway.withdraw(keypair, sub.drift_subaccount_id, asked)
-        except WithdrawFailed as exc:
-            shortfall_reason, error = IouReason.WITHDRAW_FAILED, str(exc)
-        except (RpcUnavailable, SendOutcomeUnknown) as exc:
-            shortfall_reason, error = IouReason.RPC_UNAVAILABLE, f"withdraw: {exc}"
+            batch.gateway.send_signed(tx)
+        except TransactionFailed as exc:
+            on_refused(by_pk[pk], describe_error(exc.err, tx.program_ids))
+            continue
+        except BlockhashExpired:
+            on_refused(by_pk[pk], "BlockhashExpired")
+            continue
+        except (SendOutcomeUnknown, RpcUnavailable) as exc:
+            logger.info("send of %s unknown: %s", tx.signature, exc)
+        pending[tx.signature] = tx.last_valid_block_height
+    return pending
+
+
+def _settle(batch: _Batch) -> None:
+    items = [i for i in batch.live() if not i.dist.settled]
+    if not items:
+        return
+    gateway = batch.gateway
+
+    def sign(item: Item, recent):
+        market = item.dist.close.market_index if item.dist.close else 0
+        return gateway.build_settle(item.keypair, item.dist.subscription.drift_subaccount_id, market, recent, check_unique=False)
+
+    def refused(item: Item, error: str) -> None:
+        _owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {error}")
+
+    try:
+        signed = _sign_unique(batch, items, sign)
+        pending = _send_all(batch, signed, items, refused)
+        outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
+    except (ChainError, ValueError) as exc:
+        for item in items:
+            if item.active:
+                _owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle: {exc}")
+        return
+    settled, events = [], []
+    for item in items:
+        if not item.active:
+            continue
+        tx = signed[item.dist.pk]
+        status = outcome.get(tx.signature)
+        if getattr(status, "state", None) == "landed":
+            item.dist.settled = True
+            settled.append(item.dist)
+            events.append(_event("distribution", item.dist.pk, batch.actor, reason="PnL settled", settle_signature=tx.signature))
+        elif getattr(status, "state", None) == "failed":
+            _owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {describe_error(status.err, tx.program_ids)}")
         else:
-            with transaction.atomic():
-                locked = Distribution.objects.select_for_update().get(pk=dist.pk)
-                locked.withdrawn += result.delivered
-                locked.save(update_fields=["withdrawn", "updated_at"])
-                record_event(
-                    "distribution", dist.pk, actor=run.actor, reason="withdrawn from Drift",
-                    requested=asked, delivered=result.delivered, withdraw_signature=result.signature,
-                )
-            if result.delivered < asked:
-                shortfall_reason = IouReason.WITHDRAW_SHORT
-                error = f"withdraw delivered {result.delivered} of {asked} ({result.signature})"
-        dist = run.distribution = _load(dist.pk)
-    pay = min(dist.withdrawn, dist.owed)
-    if pay > 0:
-        outcome = _transfer(run, keypair, creator, pay)
-        if outcome is TransferOutcome.UNKNOWN:
-            return  # the attempt stays recorded; resolve_attempts finishes it
-        if outcome is not TransferOutcome.LANDED:
-            shortfall_reason = (
-                IouReason.BLOCKHASH_EXPIRED if outcome is TransferOutcome.EXPIRED else IouReason.TRANSFER_FAILED
-            )
-            error = f"transfer {outcome.value}"
-    run.distribution = _load(dist.pk)
-    if run.distribution.owed > 0:
-        _owe(run, shortfall_reason or IouReason.WITHDRAW_SHORT, error)
+            _owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle {tx.signature} {status}")
+    if settled:
+        with transaction.atomic():
+            Distribution.objects.bulk_update(settled, ["settled"])
+            AuditEvent.objects.bulk_create(events)
 
 
-def _transfer(run: _Run, keypair, creator, amount: int) -> TransferOutcome:
-    """Sign, record, send and confirm one payout of ``amount`` base units; re-sign only after
-    the previous attempt expired unlanded (at most ``MAX_SIGNINGS_PER_RUN`` signings)."""
-    gateway, dist = run.gateway, run.distribution
-    outcome = TransferOutcome.FAILED
+def _preflight(batch: _Batch) -> None:
+    items = batch.live()
+    if not items:
+        return
+    gateway = batch.gateway
+    try:
+        states = gateway.wallet_states([i.agent for i in items])
+        rent = gateway.token_account_rent()
+    except ChainError as exc:
+        for item in items:
+            _owe(batch, item, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
+        return
+    price = gateway.priority_fee_microlamports
+    for item in items:
+        state = states[str(item.agent)]
+        item.usdc_before = state.usdc or 0
+        need_withdraw = item.dist.withdrawn < item.dist.owed
+        missing = (0 if item.creator_ata_exists else 1) + (1 if need_withdraw and state.usdc is None else 0)
+        needed = payout_sol_needed(
+            transfer=TxFeeBudget(gateway.payout_compute_unit_limit, price),
+            withdraw=TxFeeBudget(gateway.drift_compute_unit_limit, price) if need_withdraw else None,
+            token_account_rent=rent if missing else 0,
+            missing_token_accounts=missing,
+        )
+        if state.lamports < needed:
+            _owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
+
+
+def _withdraw(batch: _Batch) -> None:
+    items = [i for i in batch.live() if i.dist.withdrawn < i.dist.owed]
+    if not items:
+        return
+    gateway = batch.gateway
+    asked = {i.dist.pk: i.dist.owed - i.dist.withdrawn for i in items}
+
+    def sign(item: Item, recent):
+        return gateway.build_withdraw(
+            item.keypair, item.dist.subscription.drift_subaccount_id, asked[item.dist.pk], True, recent,
+            check_unique=False,
+        )
+
+    def refused(item: Item, error: str) -> None:
+        item.fall_short(IouReason.WITHDRAW_FAILED, f"WithdrawFailed: {error}")
+
+    try:
+        signed = _sign_unique(batch, items, sign)
+        pending = _send_all(batch, signed, items, refused)
+        outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
+        after = gateway.wallet_states([i.agent for i in items])
+    except (ChainError, ValueError) as exc:
+        for item in items:
+            item.fall_short(IouReason.RPC_UNAVAILABLE, f"withdraw: {exc}")
+        return  # nothing measured: pay from funds already on record only
+    changed, events = [], []
+    for item in items:
+        tx = signed[item.dist.pk]
+        status = outcome.get(tx.signature)
+        state = getattr(status, "state", None)
+        if state == "failed":
+            item.fall_short(IouReason.WITHDRAW_FAILED, f"WithdrawFailed: {describe_error(status.err, tx.program_ids)}")
+        elif state != "landed" and tx.signature in pending:
+            item.fall_short(IouReason.RPC_UNAVAILABLE, f"withdraw {tx.signature} {status}")
+        # what arrived, read on the token account (we hold the wallet's lock)
+        delivered = max(0, min(asked[item.dist.pk], (after[str(item.agent)].usdc or 0) - item.usdc_before))
+        if delivered:
+            item.dist.withdrawn += delivered
+            changed.append(item.dist)
+            events.append(_event(
+                "distribution", item.dist.pk, batch.actor, reason="withdrawn from Drift",
+                requested=asked[item.dist.pk], delivered=delivered, withdraw_signature=tx.signature,
+            ))
+        if delivered < asked[item.dist.pk]:
+            item.fall_short(IouReason.WITHDRAW_SHORT, f"withdraw delivered {delivered} of {asked[item.dist.pk]} ({tx.signature})")
+    if changed:
+        with transaction.atomic():
+            Distribution.objects.bulk_update(changed, ["withdrawn"])
+            AuditEvent.objects.bulk_create(events)
+
+
+def _transfer(batch: _Batch) -> None:
+    """Sign, record, send and confirm the payouts; re-sign only those that expired unlanded."""
+    gateway = batch.gateway
     for _ in range(MAX_SIGNINGS_PER_RUN):
-        number = PayoutAttempt.objects.filter(distribution=dist).count() + 1
-        try:
-            signed = gateway.build_payout(
-                keypair, creator, amount, reference=f"qv:d{dist.pk}:a{number}", check_funds=False
-            )
-        except ChainError as exc:
-            logger.warning("payout of distribution %s not signed: %s", dist.pk, exc)
-            return TransferOutcome.UNKNOWN if isinstance(exc, RpcUnavailable) else TransferOutcome.FAILED
-        with transaction.atomic():
-            attempt = PayoutAttempt.objects.create(
-                distribution=dist,
-                iou=run.iou,
-                agent_wallet=run.subscription.agent_wallet,
-                amount=amount,
-                signature=signed.signature,
-                raw_transaction=signed.raw,
-                blockhash=signed.blockhash,
-                last_valid_block_height=signed.last_valid_block_height,
-                destination_owner=str(signed.destination_owner),
-                destination_ata=str(signed.destination_ata),
-            )
-            record_event(
-                "payout_attempt", attempt.signature, actor=run.actor, to_status=attempt.status,
-                distribution=dist.pk, iou=run.iou.pk if run.iou else None, amount=amount,
-                last_valid_block_height=signed.last_valid_block_height,
-            )
-        outcome = _send_and_confirm(attempt, gateway, run.actor, first_send=True)
-        if outcome is not TransferOutcome.EXPIRED:
-            return outcome
-    return outcome
-
-
-def _send_and_confirm(attempt: PayoutAttempt, gateway: ChainGateway, actor: str, *, first_send: bool) -> TransferOutcome:
-    try:
-        gateway.transactions.send(
-            SignedTransaction(
-                signature=attempt.signature,
-                raw=bytes(attempt.raw_transaction),
-                blockhash=attempt.blockhash,
-                last_valid_block_height=attempt.last_valid_block_height,
-                program_ids=(),
-            )
-        )
-    except BlockhashExpired:
-        return _resolve_by_status(attempt, gateway, actor)
-    except TransactionFailed as exc:
-        if first_send:  # refused by preflight: it never landed and its bytes cannot
-            _mark(attempt, AttemptStatus.FAILED, actor, error=str(exc))
-            return TransferOutcome.FAILED
-        return _resolve_by_status(attempt, gateway, actor)
-    except (SendOutcomeUnknown, RpcUnavailable) as exc:
-        logger.info("send of %s unknown: %s", attempt.signature, exc)
-    if attempt.status == AttemptStatus.PREPARED:
-        _mark(attempt, AttemptStatus.SENT, actor)
-    try:
-        gateway.confirm(attempt.signature, attempt.last_valid_block_height)
-    except TransactionFailed as exc:
-        _mark(attempt, AttemptStatus.FAILED, actor, error=str(exc))
-        return TransferOutcome.FAILED
-    except BlockhashExpired:
-        return _resolve_by_status(attempt, gateway, actor)
-    except (SendOutcomeUnknown, RpcUnavailable):
-        return TransferOutcome.UNKNOWN
-    return _landed(attempt, gateway, actor)
-
-
-def _resolve_by_status(attempt: PayoutAttempt, gateway: ChainGateway, actor: str) -> TransferOutcome:
-    """Decide an attempt from the chain alone: landed, failed, expired or still unknown."""
-    try:
-        status = gateway.signature_status(attempt.signature)
-        if status.state == "landed":
-            return _landed(attempt, gateway, actor)
-        if status.state == "failed":
-            _mark(attempt, AttemptStatus.FAILED, actor, error=str(status.err))
-            return TransferOutcome.FAILED
-        if gateway.is_expired(attempt.last_valid_block_height):
-            # check once more: it could have landed between the two reads
-            if gateway.signature_status(attempt.signature).state == "landed":
-                return _landed(attempt, gateway, actor)
-            _mark(attempt, AttemptStatus.EXPIRED, actor, error="blockhash expired unlanded")
-            return TransferOutcome.EXPIRED
-    except ChainError as exc:
-        logger.info("status of %s unknown: %s", attempt.signature, exc)
-    return TransferOutcome.UNKNOWN
-
-
-def resolve_attempts(distribution: Distribution, gateway: ChainGateway, actor: str) -> list[TransferOutcome]:
-    """Resolve this distribution's recorded but undecided attempts (caller holds the agent
-    lock): landed ones are applied as paid, expired ones marked, live ones re-broadcast with the
-    same signed bytes and confirmed. Never resets anything blind (seed 001 #4)."""
-    outcomes = []
-    for attempt in PayoutAttempt.objects.filter(distribution=distribution, status__in=UNRESOLVED_ATTEMPTS):
-        outcome = _resolve_by_status(attempt, gateway, actor)
-        if outcome is TransferOutcome.UNKNOWN:
-            outcome = _send_and_confirm(attempt, gateway, actor, first_send=False)
-        outcomes.append(outcome)
-    return outcomes
-
-
-def _mark(attempt: PayoutAttempt, status: str, actor: str, *, error: str = "") -> None:
-    with transaction.atomic():
-        locked = PayoutAttempt.objects.select_for_update().get(pk=attempt.pk)
-        if locked.status == status:
+        items = [i for i in batch.live() if min(i.dist.withdrawn, i.dist.owed) > 0]
+        if not items:
             return
-        before = locked.status
-        locked.status = status
-        locked.error = error[:2000]
-        now = timezone.now()
-        fields = ["status", "error"]
-        if status == AttemptStatus.SENT:
-            locked.sent_at = now
-            fields.append("sent_at")
-        else:
-            locked.resolved_at = now
-            fields.append("resolved_at")
-        locked.save(update_fields=fields)
-        record_event("payout_attempt", locked.signature, actor=actor, from_status=before, to_status=status, reason=error)
-    attempt.status = status
-
-
-def _landed(attempt: PayoutAttempt, gateway: ChainGateway, actor: str) -> TransferOutcome:
-    """Apply a landed payout to the ledger exactly once (idempotent per attempt)."""
-    slot = fee = None
-    try:
-        landed = gateway.read_payout(attempt.signature)
-        if landed is not None:
-            slot, fee = landed.slot, landed.fee_lamports
-    except ChainError as exc:  # the payment stands; the fee is read back by reconciliation
-        logger.info("read back of %s failed: %s", attempt.signature, exc)
-    with transaction.atomic():
-        locked = PayoutAttempt.objects.select_for_update().get(pk=attempt.pk)
-        if locked.status == AttemptStatus.LANDED:
-            return TransferOutcome.LANDED
-        before = locked.status
-        locked.status = AttemptStatus.LANDED
-        locked.slot, locked.fee_lamports, locked.resolved_at = slot, fee, timezone.now()
-        locked.save(update_fields=["status", "slot", "fee_lamports", "resolved_at"])
-        record_event(
-            "payout_attempt", locked.signature, actor=actor, from_status=before, to_status=locked.status,
-            amount=locked.amount, slot=slot, fee_lamports=fee,
-        )
-        dist = Distribution.objects.select_for_update().get(pk=locked.distribution_id)
-        amount = locked.amount
-        dist.paid += amount
-        dist.owed -= amount
-        dist.withdrawn -= min(dist.withdrawn, amount)
-        before_status = dist.status
-        dist.status = _settled_status(dist)
-        dist.save(update_fields=["paid", "owed", "withdrawn", "status", "updated_at"])
-        record_event(
-            "distribution", dist.pk, actor=actor, from_status=before_status, to_status=dist.status,
-            reason="payout landed", signature=locked.signature, amount=amount, paid=dist.paid, owed=dist.owed,
-        )
-        iou = (
-            IOU.objects.select_for_update().filter(distribution=dist, status__in=ACTIVE_IOU_STATUSES).first()
-        )
-        if iou is not None:
-            iou.paid_amount += amount
-            before_iou = iou.status
-            fields = ["paid_amount"]
-            if iou.paid_amount >= iou.amount:
-                iou.status, iou.resolved_at = IouStatus.PAID, timezone.now()
-                fields += ["status", "resolved_at"]
-            iou.save(update_fields=fields)
-            record_event(
-                "iou", iou.pk, actor=actor, from_status=before_iou, to_status=iou.status,
-                reason="payout landed", signature=locked.signature, amount=amount, remaining=iou.remaining,
+        try:
+            recent = gateway.transactions.latest_blockhash()
+        except ChainError as exc:
+            for item in items:
+                item.fall_short(IouReason.RPC_UNAVAILABLE, f"transfer: {exc}")
+            return
+        counts = {}
+        for pk in PayoutAttempt.objects.filter(distribution__in=[i.dist.pk for i in items]).values_list("distribution_id", flat=True):
+            counts[pk] = counts.get(pk, 0) + 1
+        attempts, events = [], []
+        for item in items:
+            amount = min(item.dist.withdrawn, item.dist.owed)
+            number = counts.get(item.dist.pk, 0) + 1
+            signed = gateway.build_payout(
+                item.keypair, parse_address(item.dist.creator.address), amount,
+                reference=f"qv:d{item.dist.pk}:a{number}", check_funds=False, recent=recent,
             )
-            _clear_delinquency(dist.subscription_id, actor)
-    return TransferOutcome.LANDED
+            attempts.append(PayoutAttempt(
+                distribution=item.dist, iou=item.iou, agent_wallet=item.dist.subscription.agent_wallet,
+                amount=amount, signature=signed.signature, raw_transaction=signed.raw,
+                blockhash=signed.blockhash, last_valid_block_height=signed.last_valid_block_height,
+                destination_owner=str(signed.destination_owner), destination_ata=str(signed.destination_ata),
+            ))
+            events.append(_event(
+                "payout_attempt", signed.signature, batch.actor, to_status=AttemptStatus.PREPARED,
+                distribution=item.dist.pk, iou=item.iou.pk if item.iou else None, amount=amount,
+                last_valid_block_height=signed.last_valid_block_height,
+            ))
+        with transaction.atomic():  # the durable record comes before any send
+            PayoutAttempt.objects.bulk_create(attempts)
+            AuditEvent.objects.bulk_create(events)
+        by_sig = dict(zip([a.signature for a in attempts], items, strict=True))
+        expired = _send_and_decide(batch, attempts, first_send=True)
+        _refresh(items)
+        for attempt in attempts:
+            item = by_sig[attempt.signature]
+            if attempt.status in UNRESOLVED_ATTEMPTS:
+                item.stop()  # outcome unknown: the resolver finishes it from the chain
+            elif attempt.status == AttemptStatus.FAILED:
+                _owe(batch, item, IouReason.TRANSFER_FAILED, attempt.error)
+        if not expired:
+            return
+    for item in batch.live():
+        if min(item.dist.withdrawn, item.dist.owed) > 0:
+            item.fall_short(IouReason.BLOCKHASH_EXPIRED, "transfer expired unlanded")
+
+
+def _send_and_decide(batch: _Batch, attempts: list[PayoutAttempt], *, first_send: bool) -> list[PayoutAttempt]:
+    """Send each attempt's bytes, mark sent, wait for all, apply the outcome. Returns the
+    attempts that expired unlanded (safe to re-sign)."""
+    gateway = batch.gateway
+    refused: list[tuple[PayoutAttempt, str]] = []
+    pending: dict[str, int] = {}
+    for attempt in attempts:
+        tx = SignedTransaction(attempt.signature, bytes(attempt.raw_transaction), attempt.blockhash,
+                               attempt.last_valid_block_height, ())
+        try:
+            gateway.send_signed(tx)
+        except TransactionFailed as exc:
+            if first_send:  # refused by preflight: it never landed and these bytes cannot
+                refused.append((attempt, f"TransactionFailed: {describe_error(exc.err)}"))
+                continue
+        except BlockhashExpired:
+            pass  # decided below by status and height
+        except (SendOutcomeUnknown, RpcUnavailable, ChainError) as exc:
+            logger.info("send of %s unknown: %s", attempt.signature, exc)
+        pending[attempt.signature] = attempt.last_valid_block_height
+    _mark(batch, [(a, AttemptStatus.FAILED, e) for a, e in refused])
+    _mark(batch, [(a, AttemptStatus.SENT, "") for a in attempts if a.signature in pending and a.status == AttemptStatus.PREPARED])
+    try:
+        outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
+    except ChainError as exc:
+        logger.info("statuses unknown: %s", exc)
+        return []
+    by_sig = {a.signature: a for a in attempts}
+    landed, failed, expired = [], [], []
+    for signature, status in outcome.items():
+        attempt = by_sig[signature]
+        if status == "expired":
+            expired.append((attempt, AttemptStatus.EXPIRED, "blockhash expired unlanded"))
+        elif status == "unknown":
+            continue
+        elif status.state == "landed":
+            landed.append((attempt, status.slot))
+        else:
+            failed.append((attempt, AttemptStatus.FAILED, f"TransactionFailed: {describe_error(status.err)}"))
+    _mark(batch, failed + expired)
+    _apply_landed(batch, landed)
+    return [a for a, _, _ in expired]
+
+
+def _resolve_attempts(batch: _Batch) -> None:
+    """Decide this batch's recorded but undecided attempts from the chain: landed is paid,
+    failed is failed, expired unlanded is marked (may be re-signed), live is re-broadcast with
+    the same bytes and waited for. Items still undecided leave the batch untouched."""
+    by_dist = {i.dist.pk: i for i in batch.items}
+    attempts = list(PayoutAttempt.objects.filter(distribution__in=list(by_dist), status__in=UNRESOLVED_ATTEMPTS))
+    if not attempts:
+        return
+    _send_and_decide(batch, attempts, first_send=False)
+    for attempt in attempts:
+        if attempt.status in UNRESOLVED_ATTEMPTS:
+            by_dist[attempt.distribution_id].stop()
+    _refresh(batch.items)
+    for item in batch.items:
+        if item.dist.status not in (DistributionStatus.PENDING, DistributionStatus.PROCESSING) and item.iou is None:
+            item.stop()
+        if item.dist.owed == 0:
+            item.stop()
+
+
+def _mark(batch: _Batch, changes: list[tuple[PayoutAttempt, str, str]]) -> None:
+    if not changes:
+        return
+    now = timezone.now()
+    events = []
+    for attempt, status, error in changes:
+        before = attempt.status
+        attempt.status, attempt.error = status, error[:2000]
+        if status == AttemptStatus.SENT:
+            attempt.sent_at = now
+        else:
+            attempt.resolved_at = now
+        events.append(_event("payout_attempt", attempt.signature, batch.actor, from_status=before, to_status=status, reason=error))
+    with transaction.atomic():
+        PayoutAttempt.objects.bulk_update([a for a, _, _ in changes], ["status", "error", "sent_at", "resolved_at"])
+        AuditEvent.objects.bulk_create(events)
+
+
+def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
+    """Apply landed payouts to the ledger exactly once (idempotent per attempt)."""
+    if not landed:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        locked = {a.pk: a for a in PayoutAttempt.objects.select_for_update().filter(pk__in=[a.pk for a, _ in landed])}
+        fresh = [(locked[a.pk], slot) for a, slot in landed if locked[a.pk].status != AttemptStatus.LANDED]
+        if not fresh:
+            return
+        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
+        ious = {i.distribution_id: i for i in IOU.objects.select_for_update().filter(
+            distribution__in=list(dists), status__in=ACTIVE_IOU_STATUSES)}
+        events, paid_ious = [], []
+        for attempt, slot in fresh:
+            before = attempt.status
+            attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
+            events.append(_event("payout_attempt", attempt.signature, batch.actor, from_status=before,
+                                 to_status=attempt.status, amount=attempt.amount, slot=slot))
+            dist = dists[attempt.distribution_id]
+            dist.paid += attempt.amount
+            dist.owed -= attempt.amount
+            dist.withdrawn -= min(dist.withdrawn, attempt.amount)
+            before_status, dist.status = dist.status, _settled_status(dist)
+            events.append(_event("distribution", dist.pk, batch.actor, from_status=before_status, to_status=dist.status,
+                                 reason="payout landed", signature=attempt.signature, amount=attempt.amount,
+                                 paid=dist.paid, owed=dist.owed))
+            iou = ious.get(dist.pk)
+            if iou is not None:
+                iou.paid_amount += attempt.amount
+                before_iou = iou.status
+                if iou.paid_amount >= iou.amount:
+                    iou.status, iou.resolved_at = IouStatus.PAID, now
+                    paid_ious.append(iou)
+                events.append(_event("iou", iou.pk, batch.actor, from_status=before_iou, to_status=iou.status,
+                                     reason="payout landed", signature=attempt.signature, amount=attempt.amount,
+                                     remaining=iou.remaining))
+        PayoutAttempt.objects.bulk_update([a for a, _ in fresh], ["status", "slot", "resolved_at"])
+        Distribution.objects.bulk_update(list(dists.values()), ["paid", "owed", "withdrawn", "status"])
+        if ious:
+            IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
+        AuditEvent.objects.bulk_create(events)
+        for iou in paid_ious:
+            _clear_delinquency(iou.subscription_id, batch.actor)
+    for attempt, _ in landed:
+        attempt.status = AttemptStatus.LANDED
 
 
 def _settled_status(dist: Distribution) -> str:
@@ -476,10 +717,8 @@ def _clear_delinquency(subscription_id: int, actor: str) -> None:
         return
     sub.status = SubscriptionStatus.ACTIVE
     sub.save(update_fields=["status"])
-    record_event(
-        "subscription", sub.subscription_id, actor=actor, from_status=SubscriptionStatus.DELINQUENT,
-        to_status=sub.status, reason="debts paid",
-    )
+    record_event("subscription", sub.subscription_id, actor=actor, from_status=SubscriptionStatus.DELINQUENT,
+                 to_status=sub.status, reason="debts paid")
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -488,11 +727,13 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-def _owe(run: _Run, reason: str, error: str) -> None:
-    """Whatever the distribution still owes becomes (or stays) its one active IOU."""
+def _owe(batch: _Batch, item: Item, reason: str, error: str) -> None:
+    """Whatever the distribution still owes becomes (or stays) its one active IOU; the item
+    leaves the batch."""
+    item.stop()
     now = timezone.now()
     with transaction.atomic():
-        dist = Distribution.objects.select_for_update().get(pk=run.distribution.pk)
+        dist = Distribution.objects.select_for_update().select_related("creator").get(pk=item.dist.pk)
         if dist.owed == 0:
             return
         iou = IOU.objects.select_for_update().filter(distribution=dist, status__in=ACTIVE_IOU_STATUSES).first()
@@ -500,40 +741,25 @@ def _owe(run: _Run, reason: str, error: str) -> None:
         dist.status = _settled_status(dist)
         dist.save(update_fields=["status", "updated_at"])
         if before_dist != dist.status:
-            record_event(
-                "distribution", dist.pk, actor=run.actor, from_status=before_dist, to_status=dist.status,
-                reason=reason, owed=dist.owed,
-            )
+            record_event("distribution", dist.pk, actor=batch.actor, from_status=before_dist, to_status=dist.status,
+                         reason=reason, owed=dist.owed)
         if iou is None:
             iou = IOU.objects.create(
-                distribution=dist,
-                subscription_id=dist.subscription_id,
-                creator_id=dist.creator_id,
-                amount=dist.owed,
-                reason=reason,
-                last_error=error[:2000],
-                next_retry_at=now + retry_delay(1),
+                distribution=dist, subscription_id=dist.subscription_id, creator_id=dist.creator_id,
+                amount=dist.owed, reason=reason, last_error=error[:2000], next_retry_at=now + retry_delay(1),
                 expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
             )
-            record_event("iou", iou.pk, actor=run.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
-            raise_alert(
-                "iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
-                amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason,
-            )
+            record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
+            raise_alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
+                        amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
             if reason == IouReason.INVALID_CREATOR_WALLET:
-                raise_alert(
-                    "invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
-                    severity="critical", amount=dist.owed, creator=dist.creator.address,
-                )
+                raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
+                            severity="critical", amount=dist.owed, creator=dist.creator.address)
             return
         before = iou.status
         iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
-        iou.reason = reason
-        iou.last_error = error[:2000]
-        iou.claimed_at = None
+        iou.reason, iou.last_error, iou.claimed_at = reason, error[:2000], None
         iou.next_retry_at = now + retry_delay(iou.attempts + 1)
         iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at"])
-        record_event(
-            "iou", iou.pk, actor=run.actor, from_status=before, to_status=iou.status, reason=reason,
-            remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat(),
-        )
+        record_event("iou", iou.pk, actor=batch.actor, from_status=before, to_status=iou.status, reason=reason,
+                     remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat())

@@ -45,6 +45,22 @@ def agent_wallet_lock(agent_pubkey: str, *, timeout: float = 60.0, poll: float =
 
 
 @contextlib.contextmanager
+def agent_wallet_locks(agent_pubkeys: list[str], *, timeout: float = 0.0) -> Iterator[list[str]]:
+    """Hold the payout locks of as many of ``agent_pubkeys`` as are free (each waited for up to
+    ``timeout`` seconds); yields the ones held, in order. A batch uses ``timeout=0`` and leaves
+    busy wallets to whoever holds them."""
+    with contextlib.ExitStack() as stack:
+        held = []
+        for pubkey in dict.fromkeys(agent_pubkeys):
+            try:
+                stack.enter_context(agent_wallet_lock(pubkey, timeout=timeout))
+            except LockTimeout:
+                continue
+            held.append(pubkey)
+        yield held
+
+
+@contextlib.contextmanager
 def _pg_lock(key: int, timeout: float, poll: float) -> Iterator[None]:
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
