@@ -238,6 +238,7 @@ class ChainGateway(BatchOps):
         reference: str | None = None,
         check_funds: bool = True,
         recent: RecentBlockhash | None = None,
+        create_destination_ata: bool = True,
     ) -> SignedPayout:
         """Sign a payout of ``amount`` USDC base units to ``creator_owner`` (not sent).
 
@@ -262,6 +263,7 @@ class ChainGateway(BatchOps):
             decimals=self.usdc_decimals,
             compute_unit_limit=self.payout_compute_unit_limit,
             compute_unit_price=self.priority_fee_microlamports,
+            create_destination_ata=create_destination_ata,
         )
 
     def send(self, signed: SignedPayout) -> None:

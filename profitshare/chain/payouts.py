@@ -7,10 +7,11 @@ A payout is one legacy transaction, paid and signed by the subscriber's agent wa
    ``SetComputeUnitPrice(QV_PRIORITY_FEE_MICROLAMPORTS)`` (Solana docs, "Compute budget");
 2. ``CreateIdempotent`` of the creator's USDC associated token account, payer = the agent
    (SPL Associated Token Account docs: a no-op when it exists; when it does not, the payer funds
-   its rent, 2,039,280 lamports for 165 bytes);
+   its rent, 2,039,280 lamports for 165 bytes); left out when the caller knows it exists;
 3. ``TransferChecked`` of ``amount`` base units, 6 decimals, from the agent's USDC ATA to the
    creator's (SPL Token docs: the mint and decimals are checked by the program);
-4. an SPL Memo (v2, signed by the agent) carrying ``reference``: the engine's id for the payout
+4. an SPL Memo (v2, no signer accounts: the transaction's signature covers it) carrying
+   ``reference``: the engine's id for the payout
    (random when none is given). Without it, two payouts of the same amount from the same agent
    to the same creator signed with the same blockhash would be byte-identical (ed25519
    signatures are deterministic), share one signature and land once: one payout silently lost.
@@ -29,10 +30,10 @@ from typing import Any
 
 import base58
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.memo.constants import MEMO_PROGRAM_ID
-from spl.memo.instructions import MemoParams, create_memo
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     TransferCheckedParams,
@@ -152,11 +153,15 @@ def payout_instructions(
     decimals: int = USDC_DECIMALS,
     compute_unit_limit: int,
     compute_unit_price: int,
+    create_destination_ata: bool = True,
 ) -> list:
     """The instructions of a payout (see the module docstring), in order.
 
     ``amount``: USDC base units (int > 0). ``reference``: memo text, 1..64 UTF-8 bytes.
     ``compute_unit_price``: micro-lamports per CU; 0 omits the price instruction.
+    ``create_destination_ata``: include the idempotent ATA creation (False when the caller
+    knows the creator's ATA exists: it saves compute; if the ATA vanished the transfer fails
+    and nothing moves).
     Raises ``ValueError`` on a bad amount or reference.
     """
     _check_amount(amount)
@@ -164,7 +169,8 @@ def payout_instructions(
     instructions = [set_compute_unit_limit(compute_unit_limit)]
     if compute_unit_price:
         instructions.append(set_compute_unit_price(compute_unit_price))
-    instructions.append(create_idempotent_associated_token_account(agent, creator_owner, mint))
+    if create_destination_ata:
+        instructions.append(create_idempotent_associated_token_account(agent, creator_owner, mint))
     instructions.append(
         transfer_checked(
             TransferCheckedParams(
@@ -178,7 +184,9 @@ def payout_instructions(
             )
         )
     )
-    instructions.append(create_memo(MemoParams(MEMO_PROGRAM_ID, agent, memo)))
+    # No signer accounts on the memo: the transaction's own signature already covers it, and
+    # the Memo program's "Signed by" logging (base58 in BPF) costs ~13,000 compute units.
+    instructions.append(Instruction(MEMO_PROGRAM_ID, memo, []))
     return instructions
 
 
@@ -193,6 +201,7 @@ def sign_payout(
     decimals: int = USDC_DECIMALS,
     compute_unit_limit: int,
     compute_unit_price: int,
+    create_destination_ata: bool = True,
 ) -> SignedPayout:
     """Build and sign a payout of ``amount`` USDC base units to ``creator_owner``'s ATA.
 
@@ -211,6 +220,7 @@ def sign_payout(
         decimals=decimals,
         compute_unit_limit=compute_unit_limit,
         compute_unit_price=compute_unit_price,
+        create_destination_ata=create_destination_ata,
     )
     signed = sign_transaction(agent_keypair, instructions, recent)
     return SignedPayout(

@@ -99,7 +99,7 @@ class Item:
     reason: str = ""
     error: str = ""
     usdc_before: int = 0
-    creator_ata_exists: bool = True
+    creator_ata_exists: bool | None = None  # None: not read yet
 
     @property
     def agent(self) -> Pubkey:
@@ -445,9 +445,16 @@ def _preflight(batch: _Batch) -> None:
     if not items:
         return
     gateway = batch.gateway
+    unknown = [i for i in items if i.creator_ata_exists is None]
     try:
         states = gateway.wallet_states([i.agent for i in items])
         rent = gateway.token_account_rent()
+        if unknown:
+            atas = gateway.multiple_accounts(
+                [usdc_ata(parse_address(i.dist.creator.address), gateway.usdc_mint) for i in unknown]
+            )
+            for item, ata in zip(unknown, atas, strict=True):
+                item.creator_ata_exists = ata is not None
     except ChainError as exc:
         for item in items:
             _owe(batch, item, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
@@ -542,6 +549,7 @@ def _transfer(batch: _Batch) -> None:
             signed = gateway.build_payout(
                 item.keypair, parse_address(item.dist.creator.address), amount,
                 reference=f"qv:d{item.dist.pk}:a{number}", check_funds=False, recent=recent,
+                create_destination_ata=not item.creator_ata_exists,
             )
             attempts.append(PayoutAttempt(
                 distribution=item.dist, iou=item.iou, agent_wallet=item.dist.subscription.agent_wallet,

@@ -9,7 +9,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from profitshare.models import IOU, AuditEvent, DistributionStatus, IouReason, IouStatus, PayoutAttempt
+from profitshare.models import (
+    IOU,
+    AuditEvent,
+    DistributionStatus,
+    IouReason,
+    IouStatus,
+    PayoutAttempt,
+)
 from profitshare.services import ious
 from profitshare.services.engine import process_distribution, retry_iou
 from profitshare.services.errors import Conflict, InvalidInput
