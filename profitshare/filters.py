@@ -1,0 +1,63 @@
+"""django-filter FilterSets for the pages: they validate the query string (a form) and narrow
+a queryset. Selectors apply them (HackSoft: ``FilterSet(filters, queryset).qs``); views only
+render their forms."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import django_filters
+from django import forms
+
+from profitshare.models import IOU, DistributionStatus, IouReason, IouStatus, PublishedBot
+
+OPEN_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
+
+
+def _start_of_day(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class DistributionHistoryFilter(django_filters.FilterSet):
+    """A creator's distribution history: by bot (only the creator's own, by ``bot_id``), status
+    and a date range (UTC days, both ends included). ``creator_id`` limits the bot choices, so
+    another creator's bot id is a form error, never a filter."""
+
+    bot = django_filters.ModelChoiceFilter(
+        field_name="bot", to_field_name="bot_id", queryset=PublishedBot.objects.none(), empty_label="All bots"
+    )
+    status = django_filters.ChoiceFilter(choices=DistributionStatus.choices, empty_label="Any status")
+    date_from = django_filters.DateFilter(
+        method="filter_date_from", label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = django_filters.DateFilter(
+        method="filter_date_to", label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, data=None, queryset=None, *, creator_id: int, **kwargs):
+        super().__init__(data, queryset, **kwargs)
+        self.filters["bot"].queryset = PublishedBot.objects.filter(creator_id=creator_id).order_by("name")
+
+    def filter_date_from(self, queryset, name, value):
+        """Distributions created on or after the start of ``value`` (UTC)."""
+        return queryset.filter(created_at__gte=_start_of_day(value))
+
+    def filter_date_to(self, queryset, name, value):
+        """Distributions created before the end of ``value`` (UTC)."""
+        return queryset.filter(created_at__lt=_start_of_day(value + timedelta(days=1)))
+
+
+class OpenIouFilter(django_filters.FilterSet):
+    """The admin console's pending debts: by status (open, processing, expired), reason,
+    creator address and subscriber wallet."""
+
+    status = django_filters.ChoiceFilter(
+        choices=[(s.value, s.label) for s in OPEN_IOU_STATUSES], empty_label="Any open status"
+    )
+    reason = django_filters.ChoiceFilter(choices=IouReason.choices, empty_label="Any reason")
+    creator = django_filters.CharFilter(field_name="creator__address", label="Creator wallet")
+    subscriber = django_filters.CharFilter(field_name="subscription__subscriber_wallet", label="Subscriber wallet")
+
+    class Meta:
+        model = IOU
+        fields = ["status", "reason", "creator", "subscriber"]

@@ -1,0 +1,207 @@
+"""Read-only queries for the admin console: pending debts, detail pages with the audit trail,
+alerts, delinquent subscriptions and engine health. Amounts in USDC base units."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from profitshare.filters import OPEN_IOU_STATUSES, OpenIouFilter
+from profitshare.models import (
+    IOU,
+    Alert,
+    AuditEvent,
+    Distribution,
+    IouReason,
+    PayoutAttempt,
+    Subscription,
+    SubscriptionStatus,
+)
+
+BULK_RETRY_LIMIT = 200
+ALERTS_LIMIT = 100
+
+
+def _annotated(qs: QuerySet) -> QuerySet:
+    return qs.select_related("subscription", "creator").annotate(
+        remaining_owed=F("amount") - F("paid_amount"),
+        subscriber_wallet=F("subscription__subscriber_wallet"),
+        creator_address=F("creator__address"),
+    )
+
+
+def open_ious(data) -> tuple[OpenIouFilter, QuerySet]:
+    """Every open, processing or expired IOU matching ``data`` (``OpenIouFilter``), annotated
+    with ``remaining_owed``, ``subscriber_wallet`` and ``creator_address``; oldest first unless the
+    table sorts it otherwise. An invalid filter matches nothing."""
+    base = _annotated(IOU.objects.filter(status__in=OPEN_IOU_STATUSES))
+    filterset = OpenIouFilter(data, queryset=base)
+    qs = filterset.qs if filterset.is_valid() else base.none()
+    return filterset, qs.order_by("created_at", "pk")
+
+
+def debt_totals(qs: QuerySet) -> dict:
+    """Totals of a debts queryset: ``by_reason`` rows (``reason``, ``label``, ``count``,
+    ``remaining``; largest first) and the overall ``count`` and ``remaining``."""
+    labels = dict(IouReason.choices)
+    rows = list(
+        qs.order_by()
+        .values("reason")
+        .annotate(count=Count("pk"), total=Sum(F("amount") - F("paid_amount")))
+        .order_by("-total", "reason")
+    )
+    by_reason = [
+        {"reason": r["reason"], "label": labels.get(r["reason"], r["reason"]), "count": r["count"],
+         "remaining": r["total"] or 0}
+        for r in rows
+    ]
+    return {
+        "by_reason": by_reason,
+        "count": sum(r["count"] for r in by_reason),
+        "remaining": sum(r["remaining"] for r in by_reason),
+    }
+
+
+def retry_candidates(data, *, limit: int = BULK_RETRY_LIMIT) -> list[int]:
+    """Ids of the open or expired IOUs matching ``data`` that a bulk retry would claim, oldest
+    first, at most ``limit``."""
+    _, qs = open_ious(data)
+    return list(qs.filter(status__in=("open", "expired")).values_list("pk", flat=True)[:limit])
+
+
+def iou_row(iou_id: int) -> IOU | None:
+    """One IOU annotated like the debts table (any status), or None."""
+    return _annotated(IOU.objects.filter(pk=iou_id)).first()
+
+
+def _trail(distribution: Distribution, signatures: list[str]) -> list[AuditEvent]:
+    q = Q(entity="distribution", entity_id=str(distribution.pk))
+    q |= Q(entity="iou", entity_id__in=[str(pk) for pk in distribution.ious.values_list("pk", flat=True)])
+    if signatures:
+        q |= Q(entity="payout_attempt", entity_id__in=signatures)
+    if distribution.close_id:
+        q |= Q(entity="close", entity_id=distribution.close.close_id)
+    return list(AuditEvent.objects.filter(q).order_by("created_at", "pk"))
+
+
+def distribution_detail(distribution_id: int) -> dict | None:
+    """A distribution with its close, subscription, bot and creator, its payout attempts
+    (signatures), its IOUs and the full audit trail of all of them (oldest first); None when
+    it does not exist."""
+    dist = (
+        Distribution.objects.select_related("close", "subscription", "bot", "creator")
+        .filter(pk=distribution_id)
+        .first()
+    )
+    if dist is None:
+        return None
+    attempts = list(
+        PayoutAttempt.objects.filter(distribution=dist)
+        .order_by("created_at", "pk")
+        .values("signature", "amount", "status", "error", "slot", "fee_lamports", "created_at", "resolved_at", "iou_id")
+    )
+    ious = list(_annotated(IOU.objects.filter(distribution=dist)).order_by("created_at", "pk"))
+    return {
+        "distribution": dist,
+        "attempts": attempts,
+        "ious": ious,
+        "trail": _trail(dist, [a["signature"] for a in attempts]),
+    }
+
+
+def iou_detail(iou_id: int) -> dict | None:
+    """An IOU (annotated) with its distribution's detail (attempts, audit trail); None when it
+    does not exist."""
+    iou = iou_row(iou_id)
+    if iou is None:
+        return None
+    detail = distribution_detail(iou.distribution_id)
+    return {"iou": iou, **detail}
+
+
+def alerts_feed(*, include_acknowledged: bool = False, limit: int = ALERTS_LIMIT) -> dict:
+    """The newest ``limit`` alerts (unacknowledged only unless ``include_acknowledged``) and
+    the count of unacknowledged ones."""
+    qs = Alert.objects.all()
+    if not include_acknowledged:
+        qs = qs.filter(acknowledged_at__isnull=True)
+    return {
+        "alerts": list(qs.order_by("-created_at", "-pk")[:limit]),
+        "unacknowledged": Alert.objects.filter(acknowledged_at__isnull=True).count(),
+    }
+
+
+def alert(alert_id: int) -> Alert | None:
+    """One alert, or None."""
+    return Alert.objects.filter(pk=alert_id).first()
+
+
+def delinquent_subscriptions() -> list[dict]:
+    """Delinquent subscriptions with what they still owe (open, processing and expired IOUs)
+    and what they moved out while owing, when the event that marked them recorded it
+    (``moved_out``, base units, else None)."""
+    subs = list(
+        Subscription.objects.filter(status=SubscriptionStatus.DELINQUENT)
+        .annotate(
+            owed=Coalesce(
+                Sum(F("ious__amount") - F("ious__paid_amount"), filter=Q(ious__status__in=OPEN_IOU_STATUSES)), 0
+            )
+        )
+        .values("pk", "subscription_id", "subscriber_wallet", "owed", bot_name=F("bot__name"),
+                creator_address=F("bot__creator__address"))
+        .order_by("-owed", "subscription_id")
+    )
+    marks = AuditEvent.objects.filter(
+        entity="subscription", entity_id__in=[s["subscription_id"] for s in subs], to_status=SubscriptionStatus.DELINQUENT
+    ).order_by("created_at", "pk")
+    moved = {}
+    for event in marks:
+        moved[event.entity_id] = (event.data or {}).get("moved_out")
+    for sub in subs:
+        sub["moved_out"] = moved.get(sub["subscription_id"])
+    return subs
+
+
+def engine_health() -> dict:
+    """The engine as django-q2 sees it: clusters reporting (``Stat``), queue depth, failed
+    tasks (count and newest five), each schedule's last and next run, the newest successful
+    task, and the last reconciliation report (the newest ``reconciliation*`` alert)."""
+    from django_q.brokers import get_broker
+    from django_q.models import Failure, Schedule, Success, Task
+    from django_q.status import Stat
+
+    broker = get_broker()
+    try:
+        queued = broker.queue_size()
+    except Exception as exc:  # a broker that cannot be reached is what this page must show
+        queued = f"unavailable ({exc.__class__.__name__})"
+    try:
+        clusters = [
+            {"cluster_id": s.cluster_id, "status": s.status, "workers": len(s.workers), "uptime": int(s.uptime())}
+            for s in Stat.get_all(broker)
+        ]
+    except Exception:
+        clusters = []
+    schedules = []
+    for sched in Schedule.objects.order_by("name"):
+        last = Task.objects.filter(pk=sched.task).values("stopped", "success").first() if sched.task else None
+        schedules.append(
+            {
+                "name": sched.name, "func": sched.func, "next_run": sched.next_run,
+                "last_run": last["stopped"] if last else None, "last_ok": last["success"] if last else None,
+            }
+        )
+    return {
+        "broker": broker.__class__.__name__,
+        "queued": queued,
+        "clusters": clusters,
+        "failed_count": Failure.objects.count(),
+        "failures": list(Failure.objects.order_by("-stopped").values("name", "func", "stopped", "result")[:5]),
+        "last_success": Success.objects.order_by("-stopped").values_list("stopped", flat=True).first(),
+        "schedules": schedules,
+        "reconciliation": Alert.objects.filter(kind__startswith="reconcil").order_by("-created_at").first(),
+        "now": timezone.now(),
+        "rpc_urls": settings.QV_RPC_URLS,
+    }

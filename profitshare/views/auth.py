@@ -1,0 +1,89 @@
+"""Sign-In With Solana for creators and subscribers, a DEBUG-only development sign-in, and
+sign-out. Admins sign in with Django's own auth (``/admin/login/``)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from profitshare.services import siws
+from profitshare.services.errors import InvalidInput
+from profitshare.views.common import SESSION_WALLET, current_wallet, sign_in_wallet
+
+
+def _next_url(request) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return "/"
+
+
+@require_GET
+def home(request):
+    """The landing page: what each audience can open, and the signed-in wallet."""
+    return render(request, "profitshare/home.html", {"wallet": current_wallet(request)})
+
+
+@require_GET
+def signin(request):
+    """Step 1: the wallet address (filled in by the wallet button, or typed)."""
+    return render(request, "profitshare/signin.html", {"next": _next_url(request), "debug": settings.DEBUG})
+
+
+@require_POST
+def challenge(request):
+    """Step 2: issue a nonce for the address and show the message to sign."""
+    try:
+        nonce = siws.issue_challenge(
+            address=request.POST.get("address", ""),
+            domain=request.get_host(),
+            uri=request.build_absolute_uri("/"),
+        )
+    except InvalidInput as exc:
+        context = {"next": _next_url(request), "debug": settings.DEBUG, "error": exc.message,
+                   "address": request.POST.get("address", "")}
+        return render(request, "profitshare/signin.html", context, status=400)
+    context = {"challenge": nonce, "message": siws.build_message(nonce), "next": _next_url(request)}
+    return render(request, "profitshare/signin_sign.html", context)
+
+
+@require_POST
+def verify(request):
+    """Step 3: check the signature (ed25519, solders) and the nonce; sign the session in."""
+    try:
+        address = siws.verify_sign_in(
+            nonce=request.POST.get("nonce", ""), signature=request.POST.get("signature", ""),
+            domain=request.get_host(),
+        )
+    except InvalidInput as exc:
+        context = {"next": _next_url(request), "debug": settings.DEBUG, "error": exc.message}
+        return render(request, "profitshare/signin.html", context, status=400)
+    sign_in_wallet(request, address)
+    return redirect(_next_url(request))
+
+
+def dev_signin(request):
+    """Development only: sign in as any address without a signature (POST). A 404 for every
+    method unless DEBUG is on."""
+    if not settings.DEBUG:
+        raise Http404("no such page")
+    if request.method != "POST":
+        return redirect("pages:signin")
+    try:
+        address = siws.parse_wallet_address(request.POST.get("address", ""))
+    except InvalidInput as exc:
+        context = {"next": _next_url(request), "debug": True, "error": exc.message}
+        return render(request, "profitshare/signin.html", context, status=400)
+    sign_in_wallet(request, address)
+    return redirect(_next_url(request))
+
+
+@require_POST
+def signout(request):
+    """Forget the signed-in wallet (the whole session)."""
+    if SESSION_WALLET in request.session:
+        request.session.flush()
+    return redirect("/")

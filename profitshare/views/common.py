@@ -1,0 +1,45 @@
+"""What the page views share: the signed-in wallet in the session, and rendering a full page
+or, for an htmx request aimed at one fragment, only that fragment."""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+SESSION_WALLET = "qv_wallet"
+
+
+def current_wallet(request) -> str | None:
+    """The Solana address the session signed in with (Sign-In With Solana), or None."""
+    return request.session.get(SESSION_WALLET)
+
+
+def sign_in_wallet(request, address: str) -> None:
+    """Attach a verified wallet address to a fresh session key (no session fixation)."""
+    request.session.cycle_key()
+    request.session[SESSION_WALLET] = address
+
+
+def wallet_required(view):
+    """Redirect to the sign-in page (with ``next``) unless a wallet is signed in; passes the
+    address to the view as ``wallet``."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        wallet = current_wallet(request)
+        if wallet is None:
+            return redirect(f"{reverse('pages:signin')}?{urlencode({'next': request.get_full_path()})}")
+        return view(request, *args, wallet=wallet, **kwargs)
+
+    return wrapper
+
+
+def render_fragment_or_page(request, page: str, fragments: dict[str, str], context: dict, status: int = 200):
+    """Render ``page``, or the fragment template of ``fragments[target]`` when the request is
+    an htmx request whose ``HX-Target`` is ``target`` (no-JavaScript requests get the page)."""
+    target = request.htmx.target if request.htmx else None
+    template = fragments.get(target, page) if target and not request.htmx.boosted else page
+    return render(request, template, context, status=status)

@@ -1,0 +1,119 @@
+"""The creator earnings dashboard: totals, daily chart, per-bot and per-subscriber breakdown,
+the filtered, keyset-paginated history (updated in place by htmx) and its CSV export."""
+
+from __future__ import annotations
+
+import csv
+
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from profitshare.selectors import dashboard
+from profitshare.tables import DistributionHistoryTable
+from profitshare.templatetags.money import format_bps, format_usdc
+from profitshare.views.common import render_fragment_or_page, wallet_required
+
+CSV_HEADER = [
+    "created_at_utc", "close_id", "bot_id", "subscription_id", "subscriber_wallet", "realized_pnl_usdc",
+    "profit_share_percent", "policy", "share_usdc", "carry_in_usdc", "paid_usdc", "owed_usdc", "carried_usdc",
+    "voided_usdc", "status", "paid_at_utc", "signatures",
+]
+
+
+def _history_context(request, creator_id: int) -> dict:
+    page = dashboard.distribution_history(
+        creator_id, request.GET, after=request.GET.get("after"), before=request.GET.get("before")
+    )
+    params = request.GET.copy()
+    for key in ("after", "before"):
+        params.pop(key, None)
+    return {
+        "history": page,
+        "table": DistributionHistoryTable(page["rows"]),
+        "filter_form": page["filter"].form,
+        "filter_query": params.urlencode(),
+    }
+
+
+@require_GET
+@wallet_required
+def dashboard_page(request, wallet: str):
+    """``/creator/``: the signed-in creator's earnings (a wallet without bots sees a note)."""
+    creator = dashboard.creator_by_address(wallet)
+    if creator is None:
+        return render(request, "profitshare/creator/no_bots.html", {"wallet": wallet})
+    history = _history_context(request, creator.pk)
+    if request.htmx and request.htmx.target == "history":
+        return render(request, "profitshare/creator/_history.html", history)
+    daily = dashboard.daily_earnings(creator.pk)
+    context = {
+        "wallet": wallet,
+        "creator": creator,
+        "totals": dashboard.creator_totals(creator.pk),
+        "daily": daily,
+        "chart": {
+            "labels": [d["day"].isoformat() for d in daily],
+            "paid": [format_usdc(d["paid"], grouping=False) for d in daily],
+        },
+        "by_bot": dashboard.earnings_by_bot(creator.pk),
+        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk),
+        **history,
+    }
+    return render_fragment_or_page(request, "profitshare/creator/dashboard.html", {}, context)
+
+
+@require_GET
+@wallet_required
+def bot_page(request, bot_id: str, wallet: str):
+    """``/creator/bots/<bot_id>/``: one of the creator's own bots; anyone else's is a 404."""
+    creator = dashboard.creator_by_address(wallet)
+    bot = dashboard.creator_bot(creator.pk, bot_id) if creator else None
+    if bot is None:
+        raise Http404("no such bot")
+    context = {
+        "wallet": wallet,
+        "bot": bot,
+        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, bot_pk=bot.pk),
+        "row": next(r for r in dashboard.earnings_by_bot(creator.pk) if r["bot_id"] == bot.bot_id),
+    }
+    return render(request, "profitshare/creator/bot.html", context)
+
+
+class _Echo:
+    """A file-like object whose ``write`` returns the line (for streaming ``csv.writer``)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    for row in rows:
+        yield writer.writerow(
+            [
+                row["created_at"].isoformat(), row["close_ext_id"] or "", row["bot_ext_id"], row["subscription_ext_id"],
+                row["subscriber_wallet"], format_usdc(row["realized_pnl"], grouping=False),
+                format_bps(row["profit_share_bps"]).removesuffix(" %"), row["policy"],
+                *(format_usdc(row[k], grouping=False) for k in ("share", "carry_in", "paid", "owed", "carried", "voided")),
+                row["status"], row["paid_at"].isoformat() if row["paid_at"] else "", " ".join(row["signatures"]),
+            ]
+        )
+
+
+@require_GET
+@wallet_required
+def history_csv(request, wallet: str):
+    """``/creator/history.csv``: the whole filtered history for tax records, streamed (ISO 8601
+    UTC times, USDC amounts with 6 decimals, signatures)."""
+    creator = dashboard.creator_by_address(wallet)
+    if creator is None:
+        raise Http404("no creator with this wallet")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response = StreamingHttpResponse(
+        _csv_lines(dashboard.history_for_export(creator.pk, request.GET)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="quantumvault-earnings-{stamp}.csv"'
+    return response
