@@ -172,12 +172,25 @@ def run_signal(url: str, subscriptions, creator: str):
     rpc = httpx.Client(base_url=url, timeout=30)
     for sub in subscriptions:
         rpc.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "localnet_driftRealizePnl", "params": [sub.agent_wallet.pubkey, 0, 10_000_000]})
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def intake(numbered):
+        n, sub = numbered
+        try:
+            record_close(
+                CloseReport(f"bench-close-{n}", sub.subscription_id, 0, 10_000_000, "full", datetime.now(UTC)),
+                on_commit=enqueue_distribution,
+            )
+        finally:
+            connection.close()
+
     started = time.time()
-    for n, sub in enumerate(subscriptions):
-        record_close(
-            CloseReport(f"bench-close-{n}", sub.subscription_id, 0, 10_000_000, "full", datetime.now(UTC)),
-            on_commit=enqueue_distribution,
-        )
+    # the platform reports closes concurrently (several web workers); 8 intake threads here
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(intake, enumerate(subscriptions)))
+    print(f"intake of {len(subscriptions)} closes took {time.time() - started:.2f} s")
     deadline = time.time() + 600
     while time.time() < deadline:
         if not Distribution.objects.filter(status__in=["pending", "processing"]).exists():
@@ -195,6 +208,8 @@ def run_signal(url: str, subscriptions, creator: str):
     expected = 1 + len(landed) * 1_000_000
     if int(ata_amount) != expected or len(landed) != len(subscriptions):
         raise SystemExit(f"chain disagrees: creator holds {ata_amount}, expected {expected}; landed {len(landed)}")
+    batches = sorted(set(a.distribution.updated_at for a in landed))
+    print(f"first intake to last confirmed: {last - first:.2f} s")
     return len(landed) / (last - first), percentile(latencies, 0.5), percentile(latencies, 0.99), len(landed)
 
 

@@ -9,6 +9,8 @@ Schedules are created by ``python manage.py setup_schedules`` (idempotent; ``mak
 
 from __future__ import annotations
 
+import time
+
 from django_q.tasks import async_task
 
 from profitshare.services import engine, ious, resolver
@@ -22,11 +24,23 @@ def enqueue_distribution(distribution_id: int) -> None:
     async_task("profitshare.tasks.process_distribution_task", distribution_id, group=PAYOUT_GROUP)
 
 
+DRAIN_SECONDS = 20.0
+
+
 def process_distribution_task(distribution_id: int) -> int:
-    """Pay this distribution and, in the same batch, other pending ones (one per free agent
-    wallet); returns how many were processed. A distribution whose wallet is busy is paid by
-    a later batch or the resolver."""
-    return len(engine.process_pending(distribution_id))
+    """Pay this distribution and, batch after batch, the other pending ones (one per free agent
+    wallet per batch) until none is left or ``DRAIN_SECONDS`` passed; returns how many were
+    processed. Under a burst the first tasks drain the backlog in large batches and the later
+    ones find nothing to do. A distribution whose wallet is busy is paid by a later batch or the
+    resolver."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    processed = len(engine.process_pending(distribution_id))
+    while time.monotonic() < deadline:
+        batch = engine.process_pending()
+        if not batch:
+            break
+        processed += len(batch)
+    return processed
 
 
 def enqueue_iou_retry(iou_id: int, *, actor: str) -> bool:

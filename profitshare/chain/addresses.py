@@ -9,8 +9,13 @@ is a clear, voidable failure (``InvalidAddress``, code ``invalid_creator_wallet`
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import base58
+from solders.instruction import AccountMeta, Instruction
 from solders.pubkey import Pubkey
+from solders.system_program import ID as SYS_PROGRAM_ID
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import get_associated_token_address
 
 from profitshare.chain.errors import InvalidAddress
@@ -54,9 +59,29 @@ def parse_address(value: object, *, require_on_curve: bool = False) -> Pubkey:
     return pubkey
 
 
+@lru_cache(maxsize=65_536)
 def usdc_ata(owner: Pubkey, mint: Pubkey) -> Pubkey:
     """The associated token account of ``owner`` for ``mint`` under the classic SPL Token program.
 
-    Pure (no RPC); the account may not exist yet. ``owner``, ``mint``: ``Pubkey``.
+    Pure (no RPC); the account may not exist yet. ``owner``, ``mint``: ``Pubkey``. Cached: the
+    derivation (``find_program_address``) costs more than signing a transaction.
     """
     return get_associated_token_address(owner, mint)
+
+
+def create_ata_idempotent_ix(payer: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
+    """The Associated Token Account program's ``CreateIdempotent`` (instruction 1) of ``owner``'s
+    ATA for ``mint``, rent paid by ``payer`` (SPL ATA docs: a no-op when it exists). Same bytes
+    as spl's ``create_idempotent_associated_token_account``, with the cached derivation."""
+    return Instruction(
+        ASSOCIATED_TOKEN_PROGRAM_ID,
+        b"\x01",
+        [
+            AccountMeta(payer, is_signer=True, is_writable=True),
+            AccountMeta(usdc_ata(owner, mint), is_signer=False, is_writable=True),
+            AccountMeta(owner, is_signer=False, is_writable=False),
+            AccountMeta(mint, is_signer=False, is_writable=False),
+            AccountMeta(SYS_PROGRAM_ID, is_signer=False, is_writable=False),
+            AccountMeta(TOKEN_PROGRAM_ID, is_signer=False, is_writable=False),
+        ],
+    )

@@ -17,6 +17,7 @@ from solders.token.state import TokenAccount
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from profitshare.chain.addresses import parse_address, usdc_ata
+from profitshare.chain.errors import RpcUnavailable, SendOutcomeUnknown
 from profitshare.chain.rpc import RpcPool
 from profitshare.chain.transactions import SignatureStatus, SignedTransaction, Transactions
 
@@ -101,6 +102,19 @@ class BatchOps:
     def send_signed(self, signed: SignedTransaction) -> None:
         """Send signed bytes once; errors as ``Transactions.send``."""
         self.transactions.send(signed)
+
+    def send_many(self, signed: list[SignedTransaction]) -> dict[str, Exception | None]:
+        """Send many signed transactions, one JSON-RPC batch per 100; ``{signature: None or
+        the refusal}`` (see ``Transactions.send_many``). A chunk whose answer was lost maps each
+        of its signatures to ``SendOutcomeUnknown``; one no endpoint took, to ``RpcUnavailable``."""
+        out: dict[str, Exception | None] = {}
+        for start in range(0, len(signed), 100):
+            chunk = signed[start : start + 100]
+            try:
+                out.update(self.transactions.send_many(chunk))
+            except (SendOutcomeUnknown, RpcUnavailable) as exc:
+                out.update({tx.signature: exc for tx in chunk})
+        return out
 
 
 def _status_from_json(status: dict | None) -> SignatureStatus:

@@ -37,11 +37,10 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     TransferCheckedParams,
-    create_idempotent_associated_token_account,
     transfer_checked,
 )
 
-from profitshare.chain.addresses import usdc_ata
+from profitshare.chain.addresses import create_ata_idempotent_ix, usdc_ata
 from profitshare.chain.errors import ChainError
 from profitshare.chain.transactions import RecentBlockhash, sign_transaction
 
@@ -170,7 +169,7 @@ def payout_instructions(
     if compute_unit_price:
         instructions.append(set_compute_unit_price(compute_unit_price))
     if create_destination_ata:
-        instructions.append(create_idempotent_associated_token_account(agent, creator_owner, mint))
+        instructions.append(create_ata_idempotent_ix(agent, creator_owner, mint))
     instructions.append(
         transfer_checked(
             TransferCheckedParams(

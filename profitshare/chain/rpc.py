@@ -377,3 +377,59 @@ class RpcPool:
 
         return self._run("sendTransaction", attempt, rounds=self.max_attempts, signature=signature)
 
+    def send_transactions(self, items: list[tuple[bytes, str]]) -> list[RpcRequestError | None]:
+        """Send many signed transactions in one JSON-RPC batch request (``[(raw, signature)]``).
+
+        Returns, in order, None for each transaction a node accepted and the ``RpcRequestError``
+        of each it refused (e.g. -32002 preflight failure). Raises ``SendOutcomeUnknown`` (first
+        signature) when the batch may have reached a node without a usable answer — every
+        transaction in it must then be resolved by signature status — and ``RpcUnavailable``
+        when no endpoint took it. Same failover rules as ``send_transaction``.
+        """
+        if not items:
+            return []
+        ids = [0] * len(items)
+        config = {"encoding": "base64", "skipPreflight": False, "preflightCommitment": "confirmed"}
+        body = []
+        for n, (raw, _signature) in enumerate(items):
+            ids[n] = next(self._ids)
+            body.append({
+                "jsonrpc": "2.0", "id": ids[n], "method": "sendTransaction",
+                "params": [base64.b64encode(raw).decode(), config],
+            })
+        signature = items[0][1]
+
+        def attempt(ep: _Endpoint) -> list[RpcRequestError | None]:
+            try:
+                response = ep.http.post(ep.url, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise _Retryable(_transport_kind(exc), f"{type(exc).__name__}: {exc}") from exc
+            except httpx.TransportError as exc:
+                _count(ep.url, _transport_kind(exc))
+                _count(ep.url, "send_outcome_unknown")
+                raise SendOutcomeUnknown(signature, f"{type(exc).__name__} from {ep.url}: {exc}") from exc
+            if response.status_code in _SEND_NOT_TAKEN_STATUSES:
+                raise _Retryable(f"http_{response.status_code}", f"HTTP {response.status_code}")
+            if response.status_code != 200:
+                _count(ep.url, "send_outcome_unknown")
+                raise SendOutcomeUnknown(signature, f"HTTP {response.status_code} from {ep.url}")
+            try:
+                answers = {a["id"]: a for a in response.json()}
+            except (ValueError, TypeError, KeyError) as exc:
+                _count(ep.url, "send_outcome_unknown")
+                raise SendOutcomeUnknown(signature, f"unparsable batch answer from {ep.url}") from exc
+            out: list[RpcRequestError | None] = []
+            for request_id in ids:
+                answer = answers.get(request_id)
+                if answer is None:
+                    raise SendOutcomeUnknown(signature, f"batch answer from {ep.url} lacks id {request_id}")
+                try:
+                    self._result(ep, "sendTransaction", answer)
+                    out.append(None)
+                except RpcRequestError as exc:
+                    out.append(exc)
+                except _Retryable as exc:  # e.g. node unhealthy for this one: outcome unknown
+                    out.append(RpcRequestError("sendTransaction", None, exc.description, None))
+            return out
+
+        return self._run("sendTransaction", attempt, rounds=self.max_attempts, signature=signature)

@@ -202,17 +202,20 @@ class Transactions:
         try:
             self.pool.send_transaction(signed.raw, signed.signature)
         except RpcRequestError as exc:
-            if exc.rpc_code == SIGNATURE_VERIFICATION_FAILURE:
-                raise TransactionFailed(signed.signature, "SignatureFailure") from exc
-            if exc.rpc_code != SEND_PREFLIGHT_FAILURE:
-                raise
-            data = exc.data if isinstance(exc.data, dict) else {}
-            err = data.get("err")
-            if err == "AlreadyProcessed":
-                return
-            if err == "BlockhashNotFound":
-                raise BlockhashExpired(signed.signature, signed.last_valid_block_height) from exc
-            raise TransactionFailed(signed.signature, err, data.get("logs") or []) from exc
+            refusal = _refusal(signed, exc)
+            if refusal is not None:
+                raise refusal from exc
+
+    def send_many(self, signed: Sequence[SignedTransaction]) -> dict[str, Exception | None]:
+        """Send many transactions in one JSON-RPC batch: ``{signature: None}`` when a node took
+        it (or it landed before), else the exception ``send`` would raise for it
+        (``BlockhashExpired``, ``TransactionFailed``, ``RpcRequestError``). A batch whose answer
+        was lost raises ``SendOutcomeUnknown``; none taken: ``RpcUnavailable``."""
+        answers = self.pool.send_transactions([(tx.raw, tx.signature) for tx in signed])
+        out: dict[str, Exception | None] = {}
+        for tx, error in zip(signed, answers, strict=True):
+            out[tx.signature] = None if error is None else _refusal(tx, error)
+        return out
 
     def confirm(
         self, signature: str, last_valid_block_height: int, timeout: float
@@ -253,3 +256,19 @@ class Transactions:
             return []
         return list((tx.get("meta") or {}).get("logMessages") or [])
 
+
+def _refusal(signed: SignedTransaction, exc: RpcRequestError) -> Exception | None:
+    """What a send's JSON-RPC error means: None (``AlreadyProcessed``: it is on chain),
+    ``BlockhashExpired``, ``TransactionFailed`` (preflight refusal or bad signature: nothing
+    landed, no fee) or the ``RpcRequestError`` itself."""
+    if exc.rpc_code == SIGNATURE_VERIFICATION_FAILURE:
+        return TransactionFailed(signed.signature, "SignatureFailure")
+    if exc.rpc_code != SEND_PREFLIGHT_FAILURE:
+        return exc
+    data = exc.data if isinstance(exc.data, dict) else {}
+    err = data.get("err")
+    if err == "AlreadyProcessed":
+        return None
+    if err == "BlockhashNotFound":
+        return BlockhashExpired(signed.signature, signed.last_valid_block_height)
+    return TransactionFailed(signed.signature, err, data.get("logs") or [])

@@ -32,6 +32,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -42,8 +43,6 @@ from profitshare.chain.errors import (
     ChainError,
     InsufficientSol,
     InvalidAddress,
-    RpcUnavailable,
-    SendOutcomeUnknown,
     TransactionFailed,
 )
 from profitshare.chain.fees import TxFeeBudget, payout_sol_needed
@@ -285,7 +284,9 @@ def _start(batch: _Batch) -> None:
             item.dist.status = DistributionStatus.PROCESSING
             item.dist.attempts += 1
             events.append(_event("distribution", item.dist.pk, batch.actor, from_status="pending", to_status="processing"))
-        Distribution.objects.bulk_update([i.dist for i in pending], ["status", "attempts"])
+        Distribution.objects.filter(pk__in=[i.dist.pk for i in pending]).update(
+            status=DistributionStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=timezone.now()
+        )
         AuditEvent.objects.bulk_create(events)
 
 
@@ -382,18 +383,18 @@ def _send_all(batch: _Batch, signed: dict[int, SignedTransaction], items: list[I
     """Send each signed transaction once; returns ``{signature: last_valid_block_height}`` of
     those that may land. ``on_refused(item, error_text)`` for preflight refusals."""
     by_pk = {item.dist.pk: item for item in items}
+    results = batch.gateway.send_many(list(signed.values()))
     pending = {}
     for pk, tx in signed.items():
-        try:
-            batch.gateway.send_signed(tx)
-        except TransactionFailed as exc:
-            on_refused(by_pk[pk], describe_error(exc.err, tx.program_ids))
+        error = results[tx.signature]
+        if isinstance(error, TransactionFailed):
+            on_refused(by_pk[pk], describe_error(error.err, tx.program_ids))
             continue
-        except BlockhashExpired:
+        if isinstance(error, BlockhashExpired):
             on_refused(by_pk[pk], "BlockhashExpired")
             continue
-        except (SendOutcomeUnknown, RpcUnavailable) as exc:
-            logger.info("send of %s unknown: %s", tx.signature, exc)
+        if error is not None:
+            logger.info("send of %s unknown: %s", tx.signature, error)
         pending[tx.signature] = tx.last_valid_block_height
     return pending
 
@@ -587,19 +588,18 @@ def _send_and_decide(batch: _Batch, attempts: list[PayoutAttempt], *, first_send
     gateway = batch.gateway
     refused: list[tuple[PayoutAttempt, str]] = []
     pending: dict[str, int] = {}
+    results = gateway.send_many([
+        SignedTransaction(a.signature, bytes(a.raw_transaction), a.blockhash, a.last_valid_block_height, ())
+        for a in attempts
+    ])
     for attempt in attempts:
-        tx = SignedTransaction(attempt.signature, bytes(attempt.raw_transaction), attempt.blockhash,
-                               attempt.last_valid_block_height, ())
-        try:
-            gateway.send_signed(tx)
-        except TransactionFailed as exc:
-            if first_send:  # refused by preflight: it never landed and these bytes cannot
-                refused.append((attempt, f"TransactionFailed: {describe_error(exc.err)}"))
-                continue
-        except BlockhashExpired:
-            pass  # decided below by status and height
-        except (SendOutcomeUnknown, RpcUnavailable, ChainError) as exc:
-            logger.info("send of %s unknown: %s", attempt.signature, exc)
+        error = results[attempt.signature]
+        if isinstance(error, TransactionFailed) and first_send:
+            # refused by preflight: it never landed and these bytes cannot
+            refused.append((attempt, f"TransactionFailed: {describe_error(error.err)}"))
+            continue
+        if error is not None:
+            logger.info("send of %s: %s (decided by status)", attempt.signature, error)
         pending[attempt.signature] = attempt.last_valid_block_height
     _mark(batch, [(a, AttemptStatus.FAILED, e) for a, e in refused])
     _mark(batch, [(a, AttemptStatus.SENT, "") for a in attempts if a.signature in pending and a.status == AttemptStatus.PREPARED])
@@ -658,8 +658,13 @@ def _mark(batch: _Batch, changes: list[tuple[PayoutAttempt, str, str]]) -> None:
         else:
             attempt.resolved_at = now
         events.append(_event("payout_attempt", attempt.signature, batch.actor, from_status=before, to_status=status, reason=error))
+    groups: dict[tuple[str, str], list[int]] = {}
+    for attempt, status, _ in changes:
+        groups.setdefault((status, attempt.error), []).append(attempt.pk)
     with transaction.atomic():
-        PayoutAttempt.objects.bulk_update([a for a, _, _ in changes], ["status", "error", "sent_at", "resolved_at"])
+        for (status, error), pks in groups.items():  # one UPDATE per outcome, not per row
+            stamp = {"sent_at": now} if status == AttemptStatus.SENT else {"resolved_at": now}
+            PayoutAttempt.objects.filter(pk__in=pks).update(status=status, error=error, **stamp)
         AuditEvent.objects.bulk_create(events)
 
 
@@ -700,7 +705,11 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
                 events.append(_event("iou", iou.pk, batch.actor, from_status=before_iou, to_status=iou.status,
                                      reason="payout landed", signature=attempt.signature, amount=attempt.amount,
                                      remaining=iou.remaining))
-        PayoutAttempt.objects.bulk_update([a for a, _ in fresh], ["status", "slot", "resolved_at"])
+        by_slot: dict[int | None, list[int]] = {}
+        for attempt, slot in fresh:
+            by_slot.setdefault(slot, []).append(attempt.pk)
+        for slot, pks in by_slot.items():  # a batch lands in one or a few slots
+            PayoutAttempt.objects.filter(pk__in=pks).update(status=AttemptStatus.LANDED, slot=slot, resolved_at=now)
         Distribution.objects.bulk_update(list(dists.values()), ["paid", "owed", "withdrawn", "status"])
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])

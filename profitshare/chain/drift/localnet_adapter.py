@@ -16,8 +16,8 @@ from __future__ import annotations
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from spl.token.instructions import create_idempotent_associated_token_account
 
+from profitshare.chain.addresses import create_ata_idempotent_ix
 from profitshare.chain.drift import program
 from profitshare.chain.drift.interface import DriftSubaccountState
 from profitshare.chain.errors import DriftSubaccountMissing
@@ -73,7 +73,7 @@ class LocalnetDriftAdapter:
         Raises ``ValueError`` on a bad amount, index or ``reduce_only``."""
         owner = authority_keypair.pubkey()
         return [
-            create_idempotent_associated_token_account(owner, owner, self.usdc_mint),
+            create_ata_idempotent_ix(owner, owner, self.usdc_mint),
             program.build_withdraw_ix(
                 owner, subaccount_id, spot_market_index, amount, reduce_only, user_token_account
             ),

@@ -225,11 +225,13 @@ def _check_u16(what: str, value: int) -> None:
 # --- PDAs (seeds as in driftpy.addresses and the Drift program) -----------------------------
 
 
+@cache
 def state_pda() -> Pubkey:
     """Drift ``State`` account: PDA of seeds ``[b"drift_state"]``."""
     return Pubkey.find_program_address([b"drift_state"], DRIFT_PROGRAM_ID)[0]
 
 
+@cache
 def user_pda(authority: Pubkey, subaccount_id: int) -> Pubkey:
     """Drift ``User`` (subaccount): seeds ``[b"user", authority, subaccount_id as u16 LE]``.
 
@@ -241,11 +243,13 @@ def user_pda(authority: Pubkey, subaccount_id: int) -> Pubkey:
     )[0]
 
 
+@cache
 def user_stats_pda(authority: Pubkey) -> Pubkey:
     """Drift ``UserStats``: seeds ``[b"user_stats", authority]``."""
     return Pubkey.find_program_address([b"user_stats", bytes(authority)], DRIFT_PROGRAM_ID)[0]
 
 
+@cache
 def spot_market_vault_pda(market_index: int) -> Pubkey:
     """Token vault of a spot market: seeds ``[b"spot_market_vault", market_index as u16 LE]``.
 
@@ -257,6 +261,7 @@ def spot_market_vault_pda(market_index: int) -> Pubkey:
     )[0]
 
 
+@cache
 def drift_signer_pda() -> Pubkey:
     """Drift's vault authority: seeds ``[b"drift_signer"]``."""
     return Pubkey.find_program_address([b"drift_signer"], DRIFT_PROGRAM_ID)[0]
