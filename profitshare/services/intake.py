@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import transaction
 
@@ -38,7 +38,7 @@ class CloseReport:
             "market_index": self.market_index,
             "realized_pnl": self.realized_pnl,
             "kind": self.kind,
-            "closed_at": self.closed_at.isoformat(),
+            "closed_at": self.closed_at.astimezone(UTC).isoformat(),  # one instant, one hash
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 

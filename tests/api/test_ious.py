@@ -217,6 +217,6 @@ def test_retry_while_the_agent_wallet_pays_elsewhere_is_409_payout_in_progress(a
     assert response.status_code == 409
     assert response.json() == {"detail": "payout in progress"}
     iou.refresh_from_db()
-    assert iou.status == IouStatus.PROCESSING  # stays claimed: the resolver finishes it
+    assert (iou.status, iou.attempts) == (IouStatus.OPEN, 0)  # a 409 writes nothing: lock before claim
     assert not PayoutAttempt.objects.exists()
     assert IOU.objects.count() == 1

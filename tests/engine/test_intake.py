@@ -161,3 +161,27 @@ def test_database_refuses_unbalanced_distribution_amounts():
     distribution = record_close(report(sub)).distribution
     with pytest.raises(IntegrityError), transaction.atomic():
         Distribution.objects.filter(pk=distribution.pk).update(paid=1)  # paid + owed > share
+
+
+def test_the_same_instant_in_another_timezone_is_a_replay_not_a_conflict():
+    from datetime import timezone as tz
+
+    sub = SubscriptionFactory()
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    record_close(report(sub, closed_at=at))
+    again = record_close(report(sub, closed_at=at.astimezone(tz(timedelta(hours=1)))))
+    assert not again.created
+
+
+def test_acknowledging_an_alert_records_who_and_when_once():
+    from profitshare.models import Alert
+    from profitshare.services.alerts import acknowledge_alert, raise_alert
+
+    alert = raise_alert("iou_created", "IOU 1", amount=5)
+    acknowledge_alert(alert.pk, actor="admin:alice")
+    acknowledge_alert(alert.pk, actor="admin:bob")
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "admin:alice" and alert.acknowledged_at is not None
+    assert AuditEvent.objects.filter(entity="alert", entity_id=str(alert.pk)).count() == 1
+    with pytest.raises(Alert.DoesNotExist):
+        acknowledge_alert(999_999, actor="admin:alice")

@@ -14,7 +14,7 @@ from profitshare.models import IOU
 from profitshare.selectors.ious import iou_exists, list_ious
 from profitshare.services import engine
 from profitshare.services.errors import Conflict, NotFound
-from profitshare.services.ious import claim_iou, void_iou
+from profitshare.services.ious import void_iou
 
 router = Router(tags=["ious"])
 
@@ -39,14 +39,14 @@ def get_ious(request, filters: Query[IouFilters]):
 def retry(request, iou_id: IouId):
     """Retry an open or expired IOU now, whatever its backoff. 404 unknown; 409 when it is not
     retryable (paid, voided, being retried) or its agent wallet stays busy with another payout
-    for ``LOCK_TIMEOUT_SECONDS`` ("payout in progress"; the IOU then stays claimed and the
-    resolver finishes it)."""
+    for ``LOCK_TIMEOUT_SECONDS`` ("payout in progress"; nothing is changed then: the wallet lock
+    is taken before the IOU is claimed)."""
     if not iou_exists(iou_id):
         raise NotFound("iou", str(iou_id))
-    who = actor(request)
-    if not claim_iou(iou_id, actor=who):
+    iou = engine.retry_iou_now(iou_id, actor=actor(request), lock_timeout=common.LOCK_TIMEOUT_SECONDS)
+    if iou is None:
         raise Conflict(f"IOU {iou_id} is not retryable now (paid, voided or being retried)")
-    return render_action(engine.retry_iou(iou_id, actor=who, lock_timeout=common.LOCK_TIMEOUT_SECONDS))
+    return render_action(iou)
 
 
 @router.post(

@@ -8,7 +8,7 @@ from profitshare.api.auth import PlatformAuth
 from profitshare.api.routes import common
 from profitshare.api.routes.common import AUTH_ERRORS, actor
 from profitshare.api.schemas import ErrorOut, GuardOut, SubscriptionIn, SubscriptionOut
-from profitshare.services import engine, ious
+from profitshare.services import engine
 from profitshare.services.guards import guard
 from profitshare.services.locks import LockTimeout
 from profitshare.services.subscriptions import create_subscription
@@ -32,13 +32,12 @@ def subscribe(request, payload: SubscriptionIn):
 
 
 def retry_for_guard(iou_id: int) -> None:
-    """The guard's retry: claim the IOU (``actor="api:guard"``) and, if claimed, pay it now.
-    A busy agent wallet leaves it claimed (it keeps blocking; the resolver finishes it)."""
-    if ious.claim_iou(iou_id, actor=GUARD_ACTOR):
-        try:
-            engine.retry_iou(iou_id, actor=GUARD_ACTOR, lock_timeout=common.LOCK_TIMEOUT_SECONDS)
-        except LockTimeout:
-            pass
+    """The guard's retry (``actor="api:guard"``): pay the IOU now if its agent wallet is free
+    within ``LOCK_TIMEOUT_SECONDS``; a busy wallet changes nothing (the IOU keeps blocking)."""
+    try:
+        engine.retry_iou_now(iou_id, actor=GUARD_ACTOR, lock_timeout=common.LOCK_TIMEOUT_SECONDS)
+    except LockTimeout:
+        pass
 
 
 @router.get("/subscriptions/{subscription_id}/guard", response={200: GuardOut, 404: ErrorOut, **AUTH_ERRORS})
