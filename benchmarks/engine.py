@@ -95,7 +95,12 @@ def main() -> None:
         subscriptions, creator = build_world(url, args.subscribers)
         cluster = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
         time.sleep(3)  # let the workers start
+        cpu_before = cpu_by_role(node.pid, cluster.pid)
         rate, p50, p99, paid = run_signal(url, subscriptions, creator)
+        cpu_after = cpu_by_role(node.pid, cluster.pid)
+        for role in cpu_after:
+            used = cpu_after[role] - cpu_before.get(role, 0.0)
+            print(f"CPU {role:28s} {used:6.2f} s  ({used / paid * 1000:6.1f} ms per payout)")
         print(f"subscribers: {args.subscribers}, workers: {args.workers}")
         print(f"confirmed payouts:                           {paid:8d}")
         print(f"payouts/s (first intake to last confirmed):  {rate:8.1f}  (floor 100)")
@@ -109,6 +114,37 @@ def main() -> None:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def cpu_by_role(node_pid: int, cluster_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system, /proc) used so far by the local node, the qcluster (all its
+    processes), PostgreSQL (all backends), Redis and this benchmark process (intake)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    roles: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        pgid, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        if pgid == node_pid:
+            role = "local node"
+        elif pgid == cluster_pid:
+            role = "qcluster (2 workers + monitor)"
+        elif "postgres" in cmd:
+            role = "postgresql"
+        elif "redis-server" in cmd:
+            role = "redis"
+        elif int(entry.name) == os.getpid():
+            role = "benchmark (intake, 8 threads)"
+        else:
+            continue
+        roles[role] = roles.get(role, 0.0) + seconds
+    return roles
 
 
 def bare_rpc_rate(url: str, transfers: int = 500) -> float:
@@ -178,18 +214,16 @@ def run_signal(url: str, subscriptions, creator: str):
 
     def intake(numbered):
         n, sub = numbered
-        try:
-            record_close(
-                CloseReport(f"bench-close-{n}", sub.subscription_id, 0, 10_000_000, "full", datetime.now(UTC)),
-                on_commit=enqueue_distribution,
-            )
-        finally:
-            connection.close()
+        record_close(
+            CloseReport(f"bench-close-{n}", sub.subscription_id, 0, 10_000_000, "full", datetime.now(UTC)),
+            on_commit=enqueue_distribution,
+        )  # each thread keeps its database connection, as a web worker would
 
     started = time.time()
     # the platform reports closes concurrently (several web workers); 8 intake threads here
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(intake, enumerate(subscriptions)))
+        list(pool.map(lambda _: connection.close(), range(8)))
     print(f"intake of {len(subscriptions)} closes took {time.time() - started:.2f} s")
     deadline = time.time() + 600
     while time.time() < deadline:

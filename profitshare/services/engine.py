@@ -750,7 +750,7 @@ def _owe(batch: _Batch, item: Item, reason: str, error: str) -> None:
     item.stop()
     now = timezone.now()
     with transaction.atomic():
-        dist = Distribution.objects.select_for_update().select_related("creator").get(pk=item.dist.pk)
+        dist = Distribution.objects.select_for_update(of=("self",)).select_related("creator").get(pk=item.dist.pk)
         if dist.owed == 0:
             return
         iou = IOU.objects.select_for_update().filter(distribution=dist, status__in=ACTIVE_IOU_STATUSES).first()

@@ -79,7 +79,9 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
         existing = TradeClose.objects.filter(close_id=report.close_id).first()
         if existing is not None:
             return _replay(existing, digest)
-        sub = Subscription.objects.select_for_update().select_related("bot").filter(
+        # lock the subscription row only (of=self): a plain FOR UPDATE with the join would also
+        # lock the bot row and serialise every subscriber's intake behind it
+        sub = Subscription.objects.select_for_update(of=("self",)).select_related("bot").filter(
             subscription_id=report.subscription_id
         ).first()
         if sub is None:
