@@ -119,7 +119,8 @@ Q_CLUSTER: dict = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 1000,
+    # successful task results kept (0: all, -1: none); failures are always kept
+    "save_limit": env_int("QV_Q_SAVE_LIMIT", 1000),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
