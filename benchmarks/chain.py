@@ -61,8 +61,8 @@ def transfer_tx(payer: Keypair, destination: Pubkey, amount: int, blockhash: Has
     return Transaction([payer], Message([ix], payer.pubkey()), blockhash)
 
 
-def bench_bare_litesvm(transfers: int) -> float:
-    """Transfers/s of pre-signed payouts through a bare LiteSVM (node's mint setup reused)."""
+def funded_node():
+    """An in-process LocalNode, a payer with SOL and USDC, and a destination whose ATA exists."""
     from profitshare.localnet.node import LocalNode
 
     node = LocalNode(slot_ms=0)
@@ -70,48 +70,41 @@ def bench_bare_litesvm(transfers: int) -> float:
     node.ledger.airdrop(payer.pubkey(), 10**12)
     node.fund_usdc(payer.pubkey(), 10**15)
     node.fund_usdc(destination, 1)
-    svm: LiteSVM = node.ledger.svm
-    blockhash = Hash.from_string(node.ledger.latest_blockhash)
-    txs = [transfer_tx(payer, destination, n + 1, blockhash) for n in range(transfers)]
+    return node, payer, destination, Hash.from_string(node.ledger.latest_blockhash)
+
+
+def timed(transfers: int, run) -> float:
+    """Transfers/s of ``run(n)`` called for n in 0..transfers-1."""
     started = time.perf_counter()
-    for tx in txs:
-        svm.send_transaction(tx)
+    for n in range(transfers):
+        run(n)
     return transfers / (time.perf_counter() - started)
+
+
+def bench_bare_litesvm(transfers: int) -> float:
+    """Transfers/s of pre-signed payouts through a bare LiteSVM (node's mint setup reused)."""
+    node, payer, destination, blockhash = funded_node()
+    svm: LiteSVM = node.ledger.svm
+    txs = [transfer_tx(payer, destination, n + 1, blockhash) for n in range(transfers)]
+    return timed(transfers, lambda n: svm.send_transaction(txs[n]))
 
 
 def bench_node_in_process(transfers: int) -> float:
     """Transfers/s of pre-signed payouts through LocalNode (with its bookkeeping), in-process."""
-    from profitshare.localnet.node import LocalNode
-
-    node = LocalNode(slot_ms=0)
-    payer, destination = Keypair(), Keypair().pubkey()
-    node.ledger.airdrop(payer.pubkey(), 10**12)
-    node.fund_usdc(payer.pubkey(), 10**15)
-    node.fund_usdc(destination, 1)
-    blockhash = Hash.from_string(node.ledger.latest_blockhash)
+    node, payer, destination, blockhash = funded_node()
     txs = [transfer_tx(payer, destination, n + 1, blockhash) for n in range(transfers)]
-    started = time.perf_counter()
-    for tx in txs:
-        node.send_transaction_parsed(VersionedTransaction.from_legacy(tx), bytes(tx), preflight=True)
-    return transfers / (time.perf_counter() - started)
+    return timed(
+        transfers,
+        lambda n: node.send_transaction_parsed(VersionedTransaction.from_legacy(txs[n]), bytes(txs[n]), preflight=True),
+    )
 
 
 def bench_client_loop_in_process(transfers: int) -> float:
     """Transfers/s of the RPC clients' own loop (build, sign, execute) with LiteSVM in-process:
     the same work as a JSON-RPC client minus the transport."""
-    from profitshare.localnet.node import LocalNode
-
-    node = LocalNode(slot_ms=0)
-    payer, destination = Keypair(), Keypair().pubkey()
-    node.ledger.airdrop(payer.pubkey(), 10**12)
-    node.fund_usdc(payer.pubkey(), 10**15)
-    node.fund_usdc(destination, 1)
+    node, payer, destination, blockhash = funded_node()
     svm: LiteSVM = node.ledger.svm
-    blockhash = Hash.from_string(node.ledger.latest_blockhash)
-    started = time.perf_counter()
-    for n in range(transfers):
-        svm.send_transaction(transfer_tx(payer, destination, n + 1, blockhash))
-    return transfers / (time.perf_counter() - started)
+    return timed(transfers, lambda n: svm.send_transaction(transfer_tx(payer, destination, n + 1, blockhash)))
 
 
 def serve(port: int, ready) -> None:

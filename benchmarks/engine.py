@@ -242,7 +242,6 @@ def run_signal(url: str, subscriptions, creator: str):
     expected = 1 + len(landed) * 1_000_000
     if int(ata_amount) != expected or len(landed) != len(subscriptions):
         raise SystemExit(f"chain disagrees: creator holds {ata_amount}, expected {expected}; landed {len(landed)}")
-    batches = sorted(set(a.distribution.updated_at for a in landed))
     print(f"first intake to last confirmed: {last - first:.2f} s")
     return len(landed) / (last - first), percentile(latencies, 0.5), percentile(latencies, 0.99), len(landed)
 

@@ -440,16 +440,7 @@ class _Staging:
         """Write the staged effects to the ledger and the emulator."""
         emulator = self.emulator
         for payer, lamports in self.lamport_debits.items():
-            account = self.ledger.get_account(payer)
-            self.ledger.set_account(
-                payer,
-                Account(
-                    lamports=account.lamports - lamports,
-                    data=bytes(account.data),
-                    owner=account.owner,
-                    executable=account.executable,
-                ),
-            )
+            self.ledger.add_lamports(payer, -lamports)
         for ata, wallet in self.new_atas.items():
             self.ledger.write_token_account(ata, mint=emulator.usdc_mint, owner=wallet, amount=0)
         for pubkey, delta in self.token_deltas.items():

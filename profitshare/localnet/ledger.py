@@ -215,13 +215,19 @@ class Ledger:
 
     def airdrop(self, pubkey: Pubkey, lamports: int) -> None:
         """Credit lamports to a system account, creating it (requestAirdrop)."""
-        account = self.get_account(pubkey)
-        if account is None:
-            account = Account(lamports=0, data=b"", owner=Pubkey.default())
+        self.add_lamports(pubkey, lamports)
+
+    def add_lamports(self, pubkey: Pubkey, delta: int, *, account: Account | None = None) -> None:
+        """Change an account's lamports by ``delta`` (negative debits), keeping its data and
+        owner; a missing account is created as a system account. ``account``: its current state
+        when the caller already read it."""
+        account = account or self.get_account(pubkey) or Account(lamports=0, data=b"", owner=Pubkey.default())
+        if account.lamports + delta < 0:
+            raise ValueError(f"{pubkey} would go below zero lamports")
         self.set_account(
             pubkey,
             Account(
-                lamports=account.lamports + lamports,
+                lamports=account.lamports + delta,
                 data=bytes(account.data),
                 owner=account.owner,
                 executable=account.executable,
@@ -393,15 +399,7 @@ class Ledger:
     def _execute_emulated(self, tx, payer: Pubkey, payer_before, fee: int, emulate) -> Outcome:
         if payer_before is None or payer_before.lamports < fee:
             return Outcome("InsufficientFundsForFee" if payer_before else "AccountNotFound", [], 0)
-        self.svm.set_account(
-            payer,
-            Account(
-                lamports=payer_before.lamports - fee,
-                data=bytes(payer_before.data),
-                owner=payer_before.owner,
-                executable=payer_before.executable,
-            ),
-        )
+        self.add_lamports(payer, -fee, account=payer_before)
         return emulate(tx)
 
     def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
