@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
-from profitshare.models import CloseKind, Distribution, Policy, Subscription, TradeClose
-from profitshare.services.audit import PLATFORM, record_event
+from profitshare.models import AuditEvent, CloseKind, Distribution, Policy, Subscription, TradeClose
+from profitshare.services.audit import PLATFORM
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.policy import high_water_mark_step, per_trade_share
@@ -76,17 +76,17 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
     _validate(report)
     digest = report.sha256()
     with transaction.atomic():
-        existing = TradeClose.objects.filter(close_id=report.close_id).first()
-        if existing is not None:
-            return _replay(existing, digest)
         # lock the subscription row only (of=self): a plain FOR UPDATE with the join would also
         # lock the bot row and serialise every subscriber's intake behind it
         sub = Subscription.objects.select_for_update(of=("self",)).select_related("bot").filter(
             subscription_id=report.subscription_id
         ).first()
         if sub is None:
+            existing = TradeClose.objects.filter(close_id=report.close_id).first()
+            if existing is not None:  # replay of a close whose subscription id was mistyped
+                return _replay(existing, digest)
             raise NotFound("subscription", report.subscription_id)
-        # re-check under the lock: a concurrent intake of the same close may have won
+        # under the lock: a replay, or a concurrent intake of the same close that won
         existing = TradeClose.objects.filter(close_id=report.close_id).first()
         if existing is not None:
             return _replay(existing, digest)
@@ -111,6 +111,7 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
             body_sha256=digest,
         )
         distribution = None
+        events = []
         if share > 0:
             distribution = Distribution.objects.create(
                 close=close,
@@ -123,18 +124,19 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
                 share=share,
                 owed=share,
             )
-            record_event(
-                "distribution", distribution.pk, actor=actor, to_status=distribution.status,
-                close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,
-                policy=sub.policy, share=share,
-            )
+            events.append(AuditEvent(
+                entity="distribution", entity_id=str(distribution.pk), actor=actor, to_status=distribution.status,
+                data={"close_id": close.close_id, "realized_pnl": report.realized_pnl, "bps": sub.profit_share_bps,
+                      "policy": sub.policy, "share": share},
+            ))
             if on_commit is not None:
                 distribution_id = distribution.pk
                 transaction.on_commit(lambda: on_commit(distribution_id))
-        record_event(
-            "close", close.close_id, actor=actor, to_status="recorded", realized_pnl=report.realized_pnl,
-            kind=report.kind, share=share,
-        )
+        events.append(AuditEvent(
+            entity="close", entity_id=close.close_id, actor=actor, to_status="recorded",
+            data={"realized_pnl": report.realized_pnl, "kind": report.kind, "share": share},
+        ))
+        AuditEvent.objects.bulk_create(events)
     return IntakeResult(close, distribution, True)
 
 
