@@ -437,7 +437,7 @@ def _settle(batch: _Batch) -> None:
             _owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle {tx.signature} {status}")
     if settled:
         with transaction.atomic():
-            Distribution.objects.bulk_update(settled, ["settled"])
+            Distribution.objects.filter(pk__in=[d.pk for d in settled]).update(settled=True)
             AuditEvent.objects.bulk_create(events)
 
 
@@ -513,8 +513,7 @@ def _withdraw(batch: _Batch) -> None:
         # what arrived, read on the token account (we hold the wallet's lock)
         delivered = max(0, min(asked[item.dist.pk], (after[str(item.agent)].usdc or 0) - item.usdc_before))
         if delivered:
-            item.dist.withdrawn += delivered
-            changed.append(item.dist)
+            changed.append((delivered, item.dist.pk))
             events.append(_event(
                 "distribution", item.dist.pk, batch.actor, reason="withdrawn from Drift",
                 requested=asked[item.dist.pk], delivered=delivered, withdraw_signature=tx.signature,
@@ -523,8 +522,12 @@ def _withdraw(batch: _Batch) -> None:
             item.fall_short(IouReason.WITHDRAW_SHORT, f"withdraw delivered {delivered} of {asked[item.dist.pk]} ({tx.signature})")
     if changed:
         with transaction.atomic():
-            Distribution.objects.bulk_update(changed, ["withdrawn"])
+            for delivered, pks in _group(changed).items():  # one UPDATE per amount, not per row
+                Distribution.objects.filter(pk__in=pks).update(withdrawn=F("withdrawn") + delivered)
             AuditEvent.objects.bulk_create(events)
+        delivered_by_pk = {pk: delivered for delivered, pk in changed}
+        for item in items:
+            item.dist.withdrawn += delivered_by_pk.get(item.dist.pk, 0)
 
 
 def _transfer(batch: _Batch) -> None:
@@ -710,7 +713,12 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
             by_slot.setdefault(slot, []).append(attempt.pk)
         for slot, pks in by_slot.items():  # a batch lands in one or a few slots
             PayoutAttempt.objects.filter(pk__in=pks).update(status=AttemptStatus.LANDED, slot=slot, resolved_at=now)
-        Distribution.objects.bulk_update(list(dists.values()), ["paid", "owed", "withdrawn", "status"])
+        # rows are locked and their final values computed above: one UPDATE per distinct result
+        finals = [((d.paid, d.owed, d.withdrawn, d.status), d.pk) for d in dists.values()]
+        for (paid, owed, withdrawn, status), pks in _group(finals).items():
+            Distribution.objects.filter(pk__in=pks).update(
+                paid=paid, owed=owed, withdrawn=withdrawn, status=status, updated_at=now
+            )
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
         AuditEvent.objects.bulk_create(events)
@@ -718,6 +726,14 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
             _clear_delinquency(iou.subscription_id, batch.actor)
     for attempt, _ in landed:
         attempt.status = AttemptStatus.LANDED
+
+
+def _group(pairs: list[tuple]) -> dict:
+    """``[(key, pk)]`` to ``{key: [pk, ...]}`` (rows that get the same UPDATE)."""
+    groups: dict = {}
+    for key, pk in pairs:
+        groups.setdefault(key, []).append(pk)
+    return groups
 
 
 def _settled_status(dist: Distribution) -> str:
