@@ -226,13 +226,6 @@ def _retry_locked(iou_id: int, gateway: ChainGateway, actor: str) -> None:
     _collect(batch)
 
 
-def resolve_attempts(distribution: Distribution, gateway: ChainGateway, actor: str) -> None:
-    """Resolve a distribution's recorded but undecided attempts by signature status (caller
-    holds the agent wallet's lock). Never resets anything blind (seed 001 #4)."""
-    batch = _Batch(gateway, actor, _load_items([distribution.pk]))
-    _resolve_attempts(batch)
-
-
 # --- the pipeline --------------------------------------------------------------------------------
 def _load_items(ids: list[int]) -> list[Item]:
     dists = Distribution.objects.select_related(
