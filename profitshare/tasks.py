@@ -80,3 +80,52 @@ def retry_due_ious_task(limit: int = 50) -> int:
 def resolve_stale_task() -> dict[str, int]:
     """Finish stale processing work from signature statuses."""
     return resolver.resolve_stale()
+
+
+# --- operations (issue 5) ------------------------------------------------------------------------
+def expire_ious_task() -> int:
+    """TTL sweep (seed 000 #8): open IOUs past ``expires_at`` become expired; returns how many."""
+    from profitshare.services import ttl
+
+    return len(ttl.expire_due_ious())
+
+
+def reconcile_task() -> dict:
+    """Reconciliation (seed 000 #10): ledger vs chain; returns the report's counts."""
+    from profitshare.services import reconciliation
+
+    report = reconciliation.reconcile()
+    return {"checked": report.checked, "matched": report.matched, "mismatched": report.mismatched,
+            "unrecorded": report.unrecorded, "error": report.error}
+
+
+def _sync_metrics_before_task(sender, **kwargs) -> None:
+    """Mirror this worker's RPC error counts into ``qv_rpc_errors_total`` before each task."""
+    from profitshare.services import metrics
+
+    metrics.sync_rpc_errors()
+
+
+def _connect_signals() -> None:
+    from django_q.signals import pre_execute
+
+    pre_execute.connect(_sync_metrics_before_task, dispatch_uid="qv-metrics-sync")
+
+
+_connect_signals()
+
+
+def detect_delinquency_task() -> dict[str, int]:
+    """Delinquency watch (seed 001 #5): mark subscriptions that moved funds out while owing."""
+    from profitshare.services import delinquency
+
+    return delinquency.detect_delinquency()
+
+
+def deliver_notifications_task() -> dict[str, int]:
+    """Outbox (seed 000 #12): queue payout and alert notices, then send what is due."""
+    from profitshare.services import notifications
+
+    queued = notifications.queue_payout_notices() + notifications.queue_alert_notices()
+    counts = notifications.deliver_due()
+    return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed}

@@ -182,3 +182,37 @@ LOGGING = {
     # httpx logs every request at INFO; RPC traffic is counted in metrics, not logged.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# --- Operations (issue 5: TTL, reconciliation, delinquency, alerts, notifications, metrics) -------
+# Admin alert rules (seed 000 #12): alert kind -> severity and whether admins get a Telegram
+# message. ``QV_ALERT_RULES_JSON`` (a JSON object of the same shape) overrides kinds one by one;
+# a kind missing here is a "warning" that notifies.
+import json  # noqa: E402
+
+QV_ALERT_RULES = {
+    "iou_created": {"severity": "warning", "notify": True},
+    "iou_expired": {"severity": "warning", "notify": True},
+    "iou_voided": {"severity": "info", "notify": True},
+    "invalid_creator_wallet": {"severity": "critical", "notify": True},
+    "delinquency": {"severity": "critical", "notify": True},
+    "reconciliation_mismatch": {"severity": "critical", "notify": True},
+    "rpc_failure": {"severity": "critical", "notify": True},
+}
+QV_ALERT_RULES.update(json.loads(os.environ.get("QV_ALERT_RULES_JSON") or "{}"))
+# Reconciliation (seed 000 #10): landed payouts resolved within this window are read back.
+QV_RECONCILE_WINDOW_HOURS = env_int("QV_RECONCILE_WINDOW_HOURS", 72)
+# Newest signatures read per agent wallet by reconciliation and delinquency (getSignaturesForAddress).
+QV_CHAIN_SIGNATURE_LIMIT = env_int("QV_CHAIN_SIGNATURE_LIMIT", 1000)
+# Telegram Bot API (unset token: outbox rows are stored, never sent).
+QV_TELEGRAM_BOT_TOKEN = os.environ.get("QV_TELEGRAM_BOT_TOKEN", "")
+QV_TELEGRAM_API_URL = os.environ.get("QV_TELEGRAM_API_URL", "https://api.telegram.org")
+QV_TELEGRAM_ADMIN_CHAT_IDS = env_list("QV_TELEGRAM_ADMIN_CHAT_IDS", [])
+QV_OUTBOX_MAX_ATTEMPTS = env_int("QV_OUTBOX_MAX_ATTEMPTS", 10)
+QV_OUTBOX_RETRY_BASE_SECONDS = env_int("QV_OUTBOX_RETRY_BASE_SECONDS", 30)
+# /healthz: seconds allowed to each check (database, broker, RPC).
+QV_HEALTHZ_TIMEOUT_SECONDS = env_int("QV_HEALTHZ_TIMEOUT_SECONDS", 3)
+# Log lines as JSON (one object per line) or plain text.
+QV_LOG_FORMAT = os.environ.get("QV_LOG_FORMAT", "json")
+LOGGING["formatters"]["json"] = {"()": "profitshare.logging.JsonFormatter"}
+if QV_LOG_FORMAT == "json":
+    LOGGING["handlers"]["console"]["formatter"] = "json"

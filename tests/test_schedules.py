@@ -11,8 +11,10 @@ def test_setup_schedules_is_idempotent():
     call_command("setup_schedules")
     call_command("setup_schedules")
     names = sorted(Schedule.objects.values_list("name", flat=True))
-    assert names == ["qv-iou-retry-sweep", "qv-stale-resolver"]
-    assert set(Schedule.objects.values_list("func", flat=True)) == {
-        "profitshare.tasks.retry_due_ious_task",
-        "profitshare.tasks.resolve_stale_task",
-    }
+    assert {"qv-iou-retry-sweep", "qv-stale-resolver", "qv-iou-ttl"} <= set(names)
+    assert len(names) == len(set(names))
+    funcs = set(Schedule.objects.values_list("func", flat=True))
+    assert {"profitshare.tasks.retry_due_ious_task", "profitshare.tasks.resolve_stale_task"} <= funcs
+    for func in funcs:  # every scheduled task exists
+        module, _, name = func.rpartition(".")
+        assert callable(getattr(__import__(module, fromlist=[name]), name))

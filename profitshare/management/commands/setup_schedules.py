@@ -12,6 +12,11 @@ from django_q.models import Schedule
 SCHEDULES = [
     ("qv-iou-retry-sweep", "profitshare.tasks.retry_due_ious_task", 1),
     ("qv-stale-resolver", "profitshare.tasks.resolve_stale_task", 1),
+    # operations (issue 5)
+    ("qv-iou-ttl", "profitshare.tasks.expire_ious_task", 5),
+    ("qv-reconciliation", "profitshare.tasks.reconcile_task", 60),
+    ("qv-delinquency", "profitshare.tasks.detect_delinquency_task", 1),
+    ("qv-notifications", "profitshare.tasks.deliver_notifications_task", 1),
 ]
 
 

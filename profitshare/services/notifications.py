@@ -1,0 +1,194 @@
+"""Admin alerts by rule and notifications through an outbox (seed 000 #12, seed 002 open
+question 3).
+
+* ``alert``: store an ``Alert`` with the severity of its kind's rule (``QV_ALERT_RULES`` in
+  settings, not code) and, when the rule says ``notify``, queue a Telegram message to every
+  admin chat (``QV_TELEGRAM_ADMIN_CHAT_IDS``).
+* ``enqueue``: write an ``OutboxMessage`` (one per ``dedupe_key``), in the caller's transaction.
+* ``queue_alert_notices``: the same for alerts raised elsewhere (``raise_alert``).
+* ``queue_payout_notices``: one message per landed payout to creators who linked a chat
+  (amount, bot, signature link).
+* ``deliver_due``: send due outbox rows with the Telegram Bot API (httpx); a failure is
+  retried with exponential backoff up to ``QV_OUTBOX_MAX_ATTEMPTS``, so an outage loses
+  nothing and never blocks a payout. Without ``QV_TELEGRAM_BOT_TOKEN`` rows are only stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from profitshare.models import Alert, AttemptStatus, PayoutAttempt
+from profitshare.models.ops import OutboxMessage, OutboxStatus
+from profitshare.services.alerts import raise_alert
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RULE = {"severity": Alert.Severity.WARNING, "notify": True}
+
+
+def alert_rule(kind: str) -> dict[str, Any]:
+    """The rule of an alert kind from ``settings.QV_ALERT_RULES``: ``{"severity": "info" |
+    "warning" | "critical", "notify": bool}``; an unknown kind is a notifying warning."""
+    rule = {**DEFAULT_RULE, **settings.QV_ALERT_RULES.get(kind, {})}
+    if rule["severity"] not in Alert.Severity.values:
+        rule["severity"] = Alert.Severity.WARNING
+    return rule
+
+
+def alert(kind: str, subject: str, *, amount: int | None = None, **data: Any) -> Alert:
+    """Raise an admin alert by its rule (seed 000 #12): the ``Alert`` row with the rule's
+    severity, and one outbox message per admin chat when the rule notifies. ``amount``: USDC
+    base units. Call inside the transaction of the change it reports."""
+    rule = alert_rule(kind)
+    row = raise_alert(kind, subject, severity=rule["severity"], amount=amount, **data)
+    logger.warning("alert %s: %s", kind, subject, extra={"alert": kind, "severity": row.severity, "amount": amount})
+    if rule["notify"]:
+        for chat_id in settings.QV_TELEGRAM_ADMIN_CHAT_IDS:
+            enqueue(chat_id, _alert_text(row), dedupe_key=f"alert:{row.pk}:{chat_id}")
+    return row
+
+
+def usdc(base_units: int) -> str:
+    """USDC base units as a decimal string for display (``1234567`` -> ``"1.234567"``, ``4000000`` -> ``"4"``)."""
+    return format(Decimal(base_units).scaleb(-settings.QV_USDC_DECIMALS).normalize(), "f")
+
+
+def enqueue(chat_id: str, text: str, *, dedupe_key: str | None = None, now=None) -> OutboxMessage | None:
+    """Queue one message for ``chat_id`` (due at once). With a ``dedupe_key`` already queued,
+    nothing is written and None is returned. Raises ``ValueError`` on an empty chat id."""
+    if not str(chat_id).strip():
+        raise ValueError("chat_id must not be empty")
+    if dedupe_key and OutboxMessage.objects.filter(dedupe_key=dedupe_key).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return OutboxMessage.objects.create(
+                chat_id=str(chat_id), text=text[:4096], dedupe_key=dedupe_key, next_attempt_at=now or timezone.now()
+            )
+    except IntegrityError:  # the same dedupe key queued concurrently
+        return None
+
+
+def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
+    """Queue a creator notice for each payout landed in the last ``since_hours`` whose creator
+    linked a Telegram chat and that has no notice yet (key ``payout:<signature>``): amount in
+    USDC, bot name, explorer link. Returns how many were queued."""
+    since = timezone.now() - timedelta(hours=since_hours)
+    noticed = OutboxMessage.objects.filter(dedupe_key=Concat(Value("payout:"), OuterRef("signature")))
+    attempts = (
+        PayoutAttempt.objects.filter(status=AttemptStatus.LANDED, resolved_at__gte=since)
+        .exclude(distribution__creator__telegram_chat_id="")
+        .exclude(Exists(noticed))
+        .select_related("distribution__creator", "distribution__bot")
+        .order_by("resolved_at", "id")[:limit]
+    )
+    queued = 0
+    for attempt in attempts:
+        dist = attempt.distribution
+        link = settings.QV_EXPLORER_TX_URL.format(signature=attempt.signature)
+        text = f"You were paid {usdc(attempt.amount)} USDC from {dist.bot.name}. {link}"
+        if enqueue(dist.creator.telegram_chat_id, text, dedupe_key=f"payout:{attempt.signature}"):
+            queued += 1
+    return queued
+
+
+def queue_alert_notices(*, since_hours: int = 24, limit: int = 500) -> int:
+    """Queue admin messages for alerts of the last ``since_hours`` whose kind's rule notifies
+    and that have none yet — including alerts raised directly with ``raise_alert`` (e.g. the
+    engine's ``iou_created``). Returns how many messages were queued."""
+    chats = settings.QV_TELEGRAM_ADMIN_CHAT_IDS
+    if not chats:
+        return 0
+    since = timezone.now() - timedelta(hours=since_hours)
+    queued = 0
+    for row in Alert.objects.filter(created_at__gte=since).order_by("id")[:limit]:
+        if not alert_rule(row.kind)["notify"]:
+            continue
+        for chat_id in chats:
+            if enqueue(chat_id, _alert_text(row), dedupe_key=f"alert:{row.pk}:{chat_id}"):
+                queued += 1
+    return queued
+
+
+def _alert_text(row: Alert) -> str:
+    text = f"[{row.severity.upper()}] {row.kind}: {row.subject}"
+    if row.amount is not None:
+        text += f" ({usdc(row.amount)} USDC)"
+    return text
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def _retry_at(attempts: int, now, retry_after: int | None = None):
+    delay = settings.QV_OUTBOX_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    return now + timedelta(seconds=max(delay, retry_after or 0))
+
+
+def _send_telegram(client: httpx.Client, message: OutboxMessage) -> tuple[bool, str, int | None]:
+    url = f"{settings.QV_TELEGRAM_API_URL.rstrip('/')}/bot{settings.QV_TELEGRAM_BOT_TOKEN}/sendMessage"
+    try:
+        response = client.post(url, json={"chat_id": message.chat_id, "text": message.text})
+    except httpx.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}", None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code == 200 and body.get("ok"):
+        return True, "", None
+    retry_after = (body.get("parameters") or {}).get("retry_after")
+    description = body.get("description") or response.text[:200]
+    return False, f"HTTP {response.status_code}: {description}", retry_after
+
+
+def deliver_due(*, limit: int = 50, now=None) -> DeliveryCounts:
+    """Send due pending outbox rows (``SELECT … FOR UPDATE SKIP LOCKED``, one row per
+    transaction, so several workers never send the same message twice). Sent: ``sent``.
+    Refused or unreachable: retried later (exponential backoff from
+    ``QV_OUTBOX_RETRY_BASE_SECONDS``; Telegram's ``retry_after`` honoured), ``failed`` after
+    ``QV_OUTBOX_MAX_ATTEMPTS``. Without a bot token nothing is sent. Returns the counts."""
+    if not settings.QV_TELEGRAM_BOT_TOKEN:
+        return DeliveryCounts()
+    now = now or timezone.now()
+    sent = retried = failed = 0
+    with httpx.Client(timeout=10) as client:
+        for _ in range(limit):
+            with transaction.atomic():
+                message = (
+                    OutboxMessage.objects.select_for_update(skip_locked=True)
+                    .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+                    .order_by("next_attempt_at", "id")
+                    .first()
+                )
+                if message is None:
+                    break
+                ok, error, retry_after = _send_telegram(client, message)
+                message.attempts += 1
+                if ok:
+                    message.status, message.sent_at, message.last_error = OutboxStatus.SENT, timezone.now(), ""
+                    sent += 1
+                elif message.attempts >= settings.QV_OUTBOX_MAX_ATTEMPTS:
+                    message.status, message.last_error = OutboxStatus.FAILED, error
+                    failed += 1
+                    logger.error("outbox %s gave up after %s attempts: %s", message.pk, message.attempts, error)
+                else:
+                    message.last_error, message.next_attempt_at = error, _retry_at(message.attempts, now, retry_after)
+                    retried += 1
+                message.save(update_fields=["attempts", "status", "sent_at", "last_error", "next_attempt_at"])
+    return DeliveryCounts(sent=sent, retried=retried, failed=failed)

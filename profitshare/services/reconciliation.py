@@ -1,0 +1,188 @@
+"""Reconciliation: the ledger against the chain (seed 000 #10).
+
+Two directions, both read from the chain with the gateway:
+
+1. **Ours -> chain.** Every payout attempt recorded ``landed`` within
+   ``QV_RECONCILE_WINDOW_HOURS`` is read back with ``getTransaction`` (``read_payout``): it
+   must exist, have succeeded, and move exactly the recorded ``amount`` of the USDC mint to the
+   recorded ``destination_owner`` / ``destination_ata``. Each distribution touched must have
+   ``paid`` equal to the sum of its landed attempts.
+2. **Chain -> ours.** For every agent wallet that paid within the window, the newest
+   ``QV_CHAIN_SIGNATURE_LIMIT`` signatures (``getSignaturesForAddress``) are scanned: a landed
+   payout of ours (memo ``qv:…``, sent from the agent's token account) whose signature has no
+   payout attempt is an unrecorded payout.
+
+Every mismatch is an ``Alert`` (kind ``reconciliation_mismatch``, both sides in ``data``) and the
+run is kept as a ``ReconciliationReport`` (checked, matched, mismatched, signatures scanned,
+unrecorded). An RPC failure ends the run early: the report keeps ``error`` and an
+``rpc_failure`` alert is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from profitshare.chain.errors import ChainError
+from profitshare.chain.gateway import ChainGateway
+from profitshare.chain.payouts import LandedPayout, NotAPayout, parse_landed_payout
+from profitshare.models import AgentWallet, AttemptStatus, Distribution, PayoutAttempt
+from profitshare.models.ops import ReconciliationReport
+from profitshare.services.audit import record_event
+from profitshare.services.notifications import alert
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "schedule:reconciliation"
+REFERENCE_PREFIX = "qv:"
+
+
+def _chain_side(landed: LandedPayout | None) -> dict[str, Any] | None:
+    if landed is None:
+        return None
+    return {
+        "amount": landed.amount, "mint": str(landed.mint), "destination_owner": str(landed.destination_owner),
+        "destination_ata": str(landed.destination_ata), "err": landed.err, "slot": landed.slot,
+        "reference": landed.reference,
+    }
+
+
+def _our_side(attempt: PayoutAttempt) -> dict[str, Any]:
+    return {
+        "amount": attempt.amount, "mint": settings.QV_USDC_MINT, "destination_owner": attempt.destination_owner,
+        "destination_ata": attempt.destination_ata, "distribution": attempt.distribution_id,
+        "status": attempt.status,
+    }
+
+
+def check_attempt(attempt: PayoutAttempt, landed: LandedPayout | None, usdc_mint: str) -> list[str]:
+    """What differs between a landed attempt and its transaction on chain: a list of field names
+    (``missing``, ``err``, ``amount``, ``mint``, ``destination_owner``, ``destination_ata``);
+    empty when they match."""
+    if landed is None:
+        return ["missing"]
+    problems = []
+    if landed.err is not None:
+        problems.append("err")
+    if landed.amount != attempt.amount:
+        problems.append("amount")
+    if str(landed.mint) != usdc_mint:
+        problems.append("mint")
+    if str(landed.destination_owner) != attempt.destination_owner:
+        problems.append("destination_owner")
+    if str(landed.destination_ata) != attempt.destination_ata:
+        problems.append("destination_ata")
+    return problems
+
+
+def reconcile(*, gateway: ChainGateway | None = None, now=None) -> ReconciliationReport:
+    """Run both directions of the reconciliation and return the stored report.
+
+    ``gateway``: the chain gateway (default: the engine's). Counts: ``checked`` landed attempts
+    read back, ``matched`` / ``mismatched`` of them (plus distributions whose ``paid`` differs
+    from their landed attempts, counted in ``mismatched``), ``signatures_scanned`` and
+    ``unrecorded`` from the agent-wallet scan. Never raises on chain trouble: an RPC failure is
+    recorded in ``report.error`` with an ``rpc_failure`` alert.
+    """
+    if gateway is None:
+        from profitshare.services.engine import default_gateway
+
+        gateway = default_gateway()
+    now = now or timezone.now()
+    since = now - timedelta(hours=settings.QV_RECONCILE_WINDOW_HOURS)
+    report = ReconciliationReport.objects.create(started_at=now)
+    mismatches: list[dict[str, Any]] = []
+    usdc_mint = str(gateway.usdc_mint)
+    try:
+        attempts = list(PayoutAttempt.objects.filter(status=AttemptStatus.LANDED, resolved_at__gte=since).order_by("id"))
+        for attempt in attempts:
+            try:
+                landed = gateway.read_payout(attempt.signature)
+            except NotAPayout:
+                landed, problems = None, ["not_a_payout"]
+            else:
+                problems = check_attempt(attempt, landed, usdc_mint)
+            report.checked += 1
+            if problems:
+                mismatches.append({"kind": "attempt", "signature": attempt.signature, "fields": problems,
+                                   "ours": _our_side(attempt), "chain": _chain_side(landed)})
+            else:
+                report.matched += 1
+        mismatches += _ledger_sums({a.distribution_id for a in attempts})
+        report.mismatched = len(mismatches)
+        unrecorded = _scan_agent_wallets(gateway, since, report)
+        report.unrecorded = len(unrecorded)
+        mismatches += unrecorded
+    except ChainError as exc:
+        report.error = f"{type(exc).__name__}: {exc}"[:2000]
+        logger.error("reconciliation stopped: %s", report.error)
+    _finish(report, mismatches)
+    return report
+
+
+def _ledger_sums(distribution_ids: set[int]) -> list[dict[str, Any]]:
+    sums = dict(
+        PayoutAttempt.objects.filter(distribution_id__in=distribution_ids, status=AttemptStatus.LANDED)
+        .values_list("distribution_id").annotate(total=Sum("amount"))
+    )
+    out = []
+    for dist_id, paid in Distribution.objects.filter(pk__in=distribution_ids).values_list("pk", "paid"):
+        if paid != sums.get(dist_id, 0):
+            out.append({"kind": "ledger_sum", "distribution": dist_id, "fields": ["paid"],
+                        "ours": {"paid": paid}, "chain": {"landed_attempts_total": sums.get(dist_id, 0)}})
+    return out
+
+
+def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationReport) -> list[dict[str, Any]]:
+    wallets = AgentWallet.objects.filter(payout_attempts__created_at__gte=since).distinct().order_by("id")
+    found = []
+    for wallet in wallets:
+        entries = gateway.pool.call(
+            "getSignaturesForAddress", wallet.pubkey, {"limit": settings.QV_CHAIN_SIGNATURE_LIMIT}
+        ) or []
+        signatures = [e["signature"] for e in entries if e.get("err") is None]
+        report.signatures_scanned += len(entries)
+        known = set(PayoutAttempt.objects.filter(signature__in=signatures).values_list("signature", flat=True))
+        for signature in signatures:
+            if signature in known:
+                continue
+            tx = gateway.transactions.get_transaction(signature)
+            if not tx:
+                continue
+            try:
+                landed = parse_landed_payout(tx)
+            except NotAPayout:
+                continue  # settle, withdraw, airdrop…: not a payout
+            if (landed.reference or "").startswith(REFERENCE_PREFIX) and str(landed.source_owner) == wallet.pubkey:
+                found.append({"kind": "unrecorded_payout", "signature": signature, "fields": ["distribution"],
+                              "ours": None, "chain": {**_chain_side(landed), "agent_wallet": wallet.pubkey}})
+    return found
+
+
+def _finish(report: ReconciliationReport, mismatches: list[dict[str, Any]]) -> None:
+    report.finished_at = timezone.now()
+    report.mismatches = mismatches
+    with transaction.atomic():
+        report.save()
+        record_event("reconciliation", report.pk, actor=ACTOR, from_status="running",
+                     to_status="failed" if report.error else "finished", reason=report.error,
+                     checked=report.checked, matched=report.matched, mismatched=report.mismatched,
+                     unrecorded=report.unrecorded, signatures_scanned=report.signatures_scanned)
+        for m in mismatches:
+            what = m.get("signature") or f"distribution {m.get('distribution')}"
+            amount = (m.get("ours") or m.get("chain") or {}).get("amount")
+            alert("reconciliation_mismatch", f"{m['kind']} {what}: {', '.join(m['fields'])} differ",
+                  amount=amount, report=report.pk, mismatch=m)
+        if report.error:
+            alert("rpc_failure", f"reconciliation {report.pk} stopped: {report.error}", report=report.pk)
+
+
+def latest_report() -> ReconciliationReport | None:
+    """The most recent reconciliation report, or None before the first run."""
+    return ReconciliationReport.objects.first()
