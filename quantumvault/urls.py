@@ -5,9 +5,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from profitshare.api import api
+from profitshare.views import ops
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("healthz", ops.healthz, name="healthz"),
+    path("metrics", ops.metrics_view, name="metrics"),
     path("", include("profitshare.urls")),
 ]

@@ -1,0 +1,60 @@
+"""``/healthz`` checks (issue 5): the database, the django-q2 broker and the Solana RPC.
+
+Each check answers ``{"ok": bool, ...details}``; one failing makes the whole answer unhealthy.
+Failed django-q2 tasks are reported (``failed_tasks``) but do not make the service unhealthy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+
+def check_database() -> dict[str, Any]:
+    """``SELECT 1`` on the default database."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True}
+
+
+def check_broker() -> dict[str, Any]:
+    """The django-q2 broker answers a ping and its queue size (ORM broker: a query on its
+    table; Redis: a round trip)."""
+    from django_q.brokers import get_broker
+    from django_q.models import Failure
+
+    try:
+        broker = get_broker()
+        if not broker.ping():
+            return {"ok": False, "error": "broker did not answer ping"}
+        return {"ok": True, "queued": broker.queue_size(), "failed_tasks": Failure.objects.count()}
+    except Exception as exc:  # any broker error (Redis, database) is an unhealthy broker
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def check_rpc() -> dict[str, Any]:
+    """``getHealth`` on each of ``QV_RPC_URLS`` (timeout ``QV_HEALTHZ_TIMEOUT_SECONDS``); healthy
+    when at least one endpoint answers ``"ok"`` (the pool fails over)."""
+    endpoints = {}
+    with httpx.Client(timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS) as client:
+        for url in settings.QV_RPC_URLS:
+            try:
+                response = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"})
+                body = response.json()
+                endpoints[url] = "ok" if body.get("result") == "ok" else str(body.get("error") or response.status_code)
+            except (httpx.HTTPError, ValueError) as exc:
+                endpoints[url] = f"{type(exc).__name__}: {exc}"[:200]
+    return {"ok": any(v == "ok" for v in endpoints.values()), "endpoints": endpoints}
+
+
+def health() -> tuple[bool, dict[str, dict[str, Any]]]:
+    """Run every check; returns ``(healthy, {"database": …, "broker": …, "rpc": …})``."""
+    checks = {"database": check_database(), "broker": check_broker(), "rpc": check_rpc()}
+    return all(c["ok"] for c in checks.values()), checks
