@@ -1,0 +1,164 @@
+"""Telegram notifications through the outbox (seed 000 #12): creators hear of each payout,
+admins of alerts; deliveries go to a fake Bot API — a real HTTP server started in the test —
+and an outage, a 429 or a refusal loses nothing and never blocks a payout."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from profitshare.models import CreatorWallet, DistributionStatus
+from profitshare.models.ops import OutboxMessage, OutboxStatus
+from profitshare.services import notifications
+from profitshare.services.engine import process_distribution
+from profitshare.tasks import deliver_notifications_task
+from tests.world import make_world
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TOKEN = "123456:TEST-token"
+
+
+class FakeBotApi:
+    """A minimal Telegram Bot API: ``POST /bot<token>/sendMessage``. ``answers`` is a queue of
+    ``(status, body)`` to give (then ``{"ok": true}``); ``requests`` what it received."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.answers: list[tuple[int, dict]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path != f"/bot{TOKEN}/sendMessage":
+                    status, answer = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+                else:
+                    api.requests.append(body)
+                    status, answer = api.answers.pop(0) if api.answers else (200, {"ok": True, "result": {"message_id": len(api.requests)}})
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def bot_api(settings):
+    api = FakeBotApi()
+    settings.QV_TELEGRAM_BOT_TOKEN = TOKEN
+    settings.QV_TELEGRAM_API_URL = api.url
+    yield api
+    api.stop()
+
+
+def paid_to_a_linked_creator(localnet, gateway):
+    world = make_world(localnet)
+    CreatorWallet.objects.filter(address=str(world.creator)).update(telegram_chat_id="4242")
+    distribution = world.close(50_000_000).distribution
+    process_distribution(distribution.pk, gateway=gateway)
+    return world, distribution
+
+
+def test_creator_gets_one_message_per_payout(localnet, gateway, bot_api, settings):
+    world, distribution = paid_to_a_linked_creator(localnet, gateway)
+    assert notifications.queue_payout_notices() == 1
+    assert notifications.queue_payout_notices() == 0  # one per payout
+    assert notifications.deliver_due() == notifications.DeliveryCounts(sent=1)
+    [request] = bot_api.requests
+    signature = distribution.attempts_log.get().signature
+    assert request["chat_id"] == "4242"
+    assert "5 USDC" in request["text"] and world.subscription.bot.name in request["text"]
+    assert settings.QV_EXPLORER_TX_URL.format(signature=signature) in request["text"]
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.attempts, message.dedupe_key) == (OutboxStatus.SENT, 1, f"payout:{signature}")
+    assert notifications.deliver_due() == notifications.DeliveryCounts()  # nothing sent twice
+
+
+def test_creators_without_a_chat_get_nothing(localnet, gateway, bot_api):
+    world = make_world(localnet)
+    process_distribution(world.close(50_000_000).distribution.pk, gateway=gateway)
+    assert notifications.queue_payout_notices() == 0
+
+
+def test_admins_get_the_engines_alerts_too(localnet, gateway, bot_api, settings):
+    settings.QV_TELEGRAM_ADMIN_CHAT_IDS = ["-1001", "-1002"]
+    world = make_world(localnet, lamports=1_000_000)  # no SOL: the engine raises iou_created
+    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
+    result = deliver_notifications_task()
+    assert (result["queued"], result["sent"]) == (2, 2)
+    assert sorted(r["chat_id"] for r in bot_api.requests) == ["-1001", "-1002"]
+    assert all("iou_created" in r["text"] and "4 USDC" in r["text"] for r in bot_api.requests)
+    assert deliver_notifications_task()["queued"] == 0
+
+
+def test_an_outage_loses_nothing_and_never_blocks_a_payout(localnet, gateway, bot_api, settings):
+    settings.QV_OUTBOX_RETRY_BASE_SECONDS = 30
+    bot_api.answers = [(502, {"ok": False, "description": "Bad Gateway"})]
+    world, distribution = paid_to_a_linked_creator(localnet, gateway)
+    distribution.refresh_from_db()
+    assert distribution.status == DistributionStatus.PAID and world.creator_usdc() == 5_000_000
+    notifications.queue_payout_notices()
+    now = timezone.now()
+    assert notifications.deliver_due(now=now) == notifications.DeliveryCounts(retried=1)
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.attempts) == (OutboxStatus.PENDING, 1)
+    assert "502" in message.last_error and message.next_attempt_at >= now + timedelta(seconds=30)
+    assert notifications.deliver_due(now=now) == notifications.DeliveryCounts()  # not due yet
+    assert notifications.deliver_due(now=now + timedelta(seconds=31)) == notifications.DeliveryCounts(sent=1)
+    assert len(bot_api.requests) == 2
+
+
+def test_telegram_retry_after_is_honoured(localnet, gateway, bot_api):
+    bot_api.answers = [(429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
+                              "parameters": {"retry_after": 600}})]
+    notifications.enqueue("777", "hello")
+    now = timezone.now()
+    notifications.deliver_due(now=now)
+    message = OutboxMessage.objects.get()
+    assert message.next_attempt_at >= now + timedelta(seconds=600) and "429" in message.last_error
+
+
+def test_an_unreachable_api_is_retried_then_given_up(localnet, settings):
+    settings.QV_TELEGRAM_BOT_TOKEN = TOKEN
+    settings.QV_TELEGRAM_API_URL = "http://127.0.0.1:9"
+    settings.QV_OUTBOX_MAX_ATTEMPTS = 2
+    notifications.enqueue("777", "hello")
+    now = timezone.now()
+    assert notifications.deliver_due(now=now) == notifications.DeliveryCounts(retried=1)
+    assert notifications.deliver_due(now=now + timedelta(days=1)) == notifications.DeliveryCounts(failed=1)
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.attempts) == (OutboxStatus.FAILED, 2)
+    assert "ConnectError" in message.last_error
+
+
+def test_without_a_token_messages_are_only_stored(localnet, settings):
+    settings.QV_TELEGRAM_BOT_TOKEN = ""
+    notifications.enqueue("777", "hello")
+    assert notifications.deliver_due() == notifications.DeliveryCounts()
+    assert OutboxMessage.objects.get().status == OutboxStatus.PENDING
+
+
+def test_bad_input_writes_nothing(db):
+    with pytest.raises(ValueError):
+        notifications.enqueue(" ", "hello")
+    assert notifications.enqueue("1", "a", dedupe_key="k") is not None
+    assert notifications.enqueue("1", "b", dedupe_key="k") is None
+    assert OutboxMessage.objects.count() == 1
