@@ -129,3 +129,10 @@ def deliver_notifications_task() -> dict[str, int]:
     queued = notifications.queue_payout_notices() + notifications.queue_alert_notices()
     counts = notifications.deliver_due()
     return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed}
+
+
+def watch_rpc_failures_task() -> bool:
+    """Alert admins on repeated RPC failure of payouts (seed 000 #12)."""
+    from profitshare.services import health
+
+    return health.alert_on_repeated_rpc_failures()

@@ -211,6 +211,9 @@ QV_OUTBOX_MAX_ATTEMPTS = env_int("QV_OUTBOX_MAX_ATTEMPTS", 10)
 QV_OUTBOX_RETRY_BASE_SECONDS = env_int("QV_OUTBOX_RETRY_BASE_SECONDS", 30)
 # /healthz: seconds allowed to each check (database, broker, RPC).
 QV_HEALTHZ_TIMEOUT_SECONDS = env_int("QV_HEALTHZ_TIMEOUT_SECONDS", 3)
+# Repeated RPC failure: this many payouts owed for ``rpc_unavailable`` within the window alert admins.
+QV_RPC_FAILURE_ALERT_THRESHOLD = env_int("QV_RPC_FAILURE_ALERT_THRESHOLD", 3)
+QV_RPC_FAILURE_WINDOW_MINUTES = env_int("QV_RPC_FAILURE_WINDOW_MINUTES", 10)
 # Log lines as JSON (one object per line) or plain text.
 QV_LOG_FORMAT = os.environ.get("QV_LOG_FORMAT", "json")
 LOGGING["formatters"]["json"] = {"()": "profitshare.logging.JsonFormatter"}

@@ -58,3 +58,29 @@ def health() -> tuple[bool, dict[str, dict[str, Any]]]:
     """Run every check; returns ``(healthy, {"database": …, "broker": …, "rpc": …})``."""
     checks = {"database": check_database(), "broker": check_broker(), "rpc": check_rpc()}
     return all(c["ok"] for c in checks.values()), checks
+
+
+def alert_on_repeated_rpc_failures(now=None) -> bool:
+    """Raise one ``rpc_failure`` alert (seed 000 #12 "repeated RPC failure") when at least
+    ``QV_RPC_FAILURE_ALERT_THRESHOLD`` IOUs were created with reason ``rpc_unavailable`` in the
+    last ``QV_RPC_FAILURE_WINDOW_MINUTES`` and no such alert was raised within that window.
+    Read from the database, so it holds across processes. Returns True when it alerted."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from profitshare.models import IOU, Alert, IouReason
+    from profitshare.services.notifications import alert
+
+    now = now or timezone.now()
+    since = now - timedelta(minutes=settings.QV_RPC_FAILURE_WINDOW_MINUTES)
+    failures = IOU.objects.filter(reason=IouReason.RPC_UNAVAILABLE, created_at__gte=since, created_at__lte=now)
+    count = failures.count()
+    if count < settings.QV_RPC_FAILURE_ALERT_THRESHOLD:
+        return False
+    if Alert.objects.filter(kind="rpc_failure", created_at__gte=since, data__source="payouts").exists():
+        return False
+    owed = sum(iou.remaining for iou in failures)
+    alert("rpc_failure", f"{count} payouts failed for RPC unavailability in {settings.QV_RPC_FAILURE_WINDOW_MINUTES} min",
+          amount=owed, source="payouts", count=count, rpc_urls=list(settings.QV_RPC_URLS))
+    return True

@@ -134,3 +134,18 @@ def test_multiprocess_mode_sums_every_process(tmp_path):
     families = {f.name: f for f in text_string_to_metric_families(out.stdout)}
     [sample] = [s for s in families["qv_rpc_errors"].samples if s.name == "qv_rpc_errors_total"]
     assert sample.labels == {"url": "http://rpc.example", "kind": "http_429"} and sample.value == 7
+
+
+def test_failed_django_q_tasks_are_visible(client, localnet, settings):
+    import uuid
+
+    from django.utils import timezone
+    from django_q.models import Task
+
+    settings.QV_RPC_URLS = [localnet.url]
+    now = timezone.now()
+    Task.objects.create(id=uuid.uuid4().hex, name="failed-one", func="profitshare.tasks.reconcile_task",
+                        started=now, stopped=now, success=False, result="RpcUnavailable")
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["checks"]["broker"]["failed_tasks"] == 1  # visible, not fatal
+    assert samples(client)[("qv_q_failed_tasks", ())] == 1

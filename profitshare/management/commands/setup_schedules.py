@@ -17,6 +17,7 @@ SCHEDULES = [
     ("qv-reconciliation", "profitshare.tasks.reconcile_task", 60),
     ("qv-delinquency", "profitshare.tasks.detect_delinquency_task", 1),
     ("qv-notifications", "profitshare.tasks.deliver_notifications_task", 1),
+    ("qv-rpc-watch", "profitshare.tasks.watch_rpc_failures_task", 5),
 ]
 
 
