@@ -1,9 +1,10 @@
 """Server time of the HTMX pages with 1,000,000 distributions in PostgreSQL.
 
-Seeds (once; ``--reseed`` to start over) 1,000 creators with two bots each, 20,500 subscriptions,
-1,000,000 closes with their distributions over the last 365 days (90 % paid with a landed payout
-attempt, 5 % owed with an open or expired IOU, 5 % carried), one "large" creator holding 10 % of
-all distributions, then ``VACUUM ANALYZE``. Each page is then requested in-process through the
+Seeds (once; ``--reseed`` to start over) 1,000 creators with two bots each, 20,480 subscriptions,
+1,000,000 closes with their distributions over the last 365 days (93 % paid with a landed payout
+attempt, 4 % of them after an IOU that a retry paid; 1 % still owed, as open or expired IOUs,
+10,000 pending debts; 6 % carried as dust), one "large" creator holding 10 % of all
+distributions, then ``VACUUM ANALYZE``. Each page is then requested in-process through the
 whole Django stack (middleware, session, selectors, templates) with ``django.test.Client``:
 ``--warmup`` requests, then ``--requests`` timed ones. Prints p50/p95/max milliseconds per page
 and whether p95 meets the 50 ms target.
@@ -91,31 +92,36 @@ INSERT INTO profitshare_distribution (close_id, subscription_id, creator_id, bot
   profit_share_bps, policy, share, carry_in, paid, owed, carried, voided, withdrawn, settled, status, attempts,
   created_at, updated_at)
 SELECT s.g, s.sub_id, b.creator_id, b.id, s.pnl, 1000, 'per_trade', s.pnl / 10, 0,
-       CASE WHEN s.k < 90 THEN s.pnl / 10 ELSE 0 END,
-       CASE WHEN s.k BETWEEN 90 AND 94 THEN s.pnl / 10 ELSE 0 END,
-       CASE WHEN s.k >= 95 THEN s.pnl / 10 ELSE 0 END,
+       CASE WHEN s.k < 94 AND s.k <> 90 THEN s.pnl / 10 ELSE 0 END,
+       CASE WHEN s.k = 90 THEN s.pnl / 10 ELSE 0 END,
+       CASE WHEN s.k >= 94 THEN s.pnl / 10 ELSE 0 END,
        0, 0, true,
-       CASE WHEN s.k < 90 THEN 'paid' WHEN s.k < 95 THEN 'owed' ELSE 'carried' END,
-       1, s.ts, s.ts
+       CASE WHEN s.k = 90 THEN 'owed' WHEN s.k < 94 THEN 'paid' ELSE 'carried' END,
+       CASE WHEN s.k BETWEEN 86 AND 93 THEN 2 ELSE 1 END, s.ts, s.ts
 FROM seed s JOIN profitshare_subscription sub ON sub.id = s.sub_id JOIN profitshare_publishedbot b ON b.id = sub.bot_id
 ORDER BY s.g;
+
+-- IOUs: 1 %% of distributions still owe (open within the 7-day TTL, expired after it: both are
+-- pending debts), 4 %% had an IOU that a retry paid later
+INSERT INTO profitshare_iou (distribution_id, subscription_id, creator_id, amount, paid_amount, reason, status,
+  attempts, next_retry_at, claimed_at, last_error, expires_at, created_at, resolved_at, void_reason, voided_by)
+SELECT d.id, d.subscription_id, d.creator_id, d.share, d.paid,
+       (ARRAY['insufficient_sol','withdraw_short','withdraw_failed','rpc_unavailable'])[1 + d.id %% 4],
+       CASE WHEN d.status = 'paid' THEN 'paid'
+            WHEN d.created_at > now() - interval '7 days' THEN 'open' ELSE 'expired' END,
+       1 + d.id %% 5, now() + (d.id %% 3600) * interval '1 second', NULL, '',
+       d.created_at + interval '7 days', d.created_at,
+       CASE WHEN d.status = 'paid' THEN d.created_at + interval '1 hour' END, '', ''
+FROM seed s JOIN profitshare_distribution d ON d.close_id = s.g WHERE s.k BETWEEN 86 AND 90;
 
 INSERT INTO profitshare_payoutattempt (distribution_id, iou_id, agent_wallet_id, amount, signature,
   raw_transaction, blockhash, last_valid_block_height, destination_owner, destination_ata, status, error, slot,
   fee_lamports, created_at, sent_at, resolved_at)
-SELECT d.id, NULL, d.subscription_id, d.paid, left(md5(d.id::text) || md5('s' || d.id) || md5('t' || d.id), 88),
+SELECT d.id, i.id, d.subscription_id, d.paid, left(md5(d.id::text) || md5('s' || d.id) || md5('t' || d.id), 88),
        '\\x00'::bytea, md5(d.id::text), 1000, 'Creator', 'Ata', 'landed', '', 1, 5000, d.created_at, d.created_at,
        d.created_at + interval '2 seconds'
-FROM profitshare_distribution d WHERE d.status = 'paid';
-
-INSERT INTO profitshare_iou (distribution_id, subscription_id, creator_id, amount, paid_amount, reason, status,
-  attempts, next_retry_at, claimed_at, last_error, expires_at, created_at, resolved_at, void_reason, voided_by)
-SELECT d.id, d.subscription_id, d.creator_id, d.owed, 0,
-       (ARRAY['insufficient_sol','withdraw_short','withdraw_failed','rpc_unavailable'])[1 + d.id %% 4],
-       CASE WHEN d.created_at > now() - interval '7 days' THEN 'open' ELSE 'expired' END,
-       1 + d.id %% 5, now() + (d.id %% 3600) * interval '1 second', NULL, '',
-       d.created_at + interval '7 days', d.created_at, NULL, '', ''
-FROM profitshare_distribution d WHERE d.status = 'owed';
+FROM profitshare_distribution d LEFT JOIN profitshare_iou i ON i.distribution_id = d.id
+WHERE d.status = 'paid';
 
 INSERT INTO profitshare_alert (kind, severity, subject, amount, data, created_at, acknowledged_by)
 SELECT 'iou_created', 'warning', 'IOU ' || i.id, i.amount, '{}'::jsonb, i.created_at, ''

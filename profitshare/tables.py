@@ -10,10 +10,46 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django_tables2 import utils as _t2utils
 
 from profitshare.templatetags.money import explorer_url, format_bps, format_usdc
 
 TEMPLATE = "profitshare/_table.html"
+
+
+def _cached_signature(fn, _inspect=_t2utils.signature, _cache={}):  # noqa: B006 - the cache
+    """django-tables2 inspects the signature of every ``render_*`` method for every cell
+    (``inspect.signature`` each time), a large share of a table's rendering time. The answer
+    depends only on the function, so it is computed once per function (bound methods share
+    their underlying function's entry; their ``self`` is not part of the answer)."""
+    key = getattr(fn, "__func__", fn)
+    try:
+        return _cache[key]
+    except (KeyError, TypeError):
+        answer = _inspect(fn)
+        try:
+            if len(_cache) < 10_000:
+                _cache[key] = answer
+        except TypeError:  # an unhashable callable: not cached
+            pass
+        return answer
+
+
+_t2utils.signature = _cached_signature
+
+
+_URL_PLACEHOLDER = 987654321987
+_url_templates: dict[str, str] = {}
+
+
+def pk_url(name: str, pk: int) -> str:
+    """``reverse(name, args=[pk])`` for the pages' ``<int:…>`` URLs, resolving each name once
+    (a table row needs several links; ``reverse`` per cell is a visible share of its time)."""
+    template = _url_templates.get(name)
+    if template is None:
+        template = _url_templates[name] = reverse(name, args=[_URL_PLACEHOLDER])
+    return template.replace(str(_URL_PLACEHOLDER), str(int(pk)))
 
 
 def signature_links(signatures) -> str:
@@ -99,12 +135,11 @@ class TradeTable(tables.Table):
 
     closed_at = tables.Column("Closed (UTC)")
     close_id = tables.Column("Close")
-    kind = tables.Column("Kind")
     realized_pnl = MoneyColumn("Realized PnL")
     profit_share_bps = tables.Column("Rate")
     share = MoneyColumn("Creator share")
     paid = MoneyColumn("Paid")
-    paid_at = tables.Column("Paid at (UTC)")
+    paid_at = tables.Column("Paid (UTC)")
     signatures = tables.Column("Signature", empty_values=())
     owed = MoneyColumn("Still owed")
     owed_reason_label = tables.Column("Why owed")
@@ -133,19 +168,15 @@ class OpenIouTable(tables.Table):
     ``selectors.admin_console.open_ious``); sortable in SQL, paginated by django-tables2."""
 
     id = tables.Column("IOU", accessor="pk")
-    subscriber = tables.Column("Subscriber", accessor="subscriber_wallet")
-    creator_address = tables.Column("Creator")
+    subscriber = tables.Column("Subscriber", accessor="subscription__subscriber_wallet")
+    creator_address = tables.Column("Creator", accessor="creator__address")
     remaining_owed = MoneyColumn("Amount (USDC)")
     reason = tables.Column("Reason")
     status = tables.Column("Status")
-    created_at = tables.Column("Age")
+    created_at = tables.Column("Age", order_by=("pk",))  # ids grow with creation: index order
     attempts = tables.Column("Attempts")
     next_retry_at = tables.Column("Next retry (UTC)")
-    actions = tables.TemplateColumn(
-        template_name="profitshare/console/_iou_actions.html", verbose_name="Actions", orderable=False,
-        empty_values=(),
-    )
-
+    actions = tables.Column("Actions", orderable=False, empty_values=(), accessor="pk")
     class Meta:
         template_name = TEMPLATE
         attrs = {"class": "data", "id": "debts-table"}
@@ -159,8 +190,15 @@ class OpenIouTable(tables.Table):
         }
         order_by = "created_at"
 
+    def __init__(self, *args, csrf_token: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.csrf_token = csrf_token
+
+    def render_actions(self, record):
+        return iou_actions(record, self.csrf_token)
+
     def render_id(self, value):
-        return format_html('<a href="{}">#{}</a>', reverse("pages:console-iou", args=[value]), value)
+        return format_html('<a href="{}">#{}</a>', pk_url("pages:console-iou", value), value)
 
     def render_subscriber(self, value):
         return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
@@ -181,8 +219,41 @@ class OpenIouTable(tables.Table):
         return when(value)
 
 
+def iou_actions(record, csrf_token: str) -> str:
+    """The actions cell of a debts row: "Retry now" and "Void" (reason required, confirmed)
+    for open and expired IOUs, progress while a retry runs, and the last action's outcome
+    (``record.notice`` / ``record.error``). Plain forms that htmx enhances."""
+    pk = record.pk
+    csrf = format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">', csrf_token)
+    parts = []
+    if record.status in ("open", "expired"):
+        retry = pk_url("pages:console-iou-retry", pk)
+        void = pk_url("pages:console-iou-void", pk)
+        parts.append(format_html(
+            '<form method="post" action="{}" class="inline" hx-post="{}" hx-target="closest tr" '
+            'hx-swap="outerHTML">{}<button type="submit" class="retry">Retry now</button></form> ',
+            retry, retry, csrf,
+        ))
+        parts.append(format_html(
+            '<form method="post" action="{}" class="inline" hx-post="{}" hx-target="closest tr" '
+            'hx-swap="outerHTML" hx-vals=\'{{"confirm": "yes"}}\' hx-confirm="Void IOU #{}? What remains is '
+            'forgiven and the creator will not be paid it.">{}<input name="reason" placeholder="Reason to void" '
+            'maxlength="500" required size="16"> <button type="submit" class="danger void">Void</button></form>',
+            void, void, pk, csrf,
+        ))
+    elif record.status == "processing":
+        parts.append(format_html('<span class="spinner">{}</span>', "retrying…"))
+    else:
+        parts.append(format_html('<span class="hint">{}</span>', record.get_status_display()))
+    if getattr(record, "notice", ""):
+        parts.append(format_html(' <span class="notice">{}</span>', record.notice))
+    if getattr(record, "error", ""):
+        parts.append(format_html(' <span class="error" role="alert">{}</span>', record.error))
+    return mark_safe("".join(parts))  # noqa: S308 - every part is built by format_html
+
+
 def _row_url(record) -> str:
-    return reverse("pages:console-iou-row", args=[record.pk])
+    return pk_url("pages:console-iou-row", record.pk)
 
 
 def _age(value) -> str:

@@ -19,23 +19,23 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
+from profitshare.models.ops import ReconciliationReport
 
 BULK_RETRY_LIMIT = 200
-ALERTS_LIMIT = 100
+ALERTS_LIMIT = 50
 
 
 def _annotated(qs: QuerySet) -> QuerySet:
-    return qs.select_related("subscription", "creator").annotate(
-        remaining_owed=F("amount") - F("paid_amount"),
-        subscriber_wallet=F("subscription__subscriber_wallet"),
-        creator_address=F("creator__address"),
-    )
+    # the page's subscriptions and creators come by prefetch (two small IN queries), so sorting
+    # and limiting run on the IOU table alone; the amount still owed is computed in SQL so the
+    # table can sort on it
+    return qs.prefetch_related("subscription", "creator").annotate(remaining_owed=F("amount") - F("paid_amount"))
 
 
 def open_ious(data) -> tuple[OpenIouFilter, QuerySet]:
     """Every open, processing or expired IOU matching ``data`` (``OpenIouFilter``), annotated
-    with ``remaining_owed``, ``subscriber_wallet`` and ``creator_address``; oldest first unless the
-    table sorts it otherwise. An invalid filter matches nothing."""
+    with ``remaining_owed`` (with its subscription and creator); oldest first unless the table
+    sorts it otherwise. An invalid filter matches nothing."""
     base = _annotated(IOU.objects.filter(status__in=OPEN_IOU_STATUSES))
     filterset = OpenIouFilter(data, queryset=base)
     qs = filterset.qs if filterset.is_valid() else base.none()
@@ -140,8 +140,8 @@ def alert(alert_id: int) -> Alert | None:
 
 def delinquent_subscriptions() -> list[dict]:
     """Delinquent subscriptions with what they still owe (open, processing and expired IOUs)
-    and what they moved out while owing, when the event that marked them recorded it
-    (``moved_out``, base units, else None)."""
+    and what they moved out while owing, as recorded by the event that marked them
+    (``moved_out`` in base units and ``moved_signature``; None when not recorded)."""
     subs = list(
         Subscription.objects.filter(status=SubscriptionStatus.DELINQUENT)
         .annotate(
@@ -156,18 +156,20 @@ def delinquent_subscriptions() -> list[dict]:
     marks = AuditEvent.objects.filter(
         entity="subscription", entity_id__in=[s["subscription_id"] for s in subs], to_status=SubscriptionStatus.DELINQUENT
     ).order_by("created_at", "pk")
-    moved = {}
-    for event in marks:
-        moved[event.entity_id] = (event.data or {}).get("moved_out")
+    moved: dict[str, dict] = {}
+    for event in marks:  # oldest first: the newest marking wins
+        moved[event.entity_id] = event.data or {}
     for sub in subs:
-        sub["moved_out"] = moved.get(sub["subscription_id"])
+        facts = moved.get(sub["subscription_id"], {})
+        sub["moved_out"] = facts.get("amount")
+        sub["moved_signature"] = facts.get("signature")
     return subs
 
 
 def engine_health() -> dict:
     """The engine as django-q2 sees it: clusters reporting (``Stat``), queue depth, failed
     tasks (count and newest five), each schedule's last and next run, the newest successful
-    task, and the last reconciliation report (the newest ``reconciliation*`` alert)."""
+    task; the last reconciliation report and the newest ``reconciliation*`` alert."""
     from django_q.brokers import get_broker
     from django_q.models import Failure, Schedule, Success, Task
     from django_q.status import Stat
@@ -201,7 +203,8 @@ def engine_health() -> dict:
         "failures": list(Failure.objects.order_by("-stopped").values("name", "func", "stopped", "result")[:5]),
         "last_success": Success.objects.order_by("-stopped").values_list("stopped", flat=True).first(),
         "schedules": schedules,
-        "reconciliation": Alert.objects.filter(kind__startswith="reconcil").order_by("-created_at").first(),
+        "reconciliation": ReconciliationReport.objects.order_by("-started_at", "-pk").first(),
+        "reconciliation_alert": Alert.objects.filter(kind__startswith="reconcil").order_by("-created_at").first(),
         "now": timezone.now(),
         "rpc_urls": settings.QV_RPC_URLS,
     }

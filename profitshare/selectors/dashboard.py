@@ -1,8 +1,9 @@
 """Read-only queries for the creator earnings dashboard (amounts in USDC base units).
 
-Every aggregate runs in SQL, scoped to one creator through the ``(creator, -created_at)``
-index of ``Distribution``; the history is keyset-paginated, so its cost does not grow with the
-number of distributions.
+The aggregates run in SQL, scoped to one creator through the ``(creator, -created_at)`` index
+of ``Distribution``: one scan grouped per subscription (``subscription_sums``) feeds the totals
+and both breakdowns, which only roll up those few rows; the history is keyset-paginated, so its
+cost does not grow with the number of distributions.
 """
 
 from __future__ import annotations
@@ -67,14 +68,30 @@ def creator_bot(creator_id: int, bot_id: str) -> PublishedBot | None:
     return PublishedBot.objects.filter(creator_id=creator_id, bot_id=bot_id).first()
 
 
-def creator_totals(creator_id: int, *, now: datetime | None = None) -> CreatorTotals:
-    """Totals of one creator (three aggregate queries)."""
+def subscription_sums(creator_id: int, *, now: datetime | None = None) -> list[dict]:
+    """The creator's distributions aggregated in SQL per subscription, in one scan of the
+    ``(creator, created_at)`` index range: ``subscription_id`` (pk), ``bot_id`` (pk),
+    ``distributions``, ``share``, ``paid``, ``owed``, ``carried``, ``voided`` and ``paid_30d``
+    (paid on distributions of the last 30 days). One row per subscription that owed a share;
+    the totals and breakdowns below roll these rows up."""
     since = (now or timezone.now()) - timedelta(days=30)
-    sums = Distribution.objects.filter(creator_id=creator_id).aggregate(
-        lifetime_paid=Coalesce(Sum("paid"), 0),
-        paid_30d=Coalesce(Sum("paid", filter=Q(created_at__gte=since)), 0),
-        distributions=Count("pk"),
+    return list(
+        Distribution.objects.filter(creator_id=creator_id)
+        .values("subscription_id", "bot_id")
+        .annotate(
+            # paid_30d first: later annotations shadow the field names they aggregate
+            paid_30d=Coalesce(Sum("paid", filter=Q(created_at__gte=since)), 0),
+            distributions=Count("pk"), share=Sum("share"), paid=Sum("paid"), owed=Sum("owed"),
+            carried=Sum("carried"), voided=Sum("voided"),
+        )
+        .order_by()
     )
+
+
+def creator_totals(creator_id: int, *, sums: list[dict] | None = None, now: datetime | None = None) -> CreatorTotals:
+    """Totals of one creator: its ``subscription_sums`` rolled up, what IOUs still owe it
+    (open, processing, expired) and the dust waiting on its subscriptions."""
+    sums = subscription_sums(creator_id, now=now) if sums is None else sums
     owed = IOU.objects.filter(creator_id=creator_id, status__in=OWED_IOU_STATUSES).aggregate(
         owed=Coalesce(Sum(F("amount") - F("paid_amount")), 0)
     )["owed"]
@@ -82,11 +99,11 @@ def creator_totals(creator_id: int, *, now: datetime | None = None) -> CreatorTo
         "dust"
     ]
     return CreatorTotals(
-        lifetime_paid=sums["lifetime_paid"],
-        paid_30d=sums["paid_30d"],
+        lifetime_paid=sum(row["paid"] for row in sums),
+        paid_30d=sum(row["paid_30d"] for row in sums),
         owed_in_ious=owed,
         carried_dust=dust,
-        distributions=sums["distributions"],
+        distributions=sum(row["distributions"] for row in sums),
     )
 
 
@@ -110,46 +127,43 @@ def daily_earnings(creator_id: int, *, days: int = 30, now: datetime | None = No
     return out
 
 
-def earnings_by_bot(creator_id: int) -> list[dict]:
-    """Per bot: ``bot_id``, ``name``, ``profit_share_bps``, ``policy``, ``distributions``,
-    ``share``, ``paid``, ``owed``, ``carried``, ``voided``; bots without distributions too."""
-    sums = {
-        row["bot_id"]: row
-        for row in Distribution.objects.filter(creator_id=creator_id)
-        .values("bot_id")
-        .annotate(
-            distributions=Count("pk"), share=Sum("share"), paid=Sum("paid"), owed=Sum("owed"),
-            carried=Sum("carried"), voided=Sum("voided"),
-        )
-    }
-    out = []
-    for bot in creator_bots(creator_id):
-        row = sums.get(bot.pk, {})
-        out.append(
-            {
-                "bot_id": bot.bot_id,
-                "name": bot.name,
-                "profit_share_bps": bot.profit_share_bps,
-                "policy": bot.get_policy_display(),
-                "deleted": bot.deleted_at is not None,
-                **{k: row.get(k) or 0 for k in ("distributions", "share", "paid", "owed", "carried", "voided")},
-            }
-        )
-    return out
+_SUM_KEYS = ("distributions", "share", "paid", "owed", "carried", "voided")
 
 
-def earnings_by_subscriber(creator_id: int, *, bot_pk: int | None = None, limit: int = BREAKDOWN_LIMIT) -> dict:
+def earnings_by_bot(creator_id: int, *, sums: list[dict] | None = None) -> list[dict]:
+    """Per bot (bots without distributions too, by name): ``bot_id``, ``name``,
+    ``profit_share_bps``, ``policy`` (label), ``deleted``, ``distributions``, ``share``,
+    ``paid``, ``owed``, ``carried``, ``voided`` (the ``subscription_sums`` rows of each bot)."""
+    sums = subscription_sums(creator_id) if sums is None else sums
+    per_bot: dict[int, dict] = {}
+    for row in sums:
+        acc = per_bot.setdefault(row["bot_id"], dict.fromkeys(_SUM_KEYS, 0))
+        for key in _SUM_KEYS:
+            acc[key] += row[key]
+    return [
+        {
+            "bot_id": bot.bot_id,
+            "name": bot.name,
+            "profit_share_bps": bot.profit_share_bps,
+            "policy": bot.get_policy_display(),
+            "deleted": bot.deleted_at is not None,
+            **per_bot.get(bot.pk, dict.fromkeys(_SUM_KEYS, 0)),
+        }
+        for bot in creator_bots(creator_id)
+    ]
+
+
+def earnings_by_subscriber(
+    creator_id: int, *, bot_pk: int | None = None, sums: list[dict] | None = None, limit: int = BREAKDOWN_LIMIT
+) -> dict:
     """The creator's top ``limit`` subscriptions by amount paid (optionally of one bot):
     ``{"rows": [{"subscription_id", "subscriber_wallet", "bot_name", "distributions", "share",
     "paid", "owed"}], "total": int}`` where ``total`` counts every subscription with a
     distribution."""
-    qs = Distribution.objects.filter(creator_id=creator_id)
+    sums = subscription_sums(creator_id) if sums is None else sums
     if bot_pk is not None:
-        qs = qs.filter(bot_id=bot_pk)
-    grouped = qs.values("subscription_id").annotate(
-        distributions=Count("pk"), share=Sum("share"), paid=Sum("paid"), owed=Sum("owed")
-    )
-    top = list(grouped.order_by("-paid", "subscription_id")[:limit])
+        sums = [row for row in sums if row["bot_id"] == bot_pk]
+    top = sorted(sums, key=lambda row: (-row["paid"], row["subscription_id"]))[:limit]
     subs = {
         s["pk"]: s
         for s in Subscription.objects.filter(pk__in=[r["subscription_id"] for r in top]).values(
@@ -165,7 +179,7 @@ def earnings_by_subscriber(creator_id: int, *, bot_pk: int | None = None, limit:
         }
         for r in top
     ]
-    return {"rows": rows, "total": qs.values("subscription_id").distinct().count()}
+    return {"rows": rows, "total": len(sums)}
 
 
 def history_filter(creator_id: int, data) -> DistributionHistoryFilter:

@@ -8,10 +8,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
+from django_tables2.paginators import LazyPaginator
 
 from profitshare.selectors import admin_console
 from profitshare.services import console as console_services
@@ -20,7 +22,7 @@ from profitshare.services.ious import void_iou
 from profitshare.tables import OpenIouTable
 from profitshare.tasks import enqueue_iou_retry
 
-DEBTS_PER_PAGE = 50
+DEBTS_PER_PAGE = 25
 
 
 def _actor(request) -> str:
@@ -32,8 +34,7 @@ def _row(request, iou_id: int, *, notice: str = "", error: str = "", status: int
     if iou is None:
         raise Http404("no such IOU")
     iou.notice, iou.error = notice, error  # shown in the row's actions cell
-    table = OpenIouTable([iou], orderable=False)
-    table.request = request
+    table = OpenIouTable([iou], orderable=False, csrf_token=get_token(request))
     return render(request, "profitshare/console/_iou_row.html", {"row": table.rows[0]}, status=status)
 
 
@@ -42,8 +43,9 @@ def _row(request, iou_id: int, *, notice: str = "", error: str = "", status: int
 def debts(request):
     """``/console/``: every open IOU, filtered, sorted and paginated, with totals by reason."""
     filterset, qs = admin_console.open_ious(request.GET)
-    table = OpenIouTable(qs)
-    RequestConfig(request, paginate={"per_page": DEBTS_PER_PAGE}).configure(table)
+    table = OpenIouTable(qs, csrf_token=get_token(request))
+    # bounded pagination: no COUNT over every open debt (the totals above carry the count)
+    RequestConfig(request, paginate={"per_page": DEBTS_PER_PAGE, "paginator_class": LazyPaginator}).configure(table)
     params = request.GET.copy()
     for key in ("page", "sort"):
         params.pop(key, None)

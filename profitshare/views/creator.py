@@ -48,17 +48,18 @@ def dashboard_page(request, wallet: str):
     if request.htmx and request.htmx.target == "history":
         return render(request, "profitshare/creator/_history.html", history)
     daily = dashboard.daily_earnings(creator.pk)
+    sums = dashboard.subscription_sums(creator.pk)
     context = {
         "wallet": wallet,
         "creator": creator,
-        "totals": dashboard.creator_totals(creator.pk),
+        "totals": dashboard.creator_totals(creator.pk, sums=sums),
         "daily": daily,
         "chart": {
             "labels": [d["day"].isoformat() for d in daily],
             "paid": [format_usdc(d["paid"], grouping=False) for d in daily],
         },
-        "by_bot": dashboard.earnings_by_bot(creator.pk),
-        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk),
+        "by_bot": dashboard.earnings_by_bot(creator.pk, sums=sums),
+        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, sums=sums),
         **history,
     }
     return render_fragment_or_page(request, "profitshare/creator/dashboard.html", {}, context)
@@ -72,11 +73,12 @@ def bot_page(request, bot_id: str, wallet: str):
     bot = dashboard.creator_bot(creator.pk, bot_id) if creator else None
     if bot is None:
         raise Http404("no such bot")
+    sums = dashboard.subscription_sums(creator.pk)
     context = {
         "wallet": wallet,
         "bot": bot,
-        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, bot_pk=bot.pk),
-        "row": next(r for r in dashboard.earnings_by_bot(creator.pk) if r["bot_id"] == bot.bot_id),
+        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, bot_pk=bot.pk, sums=sums),
+        "row": next(r for r in dashboard.earnings_by_bot(creator.pk, sums=sums) if r["bot_id"] == bot.bot_id),
     }
     return render(request, "profitshare/creator/bot.html", context)
 

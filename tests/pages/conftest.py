@@ -94,6 +94,18 @@ def pytest_configure(config):
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Run the browser tests last. Playwright's sync API leaves its event loop registered as the
+    running loop of the main thread for the rest of the session (its session fixture), and
+    code that calls ``asyncio.run`` (driftpy's adapter) refuses to run under a running loop;
+    pytest-django's reordering would otherwise put later non-database tests after them."""
+    browser = [item for item in items if item.get_closest_marker("browser")]
+    if browser:
+        others = [item for item in items if not item.get_closest_marker("browser")]
+        items[:] = others + browser
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Launch Debian's Chromium (``playwright install`` cannot download here); Playwright gives

@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from profitshare.models import IOU, Alert, AuditEvent, IouStatus, PayoutAttempt, Subscription
+from profitshare.models.ops import ReconciliationReport
+from profitshare.services.audit import record_event
 from profitshare.tasks import retry_claimed_iou_task
 from tests.pages.conftest import pay, sign_in_as
 from tests.world import make_world
@@ -154,13 +157,20 @@ def test_alerts_are_acknowledged_in_place(staff_client, earnings):
     assert "already acknowledged" in again.content.decode()
 
 
-def test_delinquent_subscriptions_show_what_they_owe(staff_client, earnings):
+def test_delinquent_subscriptions_show_what_they_owe_and_moved_out(staff_client, earnings):
     sub = earnings.iou_world.subscription
     Subscription.objects.filter(pk=sub.pk).update(status="delinquent")
+    record_event(  # what the delinquency watch records when it marks a subscription
+        "subscription", sub.subscription_id, actor="delinquency-watch", from_status="active",
+        to_status="delinquent", reason="funds moved out on-chain while owing", amount=5_000_000, signature="5" * 87,
+    )
     response = staff_client.get("/console/delinquent/")
     rows = response.context["subscriptions"]
-    assert [(r["subscription_id"], r["owed"]) for r in rows] == [(sub.subscription_id, 3_000_000)]
-    assert "3.000000" in response.content.decode()
+    assert [(r["subscription_id"], r["owed"], r["moved_out"]) for r in rows] == [
+        (sub.subscription_id, 3_000_000, 5_000_000)
+    ]
+    html = response.content.decode()
+    assert "3.000000" in html and "5.000000" in html and "5" * 87 in html
 
 
 def test_engine_health(staff_client, earnings):
@@ -173,3 +183,7 @@ def test_engine_health(staff_client, earnings):
     assert "qv-iou-retry-sweep" in html and "qv-stale-resolver" in html
     assert response.context["broker"] == "ORM"
     assert response.context["failed_count"] == 0
+    assert "none yet" in html
+    ReconciliationReport.objects.create(started_at=timezone.now(), checked=3, matched=3, signatures_scanned=9)
+    again = staff_client.get("/console/health/").content.decode()
+    assert "3 of 3 payouts matched the chain, 0 mismatched" in again
