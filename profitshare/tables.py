@@ -88,10 +88,12 @@ class MoneyColumn(tables.Column):
     """A USDC column (base units in, ``1,234.567890`` out)."""
 
     def __init__(self, *args, **kwargs):
+        """Right-align the column's header and cells."""
         kwargs.setdefault("attrs", {"td": {"class": "num"}, "th": {"class": "num"}})
         super().__init__(*args, **kwargs)
 
     def render(self, value):
+        """A USDC cell."""
         return usdc_cell(value)
 
 
@@ -115,18 +117,23 @@ class DistributionHistoryTable(tables.Table):
         orderable = False
 
     def render_created_at(self, value):
+        """The time, UTC."""
         return when(value)
 
     def render_subscriber_wallet(self, value):
+        """The subscriber's wallet, shortened (full address on hover)."""
         return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
 
     def render_profit_share_bps(self, value):
+        """The rate as a percent."""
         return format_bps(value)
 
     def render_status(self, value):
+        """A status badge."""
         return status_cell(value)
 
     def render_signatures(self, value):
+        """Landed payout signatures, linked to the explorer."""
         return signature_links(value)
 
 
@@ -151,15 +158,19 @@ class TradeTable(tables.Table):
         orderable = False
 
     def render_closed_at(self, value):
+        """The time, UTC."""
         return when(value)
 
     def render_paid_at(self, value):
+        """When the last payout landed, UTC."""
         return when(value)
 
     def render_profit_share_bps(self, value):
+        """The rate as a percent."""
         return format_bps(value)
 
     def render_signatures(self, value):
+        """Landed payout signatures, linked to the explorer."""
         return signature_links(value)
 
 
@@ -191,31 +202,40 @@ class OpenIouTable(tables.Table):
         order_by = "created_at"
 
     def __init__(self, *args, csrf_token: str = "", **kwargs):
+        """``csrf_token``: put in the row forms (they also work without JavaScript)."""
         super().__init__(*args, **kwargs)
         self.csrf_token = csrf_token
 
     def render_actions(self, record):
+        """Retry now / void forms, or the IOU's state."""
         return iou_actions(record, self.csrf_token)
 
     def render_id(self, value):
+        """The IOU's id, linked to its detail page."""
         return format_html('<a href="{}">#{}</a>', pk_url("pages:console-iou", value), value)
 
     def render_subscriber(self, value):
+        """The subscriber's wallet, shortened (full address on hover)."""
         return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
 
     def render_creator_address(self, value):
+        """The creator's wallet, shortened (full address on hover)."""
         return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
 
     def render_reason(self, value, record):
+        """The reason (its description on hover)."""
         return format_html('<span title="{}">{}</span>', record.get_reason_display(), value)
 
     def render_status(self, value, record):
+        """A status badge."""
         return status_cell(value, record.get_status_display().split(" (")[0])
 
     def render_created_at(self, value):
+        """The time, UTC."""
         return format_html('<span title="{}">{}</span>', when(value), _age(value))
 
     def render_next_retry_at(self, value):
+        """When the engine retries next, UTC."""
         return when(value)
 
 

@@ -29,6 +29,7 @@ class Earnings:
 
     @property
     def creator_address(self) -> str:
+        """The creator's wallet address (base58)."""
         return str(self.creator.pubkey())
 
 
