@@ -90,6 +90,7 @@ class MoneyColumn(tables.Column):
     def __init__(self, *args, **kwargs):
         """Right-align the column's header and cells."""
         kwargs.setdefault("attrs", {"td": {"class": "num"}, "th": {"class": "num"}})
+        kwargs.setdefault("default", mark_safe('<span class="num">—</span>'))  # noqa: S308 - a constant
         super().__init__(*args, **kwargs)
 
     def render(self, value):

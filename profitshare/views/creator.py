@@ -45,8 +45,8 @@ def dashboard_page(request, wallet: str):
     if creator is None:
         return render(request, "profitshare/creator/no_bots.html", {"wallet": wallet})
     history = _history_context(request, creator.pk)
-    if request.htmx and request.htmx.target == "history":
-        return render(request, "profitshare/creator/_history.html", history)
+    if request.htmx and request.htmx.target == "history-rows":
+        return render(request, "profitshare/creator/_history_rows.html", history)
     daily = dashboard.daily_earnings(creator.pk)
     sums = dashboard.subscription_sums(creator.pk)
     context = {

@@ -115,9 +115,10 @@ def test_keyset_pages_plain_and_htmx(client, localnet):
     first = client.get("/creator/")
     page1 = first.context["history"]
     assert len(page1["rows"]) == 25 and page1["newer"] is None and page1["older"]
-    second = client.get(f"/creator/?after={page1['older']}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="history")
-    assert second.templates[0].name == "profitshare/creator/_history.html"
-    assert b"<html" not in second.content and b'id="history"' in second.content
+    second = client.get(f"/creator/?after={page1['older']}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="history-rows")
+    assert second.templates[0].name == "profitshare/creator/_history_rows.html"
+    assert b"<html" not in second.content and b'id="history-rows"' in second.content
+    assert b"<form" not in second.content  # the filter form stays on the page
     page2 = second.context["history"]
     page3 = client.get(f"/creator/?after={page2['older']}").context["history"]
     assert len(page2["rows"]) == 25 and len(page3["rows"]) == 10 and page3["older"] is None
