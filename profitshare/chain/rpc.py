@@ -318,6 +318,33 @@ class RpcPool:
         return payload["result"]
 
     # --- send ------------------------------------------------------------------------------------
+    def _post_send(self, ep: _Endpoint, body: Any, signature: str) -> Any:
+        """POST a send (single or batch) and return the decoded JSON. Fails over
+        (``_Retryable``) only when the bytes provably were not taken: connection refused,
+        connect/pool timeout, HTTP 429/503. Anything after the request may have reached the node
+        (read timeout, lost response, other status, unparsable body) is ``SendOutcomeUnknown``."""
+        try:
+            response = ep.http.post(ep.url, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left this process: another endpoint may take it.
+            raise _Retryable(_transport_kind(exc), f"{type(exc).__name__}: {exc}") from exc
+        except httpx.TransportError as exc:
+            _count(ep.url, _transport_kind(exc))
+            _count(ep.url, "send_outcome_unknown")
+            raise SendOutcomeUnknown(signature, f"{type(exc).__name__} from {ep.url}: {exc}") from exc
+        status = response.status_code
+        if status in _SEND_NOT_TAKEN_STATUSES:
+            raise _Retryable(f"http_{status}", f"HTTP {status}")
+        if status != 200:
+            _count(ep.url, f"http_{status}")
+            _count(ep.url, "send_outcome_unknown")
+            raise SendOutcomeUnknown(signature, f"HTTP {status} from {ep.url}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            _count(ep.url, "send_outcome_unknown")
+            raise SendOutcomeUnknown(signature, f"unparsable answer from {ep.url}") from exc
+
     def send_transaction(
         self, raw: bytes, signature: str, *, skip_preflight: bool = False
     ) -> str:
@@ -344,29 +371,7 @@ class RpcPool:
                 "method": "sendTransaction",
                 "params": [encoded, config],
             }
-            try:
-                response = ep.http.post(ep.url, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The request never left this process: another endpoint may take it.
-                raise _Retryable(_transport_kind(exc), f"{type(exc).__name__}: {exc}") from exc
-            except httpx.TransportError as exc:
-                _count(ep.url, _transport_kind(exc))
-                _count(ep.url, "send_outcome_unknown")
-                raise SendOutcomeUnknown(
-                    signature, f"{type(exc).__name__} from {ep.url}: {exc}"
-                ) from exc
-            status = response.status_code
-            if status in _SEND_NOT_TAKEN_STATUSES:
-                raise _Retryable(f"http_{status}", f"HTTP {status}")
-            if status != 200:
-                _count(ep.url, f"http_{status}")
-                _count(ep.url, "send_outcome_unknown")
-                raise SendOutcomeUnknown(signature, f"HTTP {status} from {ep.url}")
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                _count(ep.url, "send_outcome_unknown")
-                raise SendOutcomeUnknown(signature, f"unparsable answer from {ep.url}") from exc
+            payload = self._post_send(ep, body, signature)
             try:
                 return self._result(ep, "sendTransaction", payload)
             except _Retryable as exc:
@@ -400,22 +405,10 @@ class RpcPool:
         signature = items[0][1]
 
         def attempt(ep: _Endpoint) -> list[RpcRequestError | None]:
+            payload = self._post_send(ep, body, signature)
             try:
-                response = ep.http.post(ep.url, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise _Retryable(_transport_kind(exc), f"{type(exc).__name__}: {exc}") from exc
-            except httpx.TransportError as exc:
-                _count(ep.url, _transport_kind(exc))
-                _count(ep.url, "send_outcome_unknown")
-                raise SendOutcomeUnknown(signature, f"{type(exc).__name__} from {ep.url}: {exc}") from exc
-            if response.status_code in _SEND_NOT_TAKEN_STATUSES:
-                raise _Retryable(f"http_{response.status_code}", f"HTTP {response.status_code}")
-            if response.status_code != 200:
-                _count(ep.url, "send_outcome_unknown")
-                raise SendOutcomeUnknown(signature, f"HTTP {response.status_code} from {ep.url}")
-            try:
-                answers = {a["id"]: a for a in response.json()}
-            except (ValueError, TypeError, KeyError) as exc:
+                answers = {a["id"]: a for a in payload}
+            except (TypeError, KeyError) as exc:
                 _count(ep.url, "send_outcome_unknown")
                 raise SendOutcomeUnknown(signature, f"unparsable batch answer from {ep.url}") from exc
             out: list[RpcRequestError | None] = []
