@@ -60,10 +60,10 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import ENGINE, record_event
 from profitshare.services.ious import claim_iou
 from profitshare.services.locks import LockTimeout, agent_wallet_locks
+from profitshare.services.notifications import alert
 from profitshare.services.subscriptions import agent_keypair
 
 logger = logging.getLogger(__name__)
@@ -776,11 +776,11 @@ def _owe(batch: _Batch, item: Item, reason: str, error: str) -> None:
                 expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
             )
             record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
-            raise_alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
+            alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
                         amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
             if reason == IouReason.INVALID_CREATOR_WALLET:
-                raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
-                            severity="critical", amount=dist.owed, creator=dist.creator.address)
+                alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
+                      amount=dist.owed, creator=dist.creator.address)
             return
         before = iou.status
         iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN

@@ -6,9 +6,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
-from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
+from profitshare.services.notifications import alert
 
 RETRYABLE = (IouStatus.OPEN, IouStatus.EXPIRED)
 
@@ -77,5 +77,5 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
             "distribution", dist.pk, actor=actor, from_status=dist_before, to_status=dist.status,
             reason=f"IOU {iou.pk} voided: {reason}", voided=remaining,
         )
-        raise_alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
+        alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
     return iou

@@ -17,6 +17,7 @@ from django_tables2.paginators import LazyPaginator
 
 from profitshare.selectors import admin_console
 from profitshare.services import console as console_services
+from profitshare.services.alerts import acknowledge_alert
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.ious import void_iou
 from profitshare.tables import OpenIouTable
@@ -163,7 +164,7 @@ def alerts(request):
 def acknowledge(request, alert_id: int):
     """Acknowledge one alert; under htmx the alert's row is replaced in place."""
     try:
-        alert = console_services.acknowledge_alert(alert_id, actor=_actor(request))
+        alert = acknowledge_alert(alert_id, actor=_actor(request))
         error = ""
     except NotFound as exc:
         raise Http404("no such alert") from exc

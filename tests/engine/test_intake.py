@@ -174,14 +174,14 @@ def test_the_same_instant_in_another_timezone_is_a_replay_not_a_conflict():
 
 
 def test_acknowledging_an_alert_records_who_and_when_once():
-    from profitshare.models import Alert
     from profitshare.services.alerts import acknowledge_alert, raise_alert
 
     alert = raise_alert("iou_created", "IOU 1", amount=5)
     acknowledge_alert(alert.pk, actor="admin:alice")
-    acknowledge_alert(alert.pk, actor="admin:bob")
+    with pytest.raises(Conflict, match="admin:alice"):
+        acknowledge_alert(alert.pk, actor="admin:bob")
     alert.refresh_from_db()
     assert alert.acknowledged_by == "admin:alice" and alert.acknowledged_at is not None
     assert AuditEvent.objects.filter(entity="alert", entity_id=str(alert.pk)).count() == 1
-    with pytest.raises(Alert.DoesNotExist):
+    with pytest.raises(NotFound):
         acknowledge_alert(999_999, actor="admin:alice")
