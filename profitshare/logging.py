@@ -72,8 +72,8 @@ def _log_audit_event(sender, instance, created, **kwargs) -> None:
 
 def connect_state_logging() -> None:
     """Log every audit event saved one by one (``record_event``) as a state-change line, once
-    its transaction commits. Events written with ``bulk_create`` (the engine's batch phases)
-    send no signal and are not logged here."""
+    its transaction commits. Events written in bulk go through ``audit.append_events``, which
+    logs them itself."""
     from django.db.models.signals import post_save
 
     post_save.connect(_log_audit_event, sender="profitshare.AuditEvent", dispatch_uid="qv-state-log")

@@ -51,7 +51,6 @@ from profitshare.chain.transactions import SignedTransaction, describe_error
 from profitshare.models import (
     IOU,
     AttemptStatus,
-    AuditEvent,
     Distribution,
     DistributionStatus,
     IouReason,
@@ -60,7 +59,7 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.services.audit import ENGINE, record_event
+from profitshare.services.audit import ENGINE, append_events, event, record_event
 from profitshare.services.ious import claim_iou
 from profitshare.services.locks import LockTimeout, agent_wallet_locks
 from profitshare.services.notifications import alert
@@ -120,13 +119,6 @@ class _Batch:
 
     def live(self) -> list[Item]:
         return [item for item in self.items if item.active]
-
-
-def _event(entity: str, entity_id, actor: str, *, from_status="", to_status="", reason="", **data) -> AuditEvent:
-    return AuditEvent(
-        entity=entity, entity_id=str(entity_id), actor=actor, from_status=from_status, to_status=to_status,
-        reason=reason, data=data,
-    )
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -276,11 +268,11 @@ def _start(batch: _Batch) -> None:
         for item in pending:
             item.dist.status = DistributionStatus.PROCESSING
             item.dist.attempts += 1
-            events.append(_event("distribution", item.dist.pk, batch.actor, from_status="pending", to_status="processing"))
+            events.append(event("distribution", item.dist.pk, actor=batch.actor, from_status="pending", to_status="processing"))
         Distribution.objects.filter(pk__in=[i.dist.pk for i in pending]).update(
             status=DistributionStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=timezone.now()
         )
-        AuditEvent.objects.bulk_create(events)
+        append_events(events)
 
 
 def _fold_dust_and_check(batch: _Batch) -> None:
@@ -301,12 +293,12 @@ def _fold_dust_and_check(batch: _Batch) -> None:
                 dist.carry_in += carry
                 dist.owed += carry
                 folded.append((sub, dist))
-                events.append(_event("distribution", dist.pk, batch.actor, reason="dust carry folded in", carry_in=carry))
+                events.append(event("distribution", dist.pk, actor=batch.actor, reason="dust carry folded in", carry_in=carry))
             item.dist.carry_in, item.dist.owed = dist.carry_in, dist.owed
         if folded:
             Subscription.objects.bulk_update([s for s, _ in folded], ["dust_carry"])
             Distribution.objects.bulk_update([d for _, d in folded], ["carry_in", "owed"])
-            AuditEvent.objects.bulk_create(events)
+            append_events(events)
     creators = {}
     for item in items:
         try:
@@ -345,14 +337,14 @@ def _carry(batch: _Batch, carried: list[tuple[Item, int]]) -> None:
             dist.owed = 0
             dist.status = DistributionStatus.CARRIED
             sub.dust_carry += amount
-            events.append(_event(
-                "distribution", dist.pk, batch.actor, from_status="processing", to_status="carried",
+            events.append(event(
+                "distribution", dist.pk, actor=batch.actor, from_status="processing", to_status="carried",
                 reason=f"below dust threshold {threshold}", carried=amount, dust_carry=sub.dust_carry,
             ))
             item.stop()
         Distribution.objects.bulk_update([i.dist for i, _ in carried], ["carried", "owed", "status"])
         Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
-        AuditEvent.objects.bulk_create(events)
+        append_events(events)
 
 
 def _sign_unique(batch: _Batch, items: list[Item], sign) -> dict[int, SignedTransaction]:
@@ -423,7 +415,7 @@ def _settle(batch: _Batch) -> None:
         if getattr(status, "state", None) == "landed":
             item.dist.settled = True
             settled.append(item.dist)
-            events.append(_event("distribution", item.dist.pk, batch.actor, reason="PnL settled", settle_signature=tx.signature))
+            events.append(event("distribution", item.dist.pk, actor=batch.actor, reason="PnL settled", settle_signature=tx.signature))
         elif getattr(status, "state", None) == "failed":
             _owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {describe_error(status.err, tx.program_ids)}")
         else:
@@ -431,7 +423,7 @@ def _settle(batch: _Batch) -> None:
     if settled:
         with transaction.atomic():
             Distribution.objects.filter(pk__in=[d.pk for d in settled]).update(settled=True)
-            AuditEvent.objects.bulk_create(events)
+            append_events(events)
 
 
 def _preflight(batch: _Batch) -> None:
@@ -507,8 +499,8 @@ def _withdraw(batch: _Batch) -> None:
         delivered = max(0, min(asked[item.dist.pk], (after[str(item.agent)].usdc or 0) - item.usdc_before))
         if delivered:
             changed.append((delivered, item.dist.pk))
-            events.append(_event(
-                "distribution", item.dist.pk, batch.actor, reason="withdrawn from Drift",
+            events.append(event(
+                "distribution", item.dist.pk, actor=batch.actor, reason="withdrawn from Drift",
                 requested=asked[item.dist.pk], delivered=delivered, withdraw_signature=tx.signature,
             ))
         if delivered < asked[item.dist.pk]:
@@ -517,7 +509,7 @@ def _withdraw(batch: _Batch) -> None:
         with transaction.atomic():
             for delivered, pks in _group(changed).items():  # one UPDATE per amount, not per row
                 Distribution.objects.filter(pk__in=pks).update(withdrawn=F("withdrawn") + delivered)
-            AuditEvent.objects.bulk_create(events)
+            append_events(events)
         delivered_by_pk = {pk: delivered for delivered, pk in changed}
         for item in items:
             item.dist.withdrawn += delivered_by_pk.get(item.dist.pk, 0)
@@ -554,14 +546,14 @@ def _transfer(batch: _Batch) -> None:
                 blockhash=signed.blockhash, last_valid_block_height=signed.last_valid_block_height,
                 destination_owner=str(signed.destination_owner), destination_ata=str(signed.destination_ata),
             ))
-            events.append(_event(
-                "payout_attempt", signed.signature, batch.actor, to_status=AttemptStatus.PREPARED,
+            events.append(event(
+                "payout_attempt", signed.signature, actor=batch.actor, to_status=AttemptStatus.PREPARED,
                 distribution=item.dist.pk, iou=item.iou.pk if item.iou else None, amount=amount,
                 last_valid_block_height=signed.last_valid_block_height,
             ))
         with transaction.atomic():  # the durable record comes before any send
             PayoutAttempt.objects.bulk_create(attempts)
-            AuditEvent.objects.bulk_create(events)
+            append_events(events)
         by_sig = dict(zip([a.signature for a in attempts], items, strict=True))
         expired = _send_and_decide(batch, attempts, first_send=True)
         _refresh(items)
@@ -653,7 +645,7 @@ def _mark(batch: _Batch, changes: list[tuple[PayoutAttempt, str, str]]) -> None:
             attempt.sent_at = now
         else:
             attempt.resolved_at = now
-        events.append(_event("payout_attempt", attempt.signature, batch.actor, from_status=before, to_status=status, reason=error))
+        events.append(event("payout_attempt", attempt.signature, actor=batch.actor, from_status=before, to_status=status, reason=error))
     groups: dict[tuple[str, str], list[int]] = {}
     for attempt, status, _ in changes:
         groups.setdefault((status, attempt.error), []).append(attempt.pk)
@@ -661,7 +653,7 @@ def _mark(batch: _Batch, changes: list[tuple[PayoutAttempt, str, str]]) -> None:
         for (status, error), pks in groups.items():  # one UPDATE per outcome, not per row
             stamp = {"sent_at": now} if status == AttemptStatus.SENT else {"resolved_at": now}
             PayoutAttempt.objects.filter(pk__in=pks).update(status=status, error=error, **stamp)
-        AuditEvent.objects.bulk_create(events)
+        append_events(events)
 
 
 def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
@@ -681,14 +673,14 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
         for attempt, slot in fresh:
             before = attempt.status
             attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
-            events.append(_event("payout_attempt", attempt.signature, batch.actor, from_status=before,
+            events.append(event("payout_attempt", attempt.signature, actor=batch.actor, from_status=before,
                                  to_status=attempt.status, amount=attempt.amount, slot=slot))
             dist = dists[attempt.distribution_id]
             dist.paid += attempt.amount
             dist.owed -= attempt.amount
             dist.withdrawn -= min(dist.withdrawn, attempt.amount)
             before_status, dist.status = dist.status, _settled_status(dist)
-            events.append(_event("distribution", dist.pk, batch.actor, from_status=before_status, to_status=dist.status,
+            events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
                                  reason="payout landed", signature=attempt.signature, amount=attempt.amount,
                                  paid=dist.paid, owed=dist.owed))
             iou = ious.get(dist.pk)
@@ -698,7 +690,7 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
                 if iou.paid_amount >= iou.amount:
                     iou.status, iou.resolved_at = IouStatus.PAID, now
                     paid_ious.append(iou)
-                events.append(_event("iou", iou.pk, batch.actor, from_status=before_iou, to_status=iou.status,
+                events.append(event("iou", iou.pk, actor=batch.actor, from_status=before_iou, to_status=iou.status,
                                      reason="payout landed", signature=attempt.signature, amount=attempt.amount,
                                      remaining=iou.remaining))
         by_slot: dict[int | None, list[int]] = {}
@@ -714,7 +706,7 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
             )
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
-        AuditEvent.objects.bulk_create(events)
+        append_events(events)
         for iou in paid_ious:
             _clear_delinquency(iou.subscription_id, batch.actor)
     for attempt, _ in landed:

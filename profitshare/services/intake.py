@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
-from profitshare.models import AuditEvent, CloseKind, Distribution, Policy, Subscription, TradeClose
-from profitshare.services.audit import PLATFORM
+from profitshare.models import CloseKind, Distribution, Policy, Subscription, TradeClose
+from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.policy import high_water_mark_step, per_trade_share
@@ -124,19 +124,19 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
                 share=share,
                 owed=share,
             )
-            events.append(AuditEvent(
-                entity="distribution", entity_id=str(distribution.pk), actor=actor, to_status=distribution.status,
-                data={"close_id": close.close_id, "realized_pnl": report.realized_pnl, "bps": sub.profit_share_bps,
-                      "policy": sub.policy, "share": share},
+            events.append(event(
+                "distribution", distribution.pk, actor=actor, to_status=distribution.status,
+                close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,
+                policy=sub.policy, share=share,
             ))
             if on_commit is not None:
                 distribution_id = distribution.pk
                 transaction.on_commit(lambda: on_commit(distribution_id))
-        events.append(AuditEvent(
-            entity="close", entity_id=close.close_id, actor=actor, to_status="recorded",
-            data={"realized_pnl": report.realized_pnl, "kind": report.kind, "share": share},
+        events.append(event(
+            "close", close.close_id, actor=actor, to_status="recorded", realized_pnl=report.realized_pnl,
+            kind=report.kind, share=share,
         ))
-        AuditEvent.objects.bulk_create(events)
+        append_events(events)
     return IntakeResult(close, distribution, True)
 
 

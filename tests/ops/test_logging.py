@@ -31,6 +31,19 @@ def test_an_iou_created_by_the_engine_is_one_json_line(localnet, gateway, caplog
     assert all(encrypted not in json.dumps(x) for x in json_lines(caplog))
 
 
+def test_batch_phases_and_intake_log_their_state_changes_too(localnet, gateway, caplog):
+    """Events written in bulk (intake, the engine's batch phases) are logged like the rest."""
+    caplog.set_level(logging.INFO, logger="profitshare.state")
+    world = make_world(localnet)
+    distribution = world.close(20_000_000).distribution
+    process_distribution(distribution.pk, gateway=gateway)
+    lines = json_lines(caplog)
+    assert any(x["entity"] == "close" and x["to"] == "recorded" for x in lines)
+    landed = [x for x in lines if x["entity"] == "payout_attempt" and x["to"] == "landed"]
+    assert len(landed) == 1 and landed[0]["data"]["amount"] == 2_000_000
+    assert [x["to"] for x in lines if x["entity"] == "distribution" and x["to"]][-1] == "paid"
+
+
 def test_a_rolled_back_change_is_not_logged(caplog):
     from django.db import transaction
 
