@@ -3,7 +3,7 @@ history, admin console and the public marketplace snippet. The API lives under `
 
 from django.urls import path
 
-from profitshare.views import auth, console, creator, marketplace, subscriber
+from profitshare.views import auth, console, creator, demo, marketplace, subscriber
 
 app_name = "pages"
 
@@ -33,4 +33,5 @@ urlpatterns = [
     path("console/delinquent/", console.delinquent, name="console-delinquent"),
     path("console/health/", console.health, name="console-health"),
     path("bots/<str:bot_id>/snippet/", marketplace.bot_snippet, name="bot-snippet"),
+    path("demo/", demo.demo_page, name="demo"),
 ]

@@ -97,6 +97,16 @@ DATABASES = {
         conn_max_age=env_int("QV_DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default has several writers (web, qcluster workers, the demo market): WAL
+    # lets readers run beside the one writer, IMMEDIATE takes the write lock at BEGIN (so a
+    # transaction never fails upgrading a read lock: "database is locked"), and a writer waits
+    # up to QV_SQLITE_TIMEOUT seconds for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": env_int("QV_SQLITE_TIMEOUT", 30),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,10 +1,12 @@
 """``python manage.py run_product``: the whole product on one machine (``make run``).
 
 Starts, each in its own process group: the local node (``localnet``, state kept in
-``var/localnet-state.json`` so a second run resumes), a django-q2 cluster (``qcluster``) and the
-web server on http://127.0.0.1:8000. Ctrl-C stops all of them: SIGTERM, a bounded wait, then
-SIGKILL of any process group still alive (a ``qcluster`` can linger for minutes after SIGTERM).
-A port already in use is a clear message, not a traceback.
+``var/localnet-state.json`` so a second run resumes), a django-q2 cluster (``qcluster``), the
+web server on http://127.0.0.1:8000 and the demo market (``demo_market``: a live world traded
+through the intake API; ``--no-demo`` leaves it out). The demo's sign-ins (``/demo/``) are on
+only in this process tree (``QV_DEMO=1`` in the children's environment). Ctrl-C stops all of
+them: SIGTERM, a bounded wait, then SIGKILL of any process group still alive (a ``qcluster`` can
+linger for minutes after SIGTERM). A port already in use is a clear message, not a traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--web-port", type=int, default=8000)
         parser.add_argument("--rpc-port", type=int, default=8899)
+        parser.add_argument("--no-demo", action="store_true", help="do not run the demo market")
+        parser.add_argument("--demo-seed", type=int, default=int(os.environ.get("QV_DEMO_SEED") or 1))
+        parser.add_argument("--demo-rate", type=float, default=1.0, help="demo closes per second")
+        parser.add_argument("--demo-subscribers", type=int, default=36)
 
     def handle(self, *args, **options):
         web_port, rpc_port = options["web_port"], options["rpc_port"]
@@ -52,6 +58,9 @@ class Command(BaseCommand):
         state.parent.mkdir(parents=True, exist_ok=True)
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         env = {**os.environ, "SOLANA_RPC_URLS": f"http://127.0.0.1:{rpc_port}", "PYTHONUNBUFFERED": "1"}
+        demo = not options["no_demo"]
+        if demo:
+            env.update({"QV_DEMO": "1", "QV_DEMO_SEED": str(options["demo_seed"])})
         children: list[tuple[str, subprocess.Popen]] = []
         stopping = False
 
@@ -71,22 +80,47 @@ class Command(BaseCommand):
                 if name == "localnet":
                     self._wait_for(f"http://127.0.0.1:{rpc_port}/health", "local node")
             self._wait_for(f"http://127.0.0.1:{web_port}/admin/login/", "web server")
+            if demo:
+                command = [
+                    *manage, "demo_market", "--rpc-url", f"http://127.0.0.1:{rpc_port}",
+                    "--api-url", f"http://127.0.0.1:{web_port}", "--seed", str(options["demo_seed"]),
+                    "--rate", str(options["demo_rate"]), "--subscribers", str(options["demo_subscribers"]),
+                ]
+                children.append(("demo", subprocess.Popen(command, env=env, start_new_session=True)))
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nQuantumVault profit share is running:\n"
                     f"  web     http://127.0.0.1:{web_port}/  (admin: /admin/, API: /api/v1/docs)\n"
                     f"  node    http://127.0.0.1:{rpc_port}   (Solana JSON-RPC; Drift emulated)\n"
-                    f"Ctrl-C stops everything.\n"
+                    + (self._demo_banner(web_port, options["demo_seed"]) if demo else "")
+                    + "Ctrl-C stops everything.\n"
                 )
             )
             while not stopping:
                 for name, proc in children:
+                    if proc.poll() is not None and name == "demo":
+                        if proc.returncode:
+                            self.stderr.write(f"the demo market exited with status {proc.returncode}; the rest keeps running")
+                        children.remove((name, proc))
+                        break
                     if proc.poll() is not None:
                         self.stderr.write(f"{name} exited with status {proc.returncode}; stopping")
                         stopping = True
                 time.sleep(0.5)
         finally:
             self._stop_all(children)
+
+    def _demo_banner(self, web_port: int, seed: int) -> str:
+        """The demo sign-ins: the page, and the demo creators' and a few subscribers' wallets."""
+        from profitshare.demo import cases, world
+
+        plan = world.plan(seed, 3, cases.staged_subscriptions())
+        lines = [f"  demo    http://127.0.0.1:{web_port}/demo/  (sign in as a demo wallet: the server signs SIWS with its key)"]
+        for label, address in plan.creators.items():
+            lines.append(f"          creator    {label:<10} {address}")
+        for label, sub in list(plan.subscriptions.items())[:3] + [("lowsol", plan.subscriptions["lowsol"])]:
+            lines.append(f"          subscriber {label:<10} {sub.subscriber_wallet}")
+        return "\n".join(lines) + "\n"
 
     def _wait_for(self, url: str, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,18 @@
+"""The demo market: a live world on the local node, traded through the real intake API.
+
+``python manage.py demo_market`` (started by ``make run``) plays the trading platform:
+
+* ``world``: creators publish bots (``POST /api/v1/bots``), subscribers subscribe
+  (``POST /api/v1/subscriptions`` returns the agent wallet), agent wallets get SOL and USDC
+  collateral in their emulated Drift subaccounts (the node's ``localnet_*`` methods);
+* ``stream``: closes (winners, losers, partial closes, flips) realized on the emulated Drift
+  account, then reported signed over HTTP (``POST /api/v1/trade-closes``);
+* ``cases``: staged hard cases, so the pages show something true (an IOU for too little SOL
+  then paid, a short withdraw, a creator token account created by its first payout, dust
+  carried, an invalid creator address refused, a delinquent subscriber, an expired IOU);
+* ``wallets``: the demo's creator and subscriber wallets, derived from the seed, so the web
+  server can sign Sign-In With Solana messages with them (``views/demo.py``, only with
+  ``QV_DEMO=1``).
+
+Nothing here is on the money path: the engine pays what the demo reports, as for any platform.
+"""

@@ -1,0 +1,110 @@
+"""The demo's two connections: the signed intake API (as the trading platform calls it) and the
+local node's JSON-RPC (standard and ``localnet_*`` world-building methods)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+from solders.pubkey import Pubkey
+from spl.token.instructions import get_associated_token_address
+
+from profitshare.api.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+
+class ApiError(Exception):
+    """The intake API answered ``status`` (>= 400) with ``body`` (the decoded JSON or text)."""
+
+    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
+        super().__init__(f"{method} {path}: HTTP {status} {body}")
+        self.status = status
+        self.body = body
+
+
+class IntakeClient:
+    """HTTP client of ``/api/v1`` that signs every request: ``X-QV-Timestamp`` (unix seconds)
+    and ``X-QV-Signature`` = hex HMAC-SHA256 of ``"{timestamp}.{raw body}"`` with ``secret``
+    (the platform's ``QV_INTAKE_SECRET``, or the admin secret for admin routes)."""
+
+    def __init__(self, base_url: str, secret: str, *, admin_secret: str = "", timeout: float = 30.0) -> None:
+        self.http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout)
+        self.secret = secret
+        self.admin_secret = admin_secret
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.http.close()
+
+    def request(self, method: str, path: str, body: dict | None = None, *, admin: bool = False) -> tuple[int, Any]:
+        """Send one signed request; returns (status, decoded JSON). Raises ``ApiError`` on any
+        4xx/5xx and ``httpx.TransportError`` when the server cannot be reached."""
+        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        secret = self.admin_secret if admin else self.secret
+        headers = {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, raw)}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        response = self.http.request(method, path, content=raw if body is not None else None, headers=headers)
+        try:
+            decoded = response.json()
+        except ValueError:
+            decoded = response.text
+        if response.status_code >= 400:
+            raise ApiError(method, path, response.status_code, decoded)
+        return response.status_code, decoded
+
+    def post(self, path: str, body: dict, *, admin: bool = False) -> tuple[int, Any]:
+        """Signed POST with a JSON body; see ``request``."""
+        return self.request("POST", path, body, admin=admin)
+
+    def get(self, path: str, *, admin: bool = False) -> Any:
+        """Signed GET; returns the decoded JSON (raises ``ApiError`` on >= 400)."""
+        return self.request("GET", path, admin=admin)[1]
+
+
+class NodeError(Exception):
+    """The node answered a JSON-RPC error object."""
+
+
+class NodeClient:
+    """JSON-RPC client of the local node (``rpc(method, *params)`` returns ``result``)."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=timeout)
+        self._id = 0
+        self._mint: Pubkey | None = None
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.http.close()
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        """Call ``method``; returns its ``result``. Raises ``NodeError`` for a JSON-RPC error,
+        ``httpx.HTTPError`` for a transport or HTTP failure."""
+        self._id += 1
+        response = self.http.post("/", json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)})
+        response.raise_for_status()
+        body = response.json()
+        if "error" in body:
+            raise NodeError(f"{method}: {body['error']}")
+        return body["result"]
+
+    def usdc_mint(self) -> Pubkey:
+        """The node's USDC mint (read once)."""
+        if self._mint is None:
+            self._mint = Pubkey.from_string(self.rpc("localnet_info")["usdcMint"])
+        return self._mint
+
+    def usdc_balance(self, owner: str) -> int | None:
+        """USDC base units in ``owner``'s associated token account; None when it does not exist."""
+        ata = get_associated_token_address(Pubkey.from_string(owner), self.usdc_mint())
+        if self.rpc("getAccountInfo", str(ata), {"encoding": "base64"})["value"] is None:
+            return None
+        return int(self.rpc("getTokenAccountBalance", str(ata))["value"]["amount"])
+
+    def lamports(self, owner: str) -> int:
+        """SOL balance of ``owner`` in lamports."""
+        return int(self.rpc("getBalance", owner)["value"])

@@ -1,0 +1,63 @@
+"""The demo's own wallets: creators and subscribers, derived from the demo seed.
+
+Deterministic (ed25519 seed = SHA-256 of ``quantumvault-demo/{seed}/{role}/{label}``) so a re-run
+finds the same world, and so the web server can sign Sign-In With Solana messages for them
+without any key being stored. They are demo keys: never use them for anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from django.conf import settings
+from solders.keypair import Keypair
+
+CREATOR = "creator"
+SUBSCRIBER = "subscriber"
+DEFAULT_SEED = 1
+
+
+def demo_enabled() -> bool:
+    """True when the demo market's pages and sign-ins are on: the ``QV_DEMO`` setting when
+    present, else the ``QV_DEMO`` environment variable ("1", "true", "yes", "on"). Off by
+    default."""
+    value = getattr(settings, "QV_DEMO", None)
+    if value is None:
+        value = os.environ.get("QV_DEMO", "").strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def demo_seed() -> int:
+    """The demo seed the web server derives wallets from (``QV_DEMO_SEED``, default 1).
+    Raises ``ValueError`` when it is not an integer."""
+    value = getattr(settings, "QV_DEMO_SEED", None)
+    if value is None:
+        value = os.environ.get("QV_DEMO_SEED", "") or DEFAULT_SEED
+    return int(value)
+
+
+def keypair(seed: int, role: str, label: str) -> Keypair:
+    """The demo keypair of ``role`` (creator / subscriber) named ``label`` for ``seed``."""
+    digest = hashlib.sha256(f"quantumvault-demo/{seed}/{role}/{label}".encode()).digest()
+    return Keypair.from_seed(digest)
+
+
+@dataclass(frozen=True)
+class DemoWallet:
+    """A demo wallet: ``role``, ``label`` (a name for people), ``address`` (base58)."""
+
+    role: str
+    label: str
+    address: str
+
+
+def find_keypair(seed: int, address: str, labels: dict[str, list[str]]) -> Keypair | None:
+    """The demo keypair whose address is ``address`` among ``labels`` (role -> labels), or None."""
+    for role, names in labels.items():
+        for label in names:
+            kp = keypair(seed, role, label)
+            if str(kp.pubkey()) == address:
+                return kp
+    return None

@@ -1,0 +1,58 @@
+"""``/demo/``: sign in as one of the demo market's wallets, and the staged cases as they stand.
+
+Only when the demo is on (``QV_DEMO=1``, which ``make run`` sets for its own processes): off, every
+method is a 404. Signing in goes through the same Sign-In With Solana code as a wallet: the server
+issues a challenge for the chosen demo address (``siws.issue_challenge``), signs the exact message
+with that demo wallet's key (derived from the demo seed; ``profitshare.demo.wallets``) and checks
+it with ``siws.verify_sign_in`` before the session is signed in.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from profitshare.demo.status import case_views, demo_wallets, wallet_keypair
+from profitshare.demo.wallets import CREATOR, demo_enabled, demo_seed
+from profitshare.services import siws
+from profitshare.services.errors import InvalidInput
+from profitshare.views.common import current_wallet, sign_in_wallet
+
+
+def demo_page(request):
+    """GET: the demo wallets (creators, subscribers) and the staged cases. POST ``address``:
+    sign in as that demo wallet through SIWS, then go to its dashboard. 404 when the demo is off
+    or the address is not a demo wallet; 400 if verification refuses the signature."""
+    if not demo_enabled():
+        raise Http404("no such page")
+    seed = demo_seed()
+    if request.method == "POST":
+        found = wallet_keypair(seed, request.POST.get("address", ""))
+        if found is None:
+            raise Http404("not a demo wallet")
+        role, keypair = found
+        challenge = siws.issue_challenge(
+            address=str(keypair.pubkey()), domain=request.get_host(), uri=request.build_absolute_uri("/")
+        )
+        signature = keypair.sign_message(siws.build_message(challenge).encode("utf-8"))
+        try:
+            address = siws.verify_sign_in(nonce=challenge.nonce, signature=str(signature), domain=request.get_host())
+        except InvalidInput as exc:
+            return render(request, "profitshare/demo/page.html", _context(request, seed, exc.message), status=400)
+        sign_in_wallet(request, address)
+        return redirect("pages:creator" if role == CREATOR else "pages:subscriber")
+    if request.method != "GET":
+        raise Http404("no such page")
+    return render(request, "profitshare/demo/page.html", _context(request, seed))
+
+
+def _context(request, seed: int, error: str = "") -> dict:
+    wallets = demo_wallets(seed)
+    return {
+        "seed": seed,
+        "creators": [w for w in wallets if w.role == CREATOR],
+        "subscribers": [w for w in wallets if w.role != CREATOR],
+        "cases": case_views(seed),
+        "wallet": current_wallet(request),
+        "error": error,
+    }
