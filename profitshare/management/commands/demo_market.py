@@ -41,9 +41,10 @@ class Command(BaseCommand):
         if not settings.QV_INTAKE_SECRET:
             raise CommandError("QV_INTAKE_SECRET is not set: the demo signs its intake requests with it")
         stop = threading.Event()
+        previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
+                previous[sig] = signal.signal(sig, lambda *_: stop.set())
         api = IntakeClient(options["api_url"], settings.QV_INTAKE_SECRET, admin_secret=settings.QV_ADMIN_SECRET)
         node = NodeClient(options["rpc_url"])
         market = Market(
@@ -61,6 +62,8 @@ class Command(BaseCommand):
         finally:
             api.close()
             node.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _reachable(self, api: IntakeClient, node: NodeClient, options: dict, stop: threading.Event) -> None:
         """Wait up to ``--timeout`` s for the node and the API to answer (a clear message, not a
