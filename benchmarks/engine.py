@@ -64,6 +64,11 @@ def main() -> None:
         "QV_Q_WORKERS": str(args.workers),
         "QV_LOG_LEVEL": "WARNING",
         "QV_DB_CONN_MAX_AGE": "600",
+        # production settings: DEBUG off (it wraps every query in the debug cursor)
+        "QV_DEBUG": "0",
+        "QV_SECRET_KEY": "bench-secret-key",
+        "QV_INTAKE_SECRET": "bench-intake",
+        "QV_ADMIN_SECRET": "bench-admin",
     }
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"
@@ -94,7 +99,7 @@ def main() -> None:
         print(f"bare JSON-RPC transfers (1 solana-py client): {bare:8.1f} /s")
         subscriptions, creator = build_world(url, args.subscribers)
         cluster = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
-        time.sleep(3)  # let the workers start
+        wait_until_idle(node.pid, cluster.pid)  # workers started and warmed (imports, gateway)
         cpu_before = cpu_by_role(node.pid, cluster.pid)
         rate, p50, p99, paid = run_signal(url, subscriptions, creator)
         cpu_after = cpu_by_role(node.pid, cluster.pid)
@@ -116,9 +121,22 @@ def main() -> None:
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
+def wait_until_idle(node_pid: int, cluster_pid: int, timeout: float = 120.0) -> None:
+    """Wait until the qcluster's processes stop using CPU (start-up done), so start-up is not
+    counted as payout work."""
+    role = "qcluster (2 workers + monitor)"
+    deadline = time.time() + timeout
+    last, quiet = cpu_by_role(node_pid, cluster_pid).get(role, 0.0), 0
+    while time.time() < deadline and quiet < 3:
+        time.sleep(0.5)
+        now = cpu_by_role(node_pid, cluster_pid).get(role, 0.0)
+        quiet = quiet + 1 if now - last < 0.05 and now > 0 else 0
+        last = now
+
+
 def cpu_by_role(node_pid: int, cluster_pid: int) -> dict[str, float]:
     """CPU seconds (user + system, /proc) used so far by the local node, the qcluster (all its
-    processes), PostgreSQL (all backends), Redis and this benchmark process (intake)."""
+    processes), PostgreSQL (this run's backends), Redis and this benchmark process (intake)."""
     tick = os.sysconf("SC_CLK_TCK")
     roles: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
@@ -135,7 +153,7 @@ def cpu_by_role(node_pid: int, cluster_pid: int) -> dict[str, float]:
             role = "local node"
         elif pgid == cluster_pid:
             role = "qcluster (2 workers + monitor)"
-        elif "postgres" in cmd:
+        elif f" {BENCH_DB} " in cmd:  # this run's PostgreSQL backends only
             role = "postgresql"
         elif "redis-server" in cmd:
             role = "redis"

@@ -29,8 +29,16 @@ def _broker():
 
 
 def enqueue_distribution(distribution_id: int) -> None:
-    """Queue the payout of one distribution (called after the intake commits)."""
-    async_task("profitshare.tasks.process_distribution_task", distribution_id, group=PAYOUT_GROUP, broker=_broker())
+    """Queue the payout of one distribution (called after the intake commits).
+
+    Its success is not saved as a django-q2 result (``save=False``; failures still are): the
+    outcome lives in the ledger and the audit trail, and with ``save_limit`` set django-q2's
+    monitor prunes results by loading every saved success row for each one it saves, which
+    cost more CPU than the payout itself under a burst."""
+    async_task(
+        "profitshare.tasks.process_distribution_task", distribution_id, group=PAYOUT_GROUP, broker=_broker(),
+        save=False,
+    )
 
 
 DRAIN_SECONDS = 20.0
@@ -42,6 +50,8 @@ def process_distribution_task(distribution_id: int) -> int:
     processed. Under a burst the first tasks drain the backlog in large batches and the later
     ones find nothing to do. A distribution whose wallet is busy is paid by a later batch or the
     resolver."""
+    if not engine.is_pending(distribution_id):
+        return 0  # a draining batch already took it (the common case under a burst): one query
     deadline = time.monotonic() + DRAIN_SECONDS
     processed = len(engine.process_pending(distribution_id))
     while time.monotonic() < deadline:

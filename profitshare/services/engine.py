@@ -26,6 +26,7 @@ Every step keeps ``paid + owed + carried + voided == share + carry_in`` (a datab
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,6 +61,8 @@ from profitshare.models import (
     SubscriptionStatus,
 )
 from profitshare.services.audit import ENGINE, append_events, event, record_event
+from profitshare.services.bulk_sql import insert_rows
+from profitshare.services.earnings import record_paid
 from profitshare.services.ious import claim_iou
 from profitshare.services.locks import LockTimeout, agent_wallet_locks
 from profitshare.services.notifications import alert
@@ -99,7 +102,7 @@ class Item:
     usdc_before: int = 0
     creator_ata_exists: bool | None = None  # None: not read yet
 
-    @property
+    @functools.cached_property
     def agent(self) -> Pubkey:
         return self.keypair.pubkey()
 
@@ -133,6 +136,11 @@ def process_distribution(
             raise LockTimeout(f"agent wallet {agent} is busy")
         _run(_Batch(gateway or default_gateway(), actor), [distribution_id])
     return Distribution.objects.get(pk=distribution_id)
+
+
+def is_pending(distribution_id: int) -> bool:
+    """Whether the distribution still waits for its first run (status ``pending``)."""
+    return Distribution.objects.filter(pk=distribution_id, status=DistributionStatus.PENDING).exists()
 
 
 def process_pending(
@@ -552,7 +560,7 @@ def _transfer(batch: _Batch) -> None:
                 last_valid_block_height=signed.last_valid_block_height,
             ))
         with transaction.atomic():  # the durable record comes before any send
-            PayoutAttempt.objects.bulk_create(attempts)
+            _record_attempts(attempts)
             append_events(events)
         by_sig = dict(zip([a.signature for a in attempts], items, strict=True))
         expired = _send_and_decide(batch, attempts, first_send=True)
@@ -568,6 +576,25 @@ def _transfer(batch: _Batch) -> None:
     for item in batch.live():
         if min(item.dist.withdrawn, item.dist.owed) > 0:
             item.fall_short(IouReason.BLOCKHASH_EXPIRED, "transfer expired unlanded")
+
+
+_ATTEMPT_COLUMNS = (
+    "distribution_id", "iou_id", "agent_wallet_id", "amount", "signature", "raw_transaction", "blockhash",
+    "last_valid_block_height", "destination_owner", "destination_ata", "status", "error", "created_at",
+)
+
+
+def _record_attempts(attempts: list[PayoutAttempt]) -> None:
+    """Insert the prepared attempts in one statement and give each its primary key."""
+    now = timezone.now()
+    pks = dict(insert_rows(PayoutAttempt, _ATTEMPT_COLUMNS, [
+        (a.distribution_id, a.iou_id, a.agent_wallet_id, a.amount, a.signature, a.raw_transaction, a.blockhash,
+         a.last_valid_block_height, a.destination_owner, a.destination_ata, a.status, a.error, now)
+        for a in attempts
+    ], returning="signature"))
+    for attempt in attempts:
+        attempt.pk, attempt.created_at = pks[attempt.signature], now
+        attempt._state.adding = False
 
 
 def _send_and_decide(batch: _Batch, attempts: list[PayoutAttempt], *, first_send: bool) -> list[PayoutAttempt]:
@@ -706,6 +733,7 @@ def _apply_landed(batch: _Batch, landed: list[tuple[PayoutAttempt, int | None]])
             )
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
+        record_paid((dists[a.distribution_id], a.amount) for a, _ in fresh)  # earnings rollups, same transaction
         append_events(events)
         for iou in paid_ious:
             _clear_delinquency(iou.subscription_id, batch.actor)
