@@ -4,13 +4,15 @@ logic. The tables render through ``templates/profitshare/_table.html``."""
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC
+from html import escape as _html_escape
 
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django_tables2 import utils as _t2utils
 
 from profitshare.templatetags.money import explorer_url, format_bps, format_usdc
@@ -52,14 +54,20 @@ def pk_url(name: str, pk: int) -> str:
     return template.replace(str(_URL_PLACEHOLDER), str(int(pk)))
 
 
+def _esc(text) -> str:
+    # django.utils.html.escape without its lazy-string wrapper (a visible share of a table's
+    # time at hundreds of cells per page); the same five characters are replaced
+    return _html_escape(str(text), quote=True)
+
+
 def signature_links(signatures) -> str:
     """Explorer links for a list of signatures (shortened), or an em dash."""
     if not signatures:
         return "—"
-    return format_html_join(
-        " ", '<a class="sig" href="{}" title="{}" rel="noopener">{}</a>',
-        ((explorer_url(s), s, f"{s[:6]}…{s[-4:]}") for s in signatures),
-    )
+    return mark_safe(" ".join(  # noqa: S308 - every value is escaped
+        f'<a class="sig" href="{_esc(explorer_url(s))}" title="{_esc(s)}" rel="noopener">{_esc(s[:6])}…{_esc(s[-4:])}</a>'
+        for s in signatures
+    ))
 
 
 def usdc_cell(value) -> str:
@@ -67,14 +75,21 @@ def usdc_cell(value) -> str:
     if value is None:
         return "—"
     css = "num neg" if int(value) < 0 else "num"
-    return format_html('<span class="{}">{}</span>', css, format_usdc(value))
+    return mark_safe(f'<span class="{css}">{format_usdc(value)}</span>')  # noqa: S308 - digits, commas and a dot
 
 
 def status_cell(status: str | None, label: str | None = None) -> str:
     """A status badge."""
     if not status:
         return "—"
-    return format_html('<span class="badge badge-{}">{}</span>', status, label or status.replace("_", " "))
+    return mark_safe(  # noqa: S308 - escaped
+        f'<span class="badge badge-{_esc(status)}">{_esc(label or status.replace("_", " "))}</span>'
+    )
+
+
+def address_cell(value: str) -> str:
+    """A wallet address, shortened (the full address on hover)."""
+    return mark_safe(f'<span class="addr" title="{_esc(value)}">{_esc(value[:4])}…{_esc(value[-4:])}</span>')  # noqa: S308
 
 
 def when(value) -> str:
@@ -98,7 +113,79 @@ class MoneyColumn(tables.Column):
         return usdc_cell(value)
 
 
-class DistributionHistoryTable(tables.Table):
+_wants_record: dict = {}
+
+
+def _arguments(fn) -> tuple[bool, bool]:
+    """Whether a cell renderer takes ``value`` and whether it takes ``record`` (once per
+    function)."""
+    key = getattr(fn, "__func__", fn)
+    answer = _wants_record.get(key)
+    if answer is None:
+        params = inspect.signature(fn).parameters
+        answer = _wants_record[key] = ("value" in params, "record" in params)
+    return answer
+
+
+class LightTable(tables.Table):
+    """A django-tables2 table (columns, headers, sorting and pagination stay django-tables2's)
+    whose body rows are rendered in one pass per row: each visible column's ``render_<name>``
+    (or the column's ``render``) is called with the cell's ``value`` and/or ``record``, as it
+    asks, empty values get the column's default, and the row is joined into one safe
+    ``<tr>`` string. django-tables2's own per-cell machinery (a bound row and cell objects,
+    signature inspection and a template variable per cell) was most of a page's rendering
+    time; the output is the same markup without the even/odd classes, which no style uses."""
+
+    def _plan(self) -> list[tuple]:
+        plan = getattr(self, "_light_plan", None)
+        if plan is None:
+            plan = []
+            for bound in self.columns:
+                render = getattr(self, f"render_{bound.name}", None) or bound.column.render
+                accessor = bound.accessor
+                plain = "__" not in accessor and "." not in accessor
+                plan.append((accessor, plain, render, _arguments(render), bound.column.empty_values,
+                             conditional_escape(bound.default)))
+            self._light_plan = plan
+        return plan
+
+    def render_row(self, record) -> SafeString:
+        """One body row (``<tr …>`` with the ``row_attrs`` of ``Meta``) for ``record`` (a dict
+        or a model instance)."""
+        cells = []
+        is_dict = isinstance(record, dict)
+        for accessor, plain, render, (with_value, with_record), empty, default in self._plan():
+            if plain and is_dict:
+                value = record.get(accessor)
+            elif plain:
+                value = getattr(record, accessor, None)
+            else:
+                value = accessor.resolve(record, quiet=True)
+            if value in empty:
+                cells.append(default)
+                continue
+            if with_value and with_record:
+                out = render(value=value, record=record)
+            elif with_record:
+                out = render(record=record)
+            else:
+                out = render(value)
+            cells.append(out if isinstance(out, SafeString) else _esc(out))
+        attrs = ""
+        for name, value in (self.row_attrs or {}).items():
+            if callable(value):
+                value = value(record)
+            if value is not None:
+                attrs += f' {name}="{_esc(value)}"'
+        return mark_safe(f"<tr{attrs}><td>" + "</td><td>".join(cells) + "</td></tr>")  # noqa: S308 - escaped above
+
+    def body_rows(self) -> list[SafeString]:
+        """The rows of the current page (all rows when not paginated), rendered."""
+        rows = self.page.object_list if getattr(self, "page", None) is not None else self.rows
+        return [self.render_row(row.record) for row in rows]
+
+
+class DistributionHistoryTable(LightTable):
     """A creator's distribution history (rows from ``selectors.dashboard.distribution_history``)."""
 
     created_at = tables.Column("Time (UTC)", orderable=False)
@@ -123,7 +210,7 @@ class DistributionHistoryTable(tables.Table):
 
     def render_subscriber_wallet(self, value):
         """The subscriber's wallet, shortened (full address on hover)."""
-        return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
+        return address_cell(value)
 
     def render_profit_share_bps(self, value):
         """The rate as a percent."""
@@ -138,7 +225,7 @@ class DistributionHistoryTable(tables.Table):
         return signature_links(value)
 
 
-class TradeTable(tables.Table):
+class TradeTable(LightTable):
     """A subscriber's closes (rows from ``selectors.history.trade_history``)."""
 
     closed_at = tables.Column("Closed (UTC)")
@@ -175,7 +262,7 @@ class TradeTable(tables.Table):
         return signature_links(value)
 
 
-class OpenIouTable(tables.Table):
+class OpenIouTable(LightTable):
     """The admin console's pending debts (an annotated IOU queryset from
     ``selectors.admin_console.open_ious``); sortable in SQL, paginated by django-tables2."""
 
@@ -217,11 +304,11 @@ class OpenIouTable(tables.Table):
 
     def render_subscriber(self, value):
         """The subscriber's wallet, shortened (full address on hover)."""
-        return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
+        return address_cell(value)
 
     def render_creator_address(self, value):
         """The creator's wallet, shortened (full address on hover)."""
-        return format_html('<span class="addr" title="{}">{}…{}</span>', value, value[:4], value[-4:])
+        return address_cell(value)
 
     def render_reason(self, value, record):
         """The reason (its description on hover)."""

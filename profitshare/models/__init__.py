@@ -7,6 +7,7 @@ from profitshare.models.alerts import Alert
 from profitshare.models.audit import AuditEvent
 from profitshare.models.bots import Policy, PublishedBot
 from profitshare.models.closes import CloseKind, Distribution, DistributionStatus, TradeClose
+from profitshare.models.earnings import EarningsDay, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
 from profitshare.models.payouts import AttemptStatus, PayoutAttempt
 from profitshare.models.siws import SiwsNonce as SiwsNonce
@@ -23,12 +24,14 @@ __all__ = [
     "CreatorWallet",
     "Distribution",
     "DistributionStatus",
+    "EarningsDay",
     "IouReason",
     "IouStatus",
     "PayoutAttempt",
     "Policy",
     "PublishedBot",
     "Subscription",
+    "SubscriptionEarnings",
     "SubscriptionStatus",
     "TradeClose",
 ]

@@ -1,19 +1,20 @@
 """Read-only queries for the creator earnings dashboard (amounts in USDC base units).
 
-The aggregates run in SQL, scoped to one creator through the ``(creator, -created_at)`` index
-of ``Distribution``: one scan grouped per subscription (``subscription_sums``) feeds the totals
-and both breakdowns, which only roll up those few rows; the history is keyset-paginated, so its
-cost does not grow with the number of distributions.
+Totals and breakdowns read the earnings rollups (``profitshare.models.earnings``), which the
+engine keeps in the same transaction as every payout and void: a creator's subscription rows
+(a few hundred at most) and 30 day rows per bot, whatever the number of distributions. What IOUs
+still owe comes from the pending IOUs (index ``(creator, status)``), carried dust from the
+subscriptions. The history is keyset-paginated over the ``(creator, -created_at)`` index, so
+its cost does not grow with the number of distributions either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from profitshare.filters import DistributionHistoryFilter
@@ -22,9 +23,11 @@ from profitshare.models import (
     AttemptStatus,
     CreatorWallet,
     Distribution,
+    EarningsDay,
     PayoutAttempt,
     PublishedBot,
     Subscription,
+    SubscriptionEarnings,
 )
 from profitshare.selectors.history import ACTIVE_IOU_STATUSES as OWED_IOU_STATUSES
 from profitshare.selectors.history import Cursor, keyset_page
@@ -32,25 +35,27 @@ from profitshare.selectors.history import Cursor, keyset_page
 HISTORY_PAGE_SIZE = 25
 CSV_CHUNK = 2_000
 BREAKDOWN_LIMIT = 20
+WINDOW_DAYS = 30
 
 HISTORY_FIELDS = (
     "pk", "created_at", "realized_pnl", "profit_share_bps", "policy", "share", "carry_in", "paid", "owed",
     "carried", "voided", "status",
 )
+_SUM_KEYS = ("paid_closes", "paid", "owed", "voided")
 
 
 @dataclass(frozen=True)
 class CreatorTotals:
     """A creator's totals: ``lifetime_paid`` (landed payouts), ``paid_30d`` (paid on
-    distributions of the last 30 days), ``owed_in_ious`` (what IOUs still owe them),
-    ``carried_dust`` (shares too small to pay yet, waiting on subscriptions) and
-    ``distributions`` (how many)."""
+    distributions of the last 30 UTC days, today included), ``owed_in_ious`` (what pending IOUs
+    still owe them), ``carried_dust`` (shares too small to pay yet, waiting on subscriptions)
+    and ``paid_closes`` (distributions that received a payout)."""
 
     lifetime_paid: int
     paid_30d: int
     owed_in_ious: int
     carried_dust: int
-    distributions: int
+    paid_closes: int
 
 
 def creator_by_address(address: str) -> CreatorWallet | None:
@@ -68,73 +73,97 @@ def creator_bot(creator_id: int, bot_id: str) -> PublishedBot | None:
     return PublishedBot.objects.filter(creator_id=creator_id, bot_id=bot_id).first()
 
 
-def subscription_sums(creator_id: int, *, now: datetime | None = None) -> list[dict]:
-    """The creator's distributions aggregated in SQL per subscription, in one scan of the
-    ``(creator, created_at)`` index range: ``subscription_id`` (pk), ``bot_id`` (pk),
-    ``distributions``, ``share``, ``paid``, ``owed``, ``carried``, ``voided`` and ``paid_30d``
-    (paid on distributions of the last 30 days). One row per subscription that owed a share;
-    the totals and breakdowns below roll these rows up."""
-    since = (now or timezone.now()) - timedelta(days=30)
-    return list(
-        Distribution.objects.filter(creator_id=creator_id)
-        .values("subscription_id", "bot_id")
-        .annotate(
-            # paid_30d first: later annotations shadow the field names they aggregate
-            paid_30d=Coalesce(Sum("paid", filter=Q(created_at__gte=since)), 0),
-            distributions=Count("pk"), share=Sum("share"), paid=Sum("paid"), owed=Sum("owed"),
-            carried=Sum("carried"), voided=Sum("voided"),
+def subscription_sums(creator_id: int) -> list[dict]:
+    """Per subscription of the creator that was paid, had something voided or still owes:
+    ``subscription_id`` (pk), ``bot_id`` (pk), ``paid``, ``paid_closes``, ``voided`` (from the
+    rollups) and ``owed`` (what its pending IOUs still owe). Two indexed queries (three when
+    a subscription owes without having been paid yet); the totals and breakdowns roll these
+    rows up."""
+    rows = {
+        r["subscription_id"]: {**r, "owed": 0}
+        for r in SubscriptionEarnings.objects.filter(creator_id=creator_id).values(
+            "subscription_id", "bot_id", "paid", "paid_closes", "voided"
         )
+    }
+    owed = (
+        IOU.objects.filter(creator_id=creator_id, status__in=OWED_IOU_STATUSES)
+        .values("subscription_id")
+        .annotate(owed=Sum(F("amount") - F("paid_amount")))
         .order_by()
     )
+    unseen = {}
+    for r in owed:
+        row = rows.get(r["subscription_id"])
+        if row is None:
+            unseen[r["subscription_id"]] = r["owed"]
+        else:
+            row["owed"] = r["owed"]
+    if unseen:
+        for pk, bot_id in Subscription.objects.filter(pk__in=list(unseen)).values_list("pk", "bot_id"):
+            rows[pk] = {"subscription_id": pk, "bot_id": bot_id, "paid": 0, "paid_closes": 0, "voided": 0,
+                        "owed": unseen[pk]}
+    return list(rows.values())
 
 
-def creator_totals(creator_id: int, *, sums: list[dict] | None = None, now: datetime | None = None) -> CreatorTotals:
-    """Totals of one creator: its ``subscription_sums`` rolled up, what IOUs still owe it
-    (open, processing, expired) and the dust waiting on its subscriptions."""
-    sums = subscription_sums(creator_id, now=now) if sums is None else sums
-    owed = IOU.objects.filter(creator_id=creator_id, status__in=OWED_IOU_STATUSES).aggregate(
-        owed=Coalesce(Sum(F("amount") - F("paid_amount")), 0)
-    )["owed"]
-    dust = Subscription.objects.filter(bot__creator_id=creator_id).aggregate(dust=Coalesce(Sum("dust_carry"), 0))[
-        "dust"
-    ]
-    return CreatorTotals(
-        lifetime_paid=sum(row["paid"] for row in sums),
-        paid_30d=sum(row["paid_30d"] for row in sums),
-        owed_in_ious=owed,
-        carried_dust=dust,
-        distributions=sum(row["distributions"] for row in sums),
+def dust_by_bot(creator_id: int) -> dict[int, int]:
+    """Dust carried on the subscriptions of each of the creator's bots (bot pk to USDC base
+    units), waiting to be paid once it crosses the threshold."""
+    return dict(
+        Subscription.objects.filter(bot__creator_id=creator_id, dust_carry__gt=0)
+        .values("bot_id")
+        .annotate(dust=Sum("dust_carry"))
+        .order_by()
+        .values_list("bot_id", "dust")
     )
 
 
-def daily_earnings(creator_id: int, *, days: int = 30, now: datetime | None = None) -> list[dict]:
-    """Paid per UTC day over the last ``days`` days, every day present (0 when nothing):
-    ``[{"day": date, "paid": int, "share": int}, ...]`` oldest first."""
+def daily_earnings(creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | None = None) -> list[dict]:
+    """Paid per UTC day (on that day's distributions) over the last ``days`` days, every day
+    present (0 when nothing): ``[{"day": date, "paid": int, "paid_closes": int}, ...]`` oldest
+    first. Reads at most ``days`` rollup rows per bot."""
     today = (now or timezone.now()).astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     rows = (
-        Distribution.objects.filter(creator_id=creator_id, created_at__gte=datetime.combine(first, time.min, UTC))
-        .annotate(day=TruncDate("created_at"))
+        EarningsDay.objects.filter(creator_id=creator_id, day__gte=first, day__lte=today)
         .values("day")
-        .annotate(paid=Sum("paid"), share=Sum("share"))
+        .annotate(paid_sum=Sum("paid"), closes=Sum("paid_closes"))
+        .order_by()
     )
     by_day: dict[date, dict] = {row["day"]: row for row in rows}
     out = []
     for offset in range(days):
         day = first + timedelta(days=offset)
         row = by_day.get(day)
-        out.append({"day": day, "paid": row["paid"] if row else 0, "share": row["share"] if row else 0})
+        out.append({"day": day, "paid": row["paid_sum"] if row else 0, "paid_closes": row["closes"] if row else 0})
     return out
 
 
-_SUM_KEYS = ("distributions", "share", "paid", "owed", "carried", "voided")
-
-
-def earnings_by_bot(creator_id: int, *, sums: list[dict] | None = None) -> list[dict]:
-    """Per bot (bots without distributions too, by name): ``bot_id``, ``name``,
-    ``profit_share_bps``, ``policy`` (label), ``deleted``, ``distributions``, ``share``,
-    ``paid``, ``owed``, ``carried``, ``voided`` (the ``subscription_sums`` rows of each bot)."""
+def creator_totals(
+    creator_id: int, *, sums: list[dict] | None = None, daily: list[dict] | None = None,
+    dust: dict[int, int] | None = None, now: datetime | None = None,
+) -> CreatorTotals:
+    """Totals of one creator from its ``subscription_sums``, ``daily_earnings`` (30 days) and
+    ``dust_by_bot`` (each computed here unless given)."""
     sums = subscription_sums(creator_id) if sums is None else sums
+    daily = daily_earnings(creator_id, now=now) if daily is None else daily
+    dust = dust_by_bot(creator_id) if dust is None else dust
+    return CreatorTotals(
+        lifetime_paid=sum(row["paid"] for row in sums),
+        paid_30d=sum(row["paid"] for row in daily),
+        owed_in_ious=sum(row["owed"] for row in sums),
+        carried_dust=sum(dust.values()),
+        paid_closes=sum(row["paid_closes"] for row in sums),
+    )
+
+
+def earnings_by_bot(
+    creator_id: int, *, sums: list[dict] | None = None, dust: dict[int, int] | None = None
+) -> list[dict]:
+    """Per bot (bots without earnings too, by name): ``bot_id``, ``name``,
+    ``profit_share_bps``, ``policy`` (label), ``deleted``, ``paid_closes``, ``paid``, ``owed``
+    (pending IOUs), ``voided`` and ``carried`` (dust waiting on its subscriptions)."""
+    sums = subscription_sums(creator_id) if sums is None else sums
+    dust = dust_by_bot(creator_id) if dust is None else dust
     per_bot: dict[int, dict] = {}
     for row in sums:
         acc = per_bot.setdefault(row["bot_id"], dict.fromkeys(_SUM_KEYS, 0))
@@ -148,6 +177,7 @@ def earnings_by_bot(creator_id: int, *, sums: list[dict] | None = None) -> list[
             "policy": bot.get_policy_display(),
             "deleted": bot.deleted_at is not None,
             **per_bot.get(bot.pk, dict.fromkeys(_SUM_KEYS, 0)),
+            "carried": dust.get(bot.pk, 0),
         }
         for bot in creator_bots(creator_id)
     ]
@@ -156,14 +186,13 @@ def earnings_by_bot(creator_id: int, *, sums: list[dict] | None = None) -> list[
 def earnings_by_subscriber(
     creator_id: int, *, bot_pk: int | None = None, sums: list[dict] | None = None, limit: int = BREAKDOWN_LIMIT
 ) -> dict:
-    """The creator's top ``limit`` subscriptions by amount paid (optionally of one bot):
-    ``{"rows": [{"subscription_id", "subscriber_wallet", "bot_name", "distributions", "share",
-    "paid", "owed"}], "total": int}`` where ``total`` counts every subscription with a
-    distribution."""
+    """The creator's top ``limit`` subscriptions by amount paid, then owed (optionally of one
+    bot): ``{"rows": [{"subscription_id", "subscriber_wallet", "bot_name", "paid_closes",
+    "paid", "owed"}], "total": int}`` where ``total`` counts every subscription that was paid
+    or still owes."""
     sums = subscription_sums(creator_id) if sums is None else sums
-    if bot_pk is not None:
-        sums = [row for row in sums if row["bot_id"] == bot_pk]
-    top = sorted(sums, key=lambda row: (-row["paid"], row["subscription_id"]))[:limit]
+    sums = [row for row in sums if (row["paid"] or row["owed"]) and (bot_pk is None or row["bot_id"] == bot_pk)]
+    top = sorted(sums, key=lambda row: (-row["paid"], -row["owed"], row["subscription_id"]))[:limit]
     subs = {
         s["pk"]: s
         for s in Subscription.objects.filter(pk__in=[r["subscription_id"] for r in top]).values(
@@ -175,7 +204,7 @@ def earnings_by_subscriber(
             "subscription_id": subs[r["subscription_id"]]["subscription_id"],
             "subscriber_wallet": subs[r["subscription_id"]]["subscriber_wallet"],
             "bot_name": subs[r["subscription_id"]]["bot_name"],
-            **{k: r[k] for k in ("distributions", "share", "paid", "owed")},
+            **{k: r[k] for k in ("paid_closes", "paid", "owed")},
         }
         for r in top
     ]

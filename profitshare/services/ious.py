@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
 from profitshare.services.audit import record_event
+from profitshare.services.earnings import record_voided
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.notifications import alert
 
@@ -72,6 +73,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         if dist.owed == 0:
             dist.status = DistributionStatus.PAID if dist.paid else DistributionStatus.OWED
         dist.save(update_fields=["owed", "voided", "status", "updated_at"])
+        record_voided(dist, remaining)  # earnings rollups, same transaction
         record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, reason=reason, voided=remaining)
         record_event(
             "distribution", dist.pk, actor=actor, from_status=dist_before, to_status=dist.status,

@@ -36,7 +36,7 @@ def _row(request, iou_id: int, *, notice: str = "", error: str = "", status: int
         raise Http404("no such IOU")
     iou.notice, iou.error = notice, error  # shown in the row's actions cell
     table = OpenIouTable([iou], orderable=False, csrf_token=get_token(request))
-    return render(request, "profitshare/console/_iou_row.html", {"row": table.rows[0]}, status=status)
+    return render(request, "profitshare/console/_iou_row.html", {"row": table.render_row(iou)}, status=status)
 
 
 @require_GET

@@ -49,16 +49,17 @@ def dashboard_page(request, wallet: str):
         return render(request, "profitshare/creator/_history_rows.html", history)
     daily = dashboard.daily_earnings(creator.pk)
     sums = dashboard.subscription_sums(creator.pk)
+    dust = dashboard.dust_by_bot(creator.pk)
     context = {
         "wallet": wallet,
         "creator": creator,
-        "totals": dashboard.creator_totals(creator.pk, sums=sums),
+        "totals": dashboard.creator_totals(creator.pk, sums=sums, daily=daily, dust=dust),
         "daily": daily,
         "chart": {
             "labels": [d["day"].isoformat() for d in daily],
             "paid": [format_usdc(d["paid"], grouping=False) for d in daily],
         },
-        "by_bot": dashboard.earnings_by_bot(creator.pk, sums=sums),
+        "by_bot": dashboard.earnings_by_bot(creator.pk, sums=sums, dust=dust),
         "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, sums=sums),
         **history,
     }

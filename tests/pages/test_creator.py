@@ -35,22 +35,22 @@ def test_totals_and_breakdowns_from_real_payouts(client, earnings):
     response = client.get("/creator/")
     assert response.status_code == 200
     totals = response.context["totals"]
-    assert (totals.lifetime_paid, totals.paid_30d, totals.owed_in_ious, totals.distributions) == (
-        7_750_000, 7_750_000, 3_000_000, 4,
+    assert (totals.lifetime_paid, totals.paid_30d, totals.owed_in_ious, totals.paid_closes) == (
+        7_750_000, 7_750_000, 3_000_000, 3,
     )
     body = text(response)
     assert "Lifetime paid 7.750000" in body
     assert "Owed to you (IOUs) 3.000000" in body
     by_bot = response.context["by_bot"]
-    assert [(b["name"], b["paid"], b["owed"], b["distributions"]) for b in by_bot] == [
-        ("Momentum", 7_750_000, 3_000_000, 4)
+    assert [(b["name"], b["paid"], b["owed"], b["paid_closes"]) for b in by_bot] == [
+        ("Momentum", 7_750_000, 3_000_000, 3)
     ]
     subscribers = {r["subscriber_wallet"]: (r["paid"], r["owed"]) for r in response.context["by_subscriber"]["rows"]}
     assert subscribers == {
         earnings.paid_world.subscription.subscriber_wallet: (7_750_000, 0),
         earnings.iou_world.subscription.subscriber_wallet: (0, 3_000_000),
     }
-    assert response.context["daily"][-1]["paid"] == 7_750_000
+    assert (response.context["daily"][-1]["paid"], response.context["daily"][-1]["paid_closes"]) == (7_750_000, 3)
     assert response.context["chart"]["paid"][-1] == "7.750000"
 
 
@@ -95,7 +95,7 @@ def test_another_creators_bot_is_a_404_and_never_a_filter(client, earnings):
     sign_in_as(client, stranger_bot.creator.address)
     assert client.get(f"/creator/bots/{own}/").status_code == 404
     stranger_view = client.get("/creator/")
-    assert stranger_view.context["totals"].distributions == 0
+    assert stranger_view.context["totals"].paid_closes == 0
     assert earnings.paid_world.subscription.subscriber_wallet not in stranger_view.content.decode()
 
 

@@ -1,0 +1,32 @@
+"""``manage.py rebuild_earnings``: recompute the earnings rollups from the ledger."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from profitshare.services import earnings
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute the earnings rollups (paid per creator, bot and day; per subscription) from the "
+        "distributions, in one transaction; --check only compares them and fails on a difference."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--check", action="store_true", help="compare the rollups with the ledger, change nothing")
+
+    def handle(self, *args, check: bool = False, **options):
+        if check:
+            ledger, rollups = earnings.ledger_sums(), earnings.rollup_sums()
+            differ = {
+                table: sorted(set(ledger[table].items()) ^ set(rollups[table].items()), key=str)[:10]
+                for table in ledger
+            }
+            if any(differ.values()):
+                raise CommandError(f"rollups differ from the ledger (first differences): {differ}")
+            self.stdout.write(f"rollups match the ledger: {len(ledger['days'])} day rows, "
+                              f"{len(ledger['subscriptions'])} subscription rows")
+            return
+        written = earnings.rebuild()
+        self.stdout.write(f"rebuilt: {written['days']} day rows, {written['subscriptions']} subscription rows")

@@ -1,0 +1,63 @@
+"""Earnings rollups: running totals of what creators were paid, kept in the same database
+transaction as the ledger change that moves the money (``profitshare.services.earnings``), so
+the creator dashboard reads a few rollup rows instead of scanning every distribution.
+
+Both tables can be recomputed from the ledger at any time (``manage.py rebuild_earnings``);
+amounts are USDC base units.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class EarningsDay(models.Model):
+    """What one creator was paid through one bot on distributions created on one UTC ``day``.
+
+    ``paid``: the sum of the landed payouts of those distributions (first try or retry);
+    ``paid_closes``: how many of those distributions received at least one payout. Keyed by
+    the distribution's creation day (not the payout's), like the dashboard's "last 30 days".
+    """
+
+    creator = models.ForeignKey("profitshare.CreatorWallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+    bot = models.ForeignKey("profitshare.PublishedBot", on_delete=models.PROTECT, related_name="+", db_index=False)
+    day = models.DateField()
+    paid = models.BigIntegerField(default=0)
+    paid_closes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # the upsert's conflict target; its (creator, day) prefix serves the 30-day reads
+            models.UniqueConstraint(fields=["creator", "day", "bot"], name="earnings_day_key"),
+            models.CheckConstraint(condition=Q(paid__gte=0, paid_closes__gte=0), name="earnings_day_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"earnings {self.creator_id}/{self.bot_id} {self.day}: {self.paid}"
+
+
+class SubscriptionEarnings(models.Model):
+    """Running totals of one subscription's distributions for its creator: ``paid`` (landed
+    payouts), ``paid_closes`` (distributions with at least one payout) and ``voided`` (what
+    admins voided on its IOUs)."""
+
+    subscription = models.OneToOneField(
+        "profitshare.Subscription", on_delete=models.PROTECT, primary_key=True, related_name="+"
+    )
+    creator = models.ForeignKey("profitshare.CreatorWallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+    bot = models.ForeignKey("profitshare.PublishedBot", on_delete=models.PROTECT, related_name="+", db_index=False)
+    paid = models.BigIntegerField(default=0)
+    paid_closes = models.BigIntegerField(default=0)
+    voided = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(paid__gte=0, paid_closes__gte=0, voided__gte=0), name="subscription_earnings_non_negative"
+            ),
+        ]
+        indexes = [models.Index(fields=["creator", "bot"], name="sub_earnings_creator_bot")]
+
+    def __str__(self) -> str:
+        return f"earnings of subscription {self.subscription_id}: {self.paid}"
