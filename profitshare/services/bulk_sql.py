@@ -8,7 +8,8 @@ one array per column and a statement of constant text (``INSERT … SELECT * FRO
 other databases (the SQLite embedded default) get ``executemany`` of a one-row statement.
 
 Values are prepared by each field's own ``get_db_prep_save``, so types and JSON adaptation are
-Django's. The caller passes every column the table needs (no model defaults are applied).
+Django's; columns the caller does not name take the model's defaults (``auto_now`` and
+``auto_now_add`` fields: the time of the call), as ``Model.save`` would give them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 
 
 def insert_rows(
     model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *, returning: str | None = None
 ) -> list[tuple[Any, int]]:
     """Insert ``rows`` (tuples in ``columns`` order; columns are field attnames such as
-    ``distribution_id``) into ``model``'s table. With ``returning`` (a unique column's attname)
+    ``distribution_id``; the others take their defaults) into ``model``'s table. With ``returning`` (a unique column's attname)
     returns ``[(that column's value, new primary key), …]``; otherwise ``[]``.
 
     Raises ``KeyError`` for an unknown column, and the database's ``IntegrityError`` if a
@@ -32,7 +34,15 @@ def insert_rows(
         return []
     fields = {f.attname: f for f in model._meta.concrete_fields}
     chosen = [fields[name] for name in columns]
-    prepared = [[f.get_db_prep_save(value, connection) for f, value in zip(chosen, row, strict=True)] for row in rows]
+    # every other column takes the model's default, as Model.save would give it
+    now = timezone.now()
+    rest = [f for f in model._meta.concrete_fields if f.attname not in columns and f is not model._meta.pk]
+    defaults = [now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default() for f in rest]
+    chosen += rest
+    prepared = [
+        [f.get_db_prep_save(value, connection) for f, value in zip(chosen, (*row, *defaults), strict=True)]
+        for row in rows
+    ]
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in chosen)
     tail = ""
