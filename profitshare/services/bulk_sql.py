@@ -14,54 +14,76 @@ Django's; columns the caller does not name take the model's defaults (``auto_now
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one (model, columns, returning, database) insert needs, computed once."""
+
+    fields: tuple[models.Field, ...]  # named columns first, then the defaulted ones
+    defaulted: tuple[models.Field, ...]
+    statement: str  # the PostgreSQL unnest statement, or the one-row VALUES statement
+    returning_tail: str
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(model: type[models.Model], columns: tuple[str, ...], returning: str | None, vendor: str) -> _Plan:
+    ops = connection.ops
+    by_attname = {f.attname: f for f in model._meta.concrete_fields}
+    named = [by_attname[name] for name in columns]
+    defaulted = [f for f in model._meta.concrete_fields if f.attname not in columns and f is not model._meta.pk]
+    fields = (*named, *defaulted)
+    table = ops.quote_name(model._meta.db_table)
+    names = ", ".join(ops.quote_name(f.column) for f in fields)
+    tail = ""
+    if returning is not None:
+        tail = f" RETURNING {ops.quote_name(by_attname[returning].column)}, {ops.quote_name(model._meta.pk.column)}"
+    if vendor == "postgresql":
+        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        statement = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+    else:
+        statement = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
+    return _Plan(fields, tuple(defaulted), statement, tail)
+
+
 def insert_rows(
     model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence[Any]], *, returning: str | None = None
 ) -> list[tuple[Any, int]]:
     """Insert ``rows`` (tuples in ``columns`` order; columns are field attnames such as
-    ``distribution_id``; the others take their defaults) into ``model``'s table. With ``returning`` (a unique column's attname)
-    returns ``[(that column's value, new primary key), …]``; otherwise ``[]``.
+    ``distribution_id``; the others take their defaults) into ``model``'s table. With
+    ``returning`` (a unique column's attname) returns ``[(that column's value, new primary
+    key), …]``; otherwise ``[]``.
 
     Raises ``KeyError`` for an unknown column, and the database's ``IntegrityError`` if a
     constraint refuses a row (the statement inserts all rows or none)."""
     if not rows:
         return []
-    fields = {f.attname: f for f in model._meta.concrete_fields}
-    chosen = [fields[name] for name in columns]
-    # every other column takes the model's default, as Model.save would give it
+    plan = _plan(model, tuple(columns), returning, connection.vendor)
     now = timezone.now()
-    rest = [f for f in model._meta.concrete_fields if f.attname not in columns and f is not model._meta.pk]
-    defaults = [now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default() for f in rest]
-    chosen += rest
+    defaults = tuple(
+        now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+        for f in plan.defaulted
+    )
     prepared = [
-        [f.get_db_prep_save(value, connection) for f, value in zip(chosen, (*row, *defaults), strict=True)]
+        [f.get_db_prep_save(value, connection) for f, value in zip(plan.fields, (*row, *defaults), strict=True)]
         for row in rows
     ]
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(f.column) for f in chosen)
-    tail = ""
-    if returning is not None:
-        tail = f" RETURNING {connection.ops.quote_name(fields[returning].column)}, {connection.ops.quote_name(model._meta.pk.column)}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in chosen)
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}",
-                [list(column) for column in zip(*prepared, strict=True)],
-            )
+            cursor.execute(plan.statement + plan.returning_tail, [list(column) for column in zip(*prepared, strict=True)])
             return [tuple(r) for r in cursor.fetchall()] if returning is not None else []
-        statement = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(chosen))})"
         if returning is None:
-            cursor.executemany(statement, prepared)
+            cursor.executemany(plan.statement, prepared)
             return []
         out = []
         for row in prepared:
-            cursor.execute(statement + tail, row)
+            cursor.execute(plan.statement + plan.returning_tail, row)
             out.append(tuple(cursor.fetchone()))
         return out
