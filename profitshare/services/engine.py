@@ -207,23 +207,59 @@ def retry_iou_now(
 
 def _retry_locked(iou_id: int, gateway: ChainGateway, actor: str) -> None:
     iou = IOU.objects.get(pk=iou_id)
-    if iou.status != IouStatus.PROCESSING:
-        return
-    batch = _Batch(gateway, actor)
-    batch.items = _load_items([iou.distribution_id])
-    batch.items[0].iou = iou
+    if iou.status == IouStatus.PROCESSING:
+        _collect_ious(_Batch(gateway, actor), [iou])
+
+
+def _collect_ious(batch: _Batch, ious: list[IOU]) -> None:
+    """Pay claimed (``processing``) IOUs of distinct agent wallets, whose locks the caller
+    holds: earlier attempts are decided from the chain first; funds already withdrawn for them
+    are used before any new withdraw."""
+    by_dist = {iou.distribution_id: iou for iou in ious}
+    batch.items = _load_items(list(by_dist))
+    for item in batch.items:
+        item.iou = by_dist[item.dist.pk]
     _resolve_attempts(batch)
-    iou.refresh_from_db()
-    if iou.status != IouStatus.PROCESSING or not batch.live():
+    fresh = {i.pk: i for i in IOU.objects.filter(pk__in=[iou.pk for iou in ious])}
+    for item in batch.live():
+        item.iou = fresh[item.iou.pk]
+        if item.iou.status != IouStatus.PROCESSING:
+            item.stop()
+            continue
+        try:
+            parse_address(item.dist.creator.address)
+        except InvalidAddress as exc:
+            _owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+    if batch.live():
+        _collect(batch)
+
+
+def _collect_expired_first(batch: _Batch) -> None:
+    """Expired debts are collected first from later profits (issue 5, seed 000 #8): before a
+    subscription's new share is withdrawn and paid, its expired IOUs are claimed and paid,
+    oldest first, from the PnL this batch just settled. One query when there are none."""
+    items = [i for i in batch.live() if i.iou is None]
+    if not items:
         return
-    item = batch.items[0]
-    item.iou = iou
-    try:
-        parse_address(item.dist.creator.address)
-    except InvalidAddress as exc:
-        _owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+    in_batch = {i.dist.pk for i in batch.items}
+    expired = [
+        iou for iou in IOU.objects.filter(
+            subscription_id__in={i.dist.subscription_id for i in items}, status=IouStatus.EXPIRED,
+        ).order_by("created_at", "id")
+        if iou.distribution_id not in in_batch
+    ]
+    if not expired:
         return
-    _collect(batch)
+    _settle(batch)  # the new profit becomes collateral the old debts can be withdrawn from
+    queues: dict[int, list[IOU]] = {}
+    for iou in expired:
+        queues.setdefault(iou.subscription_id, []).append(iou)
+    while queues:  # one IOU per subscription (so per agent wallet) per round, oldest first
+        round_ = [queue.pop(0) for queue in queues.values()]
+        queues = {sub: queue for sub, queue in queues.items() if queue}
+        claimed = [iou for iou in round_ if claim_iou(iou.pk, actor=batch.actor)]
+        if claimed:
+            _collect_ious(_Batch(batch.gateway, batch.actor), claimed)
 
 
 # --- the pipeline --------------------------------------------------------------------------------
@@ -244,6 +280,7 @@ def _run(batch: _Batch, ids: list[int]) -> None:
     _resolve_attempts(batch)
     _start(batch)
     _fold_dust_and_check(batch)
+    _collect_expired_first(batch)
     _collect(batch)
 
 
