@@ -21,11 +21,10 @@ def _start_of_day(day) -> datetime:
 class DistributionHistoryFilter(django_filters.FilterSet):
     """A creator's distribution history: by bot (only the creator's own, by ``bot_id``), status
     and a date range (UTC days, both ends included). ``creator_id`` limits the bot choices, so
-    another creator's bot id is a form error, never a filter."""
+    another creator's bot id is a form error, never a filter; ``bots`` (the creator's bots,
+    when the caller already read them) spares that query."""
 
-    bot = django_filters.ModelChoiceFilter(
-        field_name="bot", to_field_name="bot_id", queryset=PublishedBot.objects.none(), empty_label="All bots"
-    )
+    bot = django_filters.ChoiceFilter(method="filter_bot", label="Bot", empty_label="All bots")
     status = django_filters.ChoiceFilter(choices=DistributionStatus.choices, empty_label="Any status")
     date_from = django_filters.DateFilter(
         method="filter_date_from", label="From", widget=forms.DateInput(attrs={"type": "date"})
@@ -34,9 +33,17 @@ class DistributionHistoryFilter(django_filters.FilterSet):
         method="filter_date_to", label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def __init__(self, data=None, queryset=None, *, creator_id: int, **kwargs):
+    def __init__(self, data=None, queryset=None, *, creator_id: int, bots=None, **kwargs):
         super().__init__(data, queryset, **kwargs)
-        self.filters["bot"].queryset = PublishedBot.objects.filter(creator_id=creator_id).order_by("name")
+        if bots is None:
+            bots = PublishedBot.objects.filter(creator_id=creator_id).order_by("name", "pk")
+        bots = [b for b in bots if b.creator_id == creator_id]
+        self._bot_pks = {bot.bot_id: bot.pk for bot in bots}
+        self.filters["bot"].extra["choices"] = [(bot.bot_id, bot.name) for bot in bots]
+
+    def filter_bot(self, queryset, name, value):
+        """Distributions of the creator's bot whose external id is ``value``."""
+        return queryset.filter(bot_id=self._bot_pks[value])
 
     def filter_date_from(self, queryset, name, value):
         """Distributions created on or after the start of ``value`` (UTC)."""

@@ -269,7 +269,7 @@ class OpenIouTable(LightTable):
     id = tables.Column("IOU", accessor="pk")
     subscriber = tables.Column("Subscriber", accessor="subscription__subscriber_wallet")
     creator_address = tables.Column("Creator", accessor="creator__address")
-    remaining_owed = MoneyColumn("Amount (USDC)")
+    remaining_owed = MoneyColumn("Amount (USDC)", order_by=("remaining_owed", "pk"))
     reason = tables.Column("Reason")
     status = tables.Column("Status")
     created_at = tables.Column("Age", order_by=("pk",))  # ids grow with creation: index order

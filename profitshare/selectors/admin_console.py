@@ -26,10 +26,10 @@ ALERTS_LIMIT = 50
 
 
 def _annotated(qs: QuerySet) -> QuerySet:
-    # the page's subscriptions and creators come by prefetch (two small IN queries), so sorting
-    # and limiting run on the IOU table alone; the amount still owed is computed in SQL so the
-    # table can sort on it
-    return qs.prefetch_related("subscription", "creator").annotate(remaining_owed=F("amount") - F("paid_amount"))
+    # the page's subscriptions and creators are joined in the same query: sorting and limiting
+    # run on the pending IOUs' partial indexes (migration 0006), the joins only on the page's
+    # rows; the amount still owed is computed in SQL so the table can sort on it
+    return qs.select_related("subscription", "creator").annotate(remaining_owed=F("amount") - F("paid_amount"))
 
 
 def open_ious(data) -> tuple[OpenIouFilter, QuerySet]:

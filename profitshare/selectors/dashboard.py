@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -63,6 +64,15 @@ def creator_by_address(address: str) -> CreatorWallet | None:
     return CreatorWallet.objects.filter(address=address).first()
 
 
+def creator_with_bots(address: str) -> tuple[CreatorWallet | None, list[PublishedBot]]:
+    """The creator whose own wallet is ``address`` (None when there is none) and its bots,
+    deleted ones too (they keep their history), by name; one query when it has bots."""
+    bots = list(PublishedBot.objects.filter(creator__address=address).select_related("creator").order_by("name", "pk"))
+    if bots:
+        return bots[0].creator, bots
+    return creator_by_address(address), []
+
+
 def creator_bots(creator_id: int) -> list[PublishedBot]:
     """The creator's bots (deleted ones too: they keep their history), by name."""
     return list(PublishedBot.objects.filter(creator_id=creator_id).order_by("name", "pk"))
@@ -73,48 +83,73 @@ def creator_bot(creator_id: int, bot_id: str) -> PublishedBot | None:
     return PublishedBot.objects.filter(creator_id=creator_id, bot_id=bot_id).first()
 
 
-def subscription_sums(creator_id: int) -> list[dict]:
-    """Per subscription of the creator that was paid, had something voided or still owes:
-    ``subscription_id`` (pk), ``bot_id`` (pk), ``paid``, ``paid_closes``, ``voided`` (from the
-    rollups) and ``owed`` (what its pending IOUs still owe). Two indexed queries (three when
-    a subscription owes without having been paid yet); the totals and breakdowns roll these
-    rows up."""
-    rows = {
-        r["subscription_id"]: {**r, "owed": 0}
-        for r in SubscriptionEarnings.objects.filter(creator_id=creator_id).values(
-            "subscription_id", "bot_id", "paid", "paid_closes", "voided"
-        )
-    }
-    owed = (
-        IOU.objects.filter(creator_id=creator_id, status__in=OWED_IOU_STATUSES)
-        .values("subscription_id")
-        .annotate(owed=Sum(F("amount") - F("paid_amount")))
-        .order_by()
+@dataclass(frozen=True)
+class CreatorSums:
+    """What the dashboard rolls up, read in one statement (``creator_sums``): ``rows`` per
+    subscription that was paid, had something voided or still owes (``subscription_id`` and
+    ``bot_id`` pks, ``subscription_ext_id``, ``subscriber_wallet``, ``paid``,
+    ``paid_closes``, ``voided``, ``owed``), and ``dust`` carried per bot pk. USDC base units."""
+
+    rows: list[dict]
+    dust: dict[int, int]
+
+
+def _creator_sums_sql() -> str:
+    qn = connection.ops.quote_name
+    earn, iou, sub, bot = (qn(m._meta.db_table) for m in (SubscriptionEarnings, IOU, Subscription, PublishedBot))
+    pending = ", ".join(["%s"] * len(OWED_IOU_STATUSES))
+    # one round trip for three sources (the rollups, the pending IOUs through their partial
+    # index, the dust on subscriptions); the first column says which a row comes from
+    return (
+        f"SELECT 's', e.subscription_id, e.bot_id, s.subscription_id, s.subscriber_wallet, e.paid, e.paid_closes, "  # noqa: S608 - quoted identifiers; values are parameters
+        f"e.voided FROM {earn} e JOIN {sub} s ON s.id = e.subscription_id WHERE e.creator_id = %s "
+        f"UNION ALL "
+        f"SELECT 'o', i.subscription_id, s.bot_id, s.subscription_id, s.subscriber_wallet, "
+        f"SUM(i.amount - i.paid_amount), 0, 0 FROM {iou} i JOIN {sub} s ON s.id = i.subscription_id "
+        f"WHERE i.creator_id = %s AND i.status IN ({pending}) "
+        f"GROUP BY i.subscription_id, s.bot_id, s.subscription_id, s.subscriber_wallet "
+        f"UNION ALL "
+        f"SELECT 'd', NULL, s.bot_id, NULL, NULL, SUM(s.dust_carry), 0, 0 FROM {sub} s JOIN {bot} b ON b.id = s.bot_id "
+        f"WHERE b.creator_id = %s AND s.dust_carry > 0 GROUP BY s.bot_id"
     )
-    unseen = {}
-    for r in owed:
-        row = rows.get(r["subscription_id"])
-        if row is None:
-            unseen[r["subscription_id"]] = r["owed"]
-        else:
-            row["owed"] = r["owed"]
-    if unseen:
-        for pk, bot_id in Subscription.objects.filter(pk__in=list(unseen)).values_list("pk", "bot_id"):
-            rows[pk] = {"subscription_id": pk, "bot_id": bot_id, "paid": 0, "paid_closes": 0, "voided": 0,
-                        "owed": unseen[pk]}
-    return list(rows.values())
+
+
+def creator_sums(creator_id: int) -> CreatorSums:
+    """The creator's per-subscription rollups with what their pending IOUs owe, and the dust
+    waiting on each bot's subscriptions (see ``CreatorSums``), in one statement whatever the
+    number of distributions."""
+    rows: dict[int, dict] = {}
+    dust: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_creator_sums_sql(), [creator_id, creator_id, *OWED_IOU_STATUSES, creator_id])
+        for kind, sub_pk, bot_pk, ext_id, wallet, amount, closes, voided in cursor.fetchall():
+            if kind == "d":
+                dust[bot_pk] = int(amount)
+                continue
+            row = rows.get(sub_pk)
+            if row is None:
+                row = rows[sub_pk] = {
+                    "subscription_id": sub_pk, "bot_id": bot_pk, "subscription_ext_id": ext_id,
+                    "subscriber_wallet": wallet, "paid": 0, "paid_closes": 0, "voided": 0, "owed": 0,
+                }
+            if kind == "s":
+                row["paid"], row["paid_closes"], row["voided"] = int(amount), int(closes), int(voided)
+            else:
+                row["owed"] = int(amount)
+    return CreatorSums(list(rows.values()), dust)
+
+
+def subscription_sums(creator_id: int) -> list[dict]:
+    """``creator_sums(creator_id).rows``: per subscription that was paid, had something
+    voided or still owes, ``paid``, ``paid_closes``, ``voided`` and ``owed``."""
+    return creator_sums(creator_id).rows
 
 
 def dust_by_bot(creator_id: int) -> dict[int, int]:
-    """Dust carried on the subscriptions of each of the creator's bots (bot pk to USDC base
-    units), waiting to be paid once it crosses the threshold."""
-    return dict(
-        Subscription.objects.filter(bot__creator_id=creator_id, dust_carry__gt=0)
-        .values("bot_id")
-        .annotate(dust=Sum("dust_carry"))
-        .order_by()
-        .values_list("bot_id", "dust")
-    )
+    """``creator_sums(creator_id).dust``: dust carried on the subscriptions of each of the
+    creator's bots (bot pk to USDC base units), waiting to be paid once it crosses the
+    threshold."""
+    return creator_sums(creator_id).dust
 
 
 def daily_earnings(creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | None = None) -> list[dict]:
@@ -139,33 +174,31 @@ def daily_earnings(creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | 
 
 
 def creator_totals(
-    creator_id: int, *, sums: list[dict] | None = None, daily: list[dict] | None = None,
-    dust: dict[int, int] | None = None, now: datetime | None = None,
+    creator_id: int, *, sums: CreatorSums | None = None, daily: list[dict] | None = None, now: datetime | None = None
 ) -> CreatorTotals:
-    """Totals of one creator from its ``subscription_sums``, ``daily_earnings`` (30 days) and
-    ``dust_by_bot`` (each computed here unless given)."""
-    sums = subscription_sums(creator_id) if sums is None else sums
+    """Totals of one creator from its ``creator_sums`` and ``daily_earnings`` (30 days), each
+    read here unless given."""
+    sums = creator_sums(creator_id) if sums is None else sums
     daily = daily_earnings(creator_id, now=now) if daily is None else daily
-    dust = dust_by_bot(creator_id) if dust is None else dust
     return CreatorTotals(
-        lifetime_paid=sum(row["paid"] for row in sums),
+        lifetime_paid=sum(row["paid"] for row in sums.rows),
         paid_30d=sum(row["paid"] for row in daily),
-        owed_in_ious=sum(row["owed"] for row in sums),
-        carried_dust=sum(dust.values()),
-        paid_closes=sum(row["paid_closes"] for row in sums),
+        owed_in_ious=sum(row["owed"] for row in sums.rows),
+        carried_dust=sum(sums.dust.values()),
+        paid_closes=sum(row["paid_closes"] for row in sums.rows),
     )
 
 
 def earnings_by_bot(
-    creator_id: int, *, sums: list[dict] | None = None, dust: dict[int, int] | None = None
+    creator_id: int, *, sums: CreatorSums | None = None, bots: list[PublishedBot] | None = None
 ) -> list[dict]:
     """Per bot (bots without earnings too, by name): ``bot_id``, ``name``,
     ``profit_share_bps``, ``policy`` (label), ``deleted``, ``paid_closes``, ``paid``, ``owed``
     (pending IOUs), ``voided`` and ``carried`` (dust waiting on its subscriptions)."""
-    sums = subscription_sums(creator_id) if sums is None else sums
-    dust = dust_by_bot(creator_id) if dust is None else dust
+    sums = creator_sums(creator_id) if sums is None else sums
+    bots = creator_bots(creator_id) if bots is None else bots
     per_bot: dict[int, dict] = {}
-    for row in sums:
+    for row in sums.rows:
         acc = per_bot.setdefault(row["bot_id"], dict.fromkeys(_SUM_KEYS, 0))
         for key in _SUM_KEYS:
             acc[key] += row[key]
@@ -177,44 +210,42 @@ def earnings_by_bot(
             "policy": bot.get_policy_display(),
             "deleted": bot.deleted_at is not None,
             **per_bot.get(bot.pk, dict.fromkeys(_SUM_KEYS, 0)),
-            "carried": dust.get(bot.pk, 0),
+            "carried": sums.dust.get(bot.pk, 0),
         }
-        for bot in creator_bots(creator_id)
+        for bot in bots
     ]
 
 
 def earnings_by_subscriber(
-    creator_id: int, *, bot_pk: int | None = None, sums: list[dict] | None = None, limit: int = BREAKDOWN_LIMIT
+    creator_id: int, *, bot_pk: int | None = None, sums: CreatorSums | None = None,
+    bots: list[PublishedBot] | None = None, limit: int = BREAKDOWN_LIMIT,
 ) -> dict:
     """The creator's top ``limit`` subscriptions by amount paid, then owed (optionally of one
-    bot): ``{"rows": [{"subscription_id", "subscriber_wallet", "bot_name", "paid_closes",
-    "paid", "owed"}], "total": int}`` where ``total`` counts every subscription that was paid
-    or still owes."""
-    sums = subscription_sums(creator_id) if sums is None else sums
-    sums = [row for row in sums if (row["paid"] or row["owed"]) and (bot_pk is None or row["bot_id"] == bot_pk)]
-    top = sorted(sums, key=lambda row: (-row["paid"], -row["owed"], row["subscription_id"]))[:limit]
-    subs = {
-        s["pk"]: s
-        for s in Subscription.objects.filter(pk__in=[r["subscription_id"] for r in top]).values(
-            "pk", "subscription_id", "subscriber_wallet", bot_name=F("bot__name")
-        )
+    bot): ``{"rows": [{"subscription_id" (external id), "subscriber_wallet", "bot_name",
+    "paid_closes", "paid", "owed"}], "total": int}`` where ``total`` counts every subscription
+    that was paid or still owes."""
+    sums = creator_sums(creator_id) if sums is None else sums
+    bots = creator_bots(creator_id) if bots is None else bots
+    names = {bot.pk: bot.name for bot in bots}
+    rows = [row for row in sums.rows if (row["paid"] or row["owed"]) and (bot_pk is None or row["bot_id"] == bot_pk)]
+    top = sorted(rows, key=lambda row: (-row["paid"], -row["owed"], row["subscription_id"]))[:limit]
+    return {
+        "rows": [
+            {
+                "subscription_id": r["subscription_ext_id"], "subscriber_wallet": r["subscriber_wallet"],
+                "bot_name": names.get(r["bot_id"], ""), **{k: r[k] for k in ("paid_closes", "paid", "owed")},
+            }
+            for r in top
+        ],
+        "total": len(rows),
     }
-    rows = [
-        {
-            "subscription_id": subs[r["subscription_id"]]["subscription_id"],
-            "subscriber_wallet": subs[r["subscription_id"]]["subscriber_wallet"],
-            "bot_name": subs[r["subscription_id"]]["bot_name"],
-            **{k: r[k] for k in ("paid_closes", "paid", "owed")},
-        }
-        for r in top
-    ]
-    return {"rows": rows, "total": len(sums)}
 
 
-def history_filter(creator_id: int, data) -> DistributionHistoryFilter:
-    """The history FilterSet bound to ``data`` (a query dict) and the creator's distributions."""
+def history_filter(creator_id: int, data, *, bots: list[PublishedBot] | None = None) -> DistributionHistoryFilter:
+    """The history FilterSet bound to ``data`` (a query dict) and the creator's distributions
+    (``bots``: the creator's bots when already read, for the bot choices)."""
     return DistributionHistoryFilter(
-        data, queryset=Distribution.objects.filter(creator_id=creator_id), creator_id=creator_id
+        data, queryset=Distribution.objects.filter(creator_id=creator_id), creator_id=creator_id, bots=bots
     )
 
 
@@ -250,16 +281,17 @@ def attach_signatures(rows: list[dict]) -> list[dict]:
 
 
 def distribution_history(
-    creator_id: int, data, *, after: str | None = None, before: str | None = None, limit: int = HISTORY_PAGE_SIZE
+    creator_id: int, data, *, after: str | None = None, before: str | None = None, limit: int = HISTORY_PAGE_SIZE,
+    bots: list[PublishedBot] | None = None,
 ) -> dict:
     """One page of the creator's distributions, newest first, filtered by ``data`` (see
     ``DistributionHistoryFilter``) and keyset-paginated: ``after`` (older than that cursor)
-    or ``before`` (newer than it).
+    or ``before`` (newer than it); ``bots``: the creator's bots when already read.
 
     Returns ``{"filter": FilterSet, "valid": bool, "rows": [...], "older": cursor | None,
     "newer": cursor | None}``; an invalid filter (e.g. another creator's bot) gives no rows.
     """
-    filterset = history_filter(creator_id, data)
+    filterset = history_filter(creator_id, data, bots=bots)
     if not filterset.is_valid():
         return {"filter": filterset, "valid": False, "rows": [], "older": None, "newer": None}
     page = keyset_page(

@@ -8,17 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db.models import F, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from profitshare.models import (
     IOU,
     AttemptStatus,
+    IouReason,
     IouStatus,
     PayoutAttempt,
     Subscription,
+    SubscriptionStatus,
     TradeClose,
 )
+from profitshare.services.guards import BLOCKING as BLOCKING_IOU_STATUSES
+from profitshare.services.guards import GuardAnswer
 
 ACTIVE_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
 
@@ -107,27 +112,68 @@ def subscriptions_of(wallet: str) -> list[dict]:
     )
 
 
-def subscription_of(wallet: str, subscription_id: str) -> Subscription | None:
-    """The subscription ``subscription_id`` if subscriber ``wallet`` owns it, else None."""
+def subscription_of(wallet: str, subscription_id: str, *, now: datetime | None = None) -> Subscription | None:
+    """The subscription ``subscription_id`` if subscriber ``wallet`` owns it, else None; with
+    its bot and creator, and what ``debt_banner`` needs, read in the same query."""
+    now = now or timezone.now()
+    remaining = F("amount") - F("paid_amount")
+    ious = IOU.objects.filter(subscription_id=OuterRef("pk"), status__in=ACTIVE_IOU_STATUSES).order_by().values(
+        "subscription_id"
+    )
+
+    def one(**aggregate):
+        return Subquery(ious.annotate(**aggregate).values(*aggregate)[:1])
+
     return (
         Subscription.objects.select_related("bot", "bot__creator")
         .filter(subscriber_wallet=wallet, subscription_id=subscription_id)
+        .annotate(
+            banner_blocking=one(x=Sum(remaining, filter=Q(status__in=BLOCKING_IOU_STATUSES, expires_at__gt=now))),
+            banner_owed=one(x=Sum(remaining)),
+            banner_processing=one(x=Count("pk", filter=Q(status=IouStatus.PROCESSING))),
+        )
         .first()
     )
 
 
 def trade_summary(subscription_pk: int) -> dict:
-    """Totals over a subscription's closes: ``closes``, ``realized_pnl``, ``share``, ``paid``,
-    ``owed``, ``net_pnl`` (realized PnL less the creator's share)."""
+    """Totals over a subscription's closes (one query): ``closes``, ``realized_pnl``,
+    ``share``, ``paid``, ``owed``, ``net_pnl`` (realized PnL less the creator's share), USDC
+    base units."""
     sums = TradeClose.objects.filter(subscription_id=subscription_pk).aggregate(
+        closes=Count("pk"),
         realized_pnl=Coalesce(Sum("realized_pnl"), 0),
         share=Coalesce(Sum("distribution__share"), 0),
         paid=Coalesce(Sum("distribution__paid"), 0),
         owed=Coalesce(Sum("distribution__owed"), 0),
     )
     sums["net_pnl"] = sums["realized_pnl"] - sums["share"]
-    sums["closes"] = TradeClose.objects.filter(subscription_id=subscription_pk).count()
     return sums
+
+
+def debt_banner(subscription: Subscription, *, now: datetime | None = None) -> dict:
+    """What the subscriber's debt banner shows, read in one query: ``guard`` (a
+    ``services.guards.GuardAnswer``, the answer ``guard(subscription_id)`` gives without
+    retrying: IOUs open or processing within their TTL block, expired ones stay owed) and
+    ``retrying`` (a retry of one of its IOUs is running). ``subscription.status`` is used as
+    loaded, and so are the sums when ``subscription_of`` read them (no query then)."""
+    if hasattr(subscription, "banner_owed"):  # read with the subscription (``subscription_of``)
+        sums = {"blocking": subscription.banner_blocking or 0, "owed": subscription.banner_owed or 0,
+                "processing": subscription.banner_processing or 0}
+    else:
+        now = now or timezone.now()
+        remaining = F("amount") - F("paid_amount")
+        sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=ACTIVE_IOU_STATUSES).aggregate(
+            blocking=Coalesce(Sum(remaining, filter=Q(status__in=BLOCKING_IOU_STATUSES, expires_at__gt=now)), 0),
+            owed=Coalesce(Sum(remaining), 0),
+            processing=Count("pk", filter=Q(status=IouStatus.PROCESSING)),
+        )
+    allowed = sums["blocking"] == 0
+    answer = GuardAnswer(
+        can_withdraw=allowed, can_delete=allowed, owed=sums["owed"], blocking_owed=sums["blocking"],
+        delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
+    )
+    return {"guard": answer, "retrying": sums["processing"] > 0}
 
 
 def _trade_rows(qs) -> list[dict]:
@@ -145,6 +191,10 @@ def _trade_rows(qs) -> list[dict]:
             carried=F("distribution__carried"),
             voided=F("distribution__voided"),
             status=F("distribution__status"),
+            owed_reason=Subquery(
+                IOU.objects.filter(distribution_id=OuterRef("distribution__pk"), status__in=ACTIVE_IOU_STATUSES)
+                .order_by("-pk").values("reason")[:1]
+            ),
         )
     )
 
@@ -155,7 +205,7 @@ def trade_history(
     """One page of a subscription's closes, newest first (keyset on ``closed_at``). Each row:
     the close, its distribution's amounts (None when the close owed nothing), ``net_pnl``,
     ``signatures`` and ``paid_at`` of landed payouts, and ``owed_reason`` / ``owed_reason_label``
-    of the IOU that still owes (None when nothing is owed)."""
+    of the IOU that still owes (None when nothing is owed). Two queries."""
     page = keyset_page(
         TradeClose.objects.filter(subscription_id=subscription_pk),
         after=Cursor.parse(after), before=Cursor.parse(before), limit=limit, fetch=_trade_rows,
@@ -170,19 +220,13 @@ def trade_history(
         .values_list("distribution_id", "signature", "resolved_at")
     ):
         landed.setdefault(dist_id, []).append((signature, at))
-    reasons = {
-        iou.distribution_id: iou
-        for iou in IOU.objects.filter(distribution_id__in=dist_ids, status__in=ACTIVE_IOU_STATUSES).only(
-            "distribution_id", "reason", "status"
-        )
-    }
+    labels = dict(IouReason.choices)
     for row in rows:
         sigs = landed.get(row["distribution_pk"], [])
         row["signatures"] = [s for s, _ in sigs]
         row["paid_at"] = max((at for _, at in sigs if at), default=None)
-        iou = reasons.get(row["distribution_pk"])
-        row["owed_reason"] = iou.reason if iou else None
-        row["owed_reason_label"] = iou.get_reason_display() if iou else None
+        reason = row["owed_reason"]
+        row["owed_reason_label"] = labels.get(reason, reason) if reason else None
     return page
 
 

@@ -22,9 +22,9 @@ CSV_HEADER = [
 ]
 
 
-def _history_context(request, creator_id: int) -> dict:
+def _history_context(request, creator_id: int, bots) -> dict:
     page = dashboard.distribution_history(
-        creator_id, request.GET, after=request.GET.get("after"), before=request.GET.get("before")
+        creator_id, request.GET, after=request.GET.get("after"), before=request.GET.get("before"), bots=bots
     )
     params = request.GET.copy()
     for key in ("after", "before"):
@@ -41,26 +41,25 @@ def _history_context(request, creator_id: int) -> dict:
 @wallet_required
 def dashboard_page(request, wallet: str):
     """``/creator/``: the signed-in creator's earnings (a wallet without bots sees a note)."""
-    creator = dashboard.creator_by_address(wallet)
+    creator, bots = dashboard.creator_with_bots(wallet)
     if creator is None:
         return render(request, "profitshare/creator/no_bots.html", {"wallet": wallet})
-    history = _history_context(request, creator.pk)
+    history = _history_context(request, creator.pk, bots)
     if request.htmx and request.htmx.target == "history-rows":
         return render(request, "profitshare/creator/_history_rows.html", history)
     daily = dashboard.daily_earnings(creator.pk)
-    sums = dashboard.subscription_sums(creator.pk)
-    dust = dashboard.dust_by_bot(creator.pk)
+    sums = dashboard.creator_sums(creator.pk)
     context = {
         "wallet": wallet,
         "creator": creator,
-        "totals": dashboard.creator_totals(creator.pk, sums=sums, daily=daily, dust=dust),
+        "totals": dashboard.creator_totals(creator.pk, sums=sums, daily=daily),
         "daily": daily,
         "chart": {
             "labels": [d["day"].isoformat() for d in daily],
             "paid": [format_usdc(d["paid"], grouping=False) for d in daily],
         },
-        "by_bot": dashboard.earnings_by_bot(creator.pk, sums=sums, dust=dust),
-        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, sums=sums),
+        "by_bot": dashboard.earnings_by_bot(creator.pk, sums=sums, bots=bots),
+        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, sums=sums, bots=bots),
         **history,
     }
     return render_fragment_or_page(request, "profitshare/creator/dashboard.html", {}, context)
@@ -70,16 +69,16 @@ def dashboard_page(request, wallet: str):
 @wallet_required
 def bot_page(request, bot_id: str, wallet: str):
     """``/creator/bots/<bot_id>/``: one of the creator's own bots; anyone else's is a 404."""
-    creator = dashboard.creator_by_address(wallet)
-    bot = dashboard.creator_bot(creator.pk, bot_id) if creator else None
+    creator, bots = dashboard.creator_with_bots(wallet)
+    bot = next((b for b in bots if b.bot_id == bot_id), None)
     if bot is None:
         raise Http404("no such bot")
-    sums = dashboard.subscription_sums(creator.pk)
+    sums = dashboard.creator_sums(creator.pk)
     context = {
         "wallet": wallet,
         "bot": bot,
-        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, bot_pk=bot.pk, sums=sums),
-        "row": next(r for r in dashboard.earnings_by_bot(creator.pk, sums=sums) if r["bot_id"] == bot.bot_id),
+        "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, bot_pk=bot.pk, sums=sums, bots=bots),
+        "row": next(r for r in dashboard.earnings_by_bot(creator.pk, sums=sums, bots=bots) if r["bot_id"] == bot.bot_id),
     }
     return render(request, "profitshare/creator/bot.html", context)
 

@@ -21,7 +21,9 @@ def _own_subscription(wallet: str, subscription_id: str):
     return sub
 
 
-def _banner_context(sub, answer) -> dict:
+def _banner_context(sub, answer=None) -> dict:
+    if answer is None:  # reading only: the guard's answer and the retry state in one query
+        return {"subscription": sub, **history.debt_banner(sub)}
     return {"subscription": sub, "guard": answer, "retrying": history.debts_in_progress(sub.pk)}
 
 
@@ -47,7 +49,7 @@ def trades_page(request, subscription_id: str, wallet: str):
         "page": page,
         "table": TradeTable(page["rows"]),
         "summary": history.trade_summary(sub.pk),
-        **_banner_context(sub, guard(sub.subscription_id)),
+        **_banner_context(sub),
     }
     if request.htmx and request.htmx.target == "trades":
         return render(request, "profitshare/subscriber/_trades.html", context)
@@ -59,7 +61,7 @@ def trades_page(request, subscription_id: str, wallet: str):
 def banner(request, subscription_id: str, wallet: str):
     """The guard banner alone (htmx polls it while a retry runs)."""
     sub = _own_subscription(wallet, subscription_id)
-    return render(request, "profitshare/subscriber/_banner.html", _banner_context(sub, guard(sub.subscription_id)))
+    return render(request, "profitshare/subscriber/_banner.html", _banner_context(sub))
 
 
 @require_POST

@@ -86,3 +86,30 @@ def test_someone_elses_subscription_is_a_404(client, earnings):
     sign_in_as(client, str(Keypair().pubkey()))
     assert "no subscriptions" in client.get("/subscriber/").content.decode()
     assert client.get(f"/subscriber/{mine.subscription_id}/").status_code == 404
+
+
+def test_the_banner_reads_what_the_guard_answers(earnings):
+    """The page's one-query banner agrees with ``guard`` (the service a withdrawal asks) while
+    an IOU blocks, once it is past its TTL (owed, no longer blocking), and while a retry runs."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from profitshare.models import IOU, Subscription
+    from profitshare.selectors.history import debt_banner
+    from profitshare.services.guards import guard
+
+    def both():
+        sub = Subscription.objects.get(pk=earnings.iou_world.subscription.pk)
+        return debt_banner(sub)["guard"], guard(sub.subscription_id)
+
+    banner, answer = both()
+    assert banner == answer and (answer.can_withdraw, answer.blocking_owed) == (False, 3_000_000)
+    IOU.objects.filter(pk=earnings.iou.pk).update(status=IouStatus.EXPIRED, expires_at=timezone.now() - timedelta(days=1))
+    banner, answer = both()
+    assert banner == answer and (answer.can_withdraw, answer.owed, answer.blocking_owed) == (True, 3_000_000, 0)
+    IOU.objects.filter(pk=earnings.iou.pk).update(status=IouStatus.PROCESSING, expires_at=timezone.now() + timedelta(days=1))
+    Subscription.objects.filter(pk=earnings.iou_world.subscription.pk).update(status="delinquent")
+    banner, answer = both()
+    assert banner == answer and answer.delinquent and not answer.can_withdraw
+    assert debt_banner(Subscription.objects.get(pk=earnings.iou_world.subscription.pk))["retrying"] is True
