@@ -1,0 +1,149 @@
+"""The ledger side of outcomes: landed payouts applied once, what remains owed becomes one IOU
+with a reason code, delinquency cleared when debts are paid, retry backoff."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from profitshare.models import (
+    IOU,
+    AttemptStatus,
+    Distribution,
+    DistributionStatus,
+    IouReason,
+    IouStatus,
+    PayoutAttempt,
+    Subscription,
+    SubscriptionStatus,
+)
+from profitshare.services.audit import append_events, event, record_event
+from profitshare.services.earnings import record_paid
+from profitshare.services.engine.batch import ACTIVE_IOU_STATUSES, Batch, Item, group
+from profitshare.services.notifications import alert
+
+
+def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
+    """Apply landed payouts to the ledger exactly once (idempotent per attempt)."""
+    if not landed:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        locked = {a.pk: a for a in PayoutAttempt.objects.select_for_update().filter(pk__in=[a.pk for a, _ in landed])}
+        fresh = [(locked[a.pk], slot) for a, slot in landed if locked[a.pk].status != AttemptStatus.LANDED]
+        if not fresh:
+            return
+        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
+        ious = {i.distribution_id: i for i in IOU.objects.select_for_update().filter(
+            distribution__in=list(dists), status__in=ACTIVE_IOU_STATUSES)}
+        events, paid_ious = [], []
+        for attempt, slot in fresh:
+            before = attempt.status
+            attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
+            events.append(event("payout_attempt", attempt.signature, actor=batch.actor, from_status=before,
+                                 to_status=attempt.status, amount=attempt.amount, slot=slot))
+            dist = dists[attempt.distribution_id]
+            dist.paid += attempt.amount
+            dist.owed -= attempt.amount
+            dist.withdrawn -= min(dist.withdrawn, attempt.amount)
+            before_status, dist.status = dist.status, settled_status(dist)
+            events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
+                                 reason="payout landed", signature=attempt.signature, amount=attempt.amount,
+                                 paid=dist.paid, owed=dist.owed))
+            iou = ious.get(dist.pk)
+            if iou is not None:
+                iou.paid_amount += attempt.amount
+                before_iou = iou.status
+                if iou.paid_amount >= iou.amount:
+                    iou.status, iou.resolved_at = IouStatus.PAID, now
+                    paid_ious.append(iou)
+                events.append(event("iou", iou.pk, actor=batch.actor, from_status=before_iou, to_status=iou.status,
+                                     reason="payout landed", signature=attempt.signature, amount=attempt.amount,
+                                     remaining=iou.remaining))
+        by_slot: dict[int | None, list[int]] = {}
+        for attempt, slot in fresh:
+            by_slot.setdefault(slot, []).append(attempt.pk)
+        for slot, pks in by_slot.items():  # a batch lands in one or a few slots
+            PayoutAttempt.objects.filter(pk__in=pks).update(status=AttemptStatus.LANDED, slot=slot, resolved_at=now)
+        # rows are locked and their final values computed above: one UPDATE per distinct result
+        finals = [((d.paid, d.owed, d.withdrawn, d.status), d.pk) for d in dists.values()]
+        for (paid, owed, withdrawn, status), pks in group(finals).items():
+            Distribution.objects.filter(pk__in=pks).update(
+                paid=paid, owed=owed, withdrawn=withdrawn, status=status, updated_at=now
+            )
+        if ious:
+            IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
+        record_paid((dists[a.distribution_id], a.amount) for a, _ in fresh)  # earnings rollups, same transaction
+        append_events(events)
+        for iou in paid_ious:
+            clear_delinquency(iou.subscription_id, batch.actor)
+    for attempt, _ in landed:
+        attempt.status = AttemptStatus.LANDED
+
+
+def settled_status(dist: Distribution) -> str:
+    """The status a distribution rests in once a run ends: paid, carried, partially paid or owed."""
+    if dist.owed == 0:
+        return DistributionStatus.PAID if dist.paid else DistributionStatus.CARRIED
+    return DistributionStatus.PARTIALLY_PAID if dist.paid else DistributionStatus.OWED
+
+
+def clear_delinquency(subscription_id: int, actor: str) -> None:
+    """A delinquent subscription becomes active again once it has no active IOU (caller holds
+    the transaction)."""
+    sub = Subscription.objects.select_for_update().get(pk=subscription_id)
+    if sub.status != SubscriptionStatus.DELINQUENT:
+        return
+    if IOU.objects.filter(subscription=sub, status__in=ACTIVE_IOU_STATUSES).exists():
+        return
+    sub.status = SubscriptionStatus.ACTIVE
+    sub.save(update_fields=["status"])
+    record_event("subscription", sub.subscription_id, actor=actor, from_status=SubscriptionStatus.DELINQUENT,
+                 to_status=sub.status, reason="debts paid")
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff of IOU retries: base × 2^(attempts−1), capped (settings)."""
+    base, cap = settings.QV_IOU_RETRY_BASE_SECONDS, settings.QV_IOU_RETRY_MAX_SECONDS
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
+    """Whatever the distribution still owes becomes (or stays) its one active IOU; the item
+    leaves the batch."""
+    item.stop()
+    now = timezone.now()
+    with transaction.atomic():
+        dist = Distribution.objects.select_for_update(of=("self",)).select_related("creator").get(pk=item.dist.pk)
+        if dist.owed == 0:
+            return
+        iou = IOU.objects.select_for_update().filter(distribution=dist, status__in=ACTIVE_IOU_STATUSES).first()
+        before_dist = dist.status
+        dist.status = settled_status(dist)
+        dist.save(update_fields=["status", "updated_at"])
+        if before_dist != dist.status:
+            record_event("distribution", dist.pk, actor=batch.actor, from_status=before_dist, to_status=dist.status,
+                         reason=reason, owed=dist.owed)
+        if iou is None:
+            iou = IOU.objects.create(
+                distribution=dist, subscription_id=dist.subscription_id, creator_id=dist.creator_id,
+                amount=dist.owed, reason=reason, last_error=error[:2000], next_retry_at=now + retry_delay(1),
+                expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
+            )
+            record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
+            alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
+                        amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
+            if reason == IouReason.INVALID_CREATOR_WALLET:
+                alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
+                      amount=dist.owed, creator=dist.creator.address)
+            return
+        before = iou.status
+        iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
+        iou.reason, iou.last_error, iou.claimed_at = reason, error[:2000], None
+        iou.next_retry_at = now + retry_delay(iou.attempts + 1)
+        iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at"])
+        record_event("iou", iou.pk, actor=batch.actor, from_status=before, to_status=iou.status, reason=reason,
+                     remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat())

@@ -1,0 +1,184 @@
+"""Payout transfers, exactly once: each attempt (signed bytes, signature, last valid block
+height) is committed before its first send; outcomes are decided by signature status; a crashed
+run's attempts are resolved from the chain before anything new is signed (seed 001 #4)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from profitshare.chain.addresses import parse_address
+from profitshare.chain.errors import ChainError, TransactionFailed
+from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.models import AttemptStatus, DistributionStatus, IouReason, PayoutAttempt
+from profitshare.services.audit import append_events, event
+from profitshare.services.bulk_sql import insert_rows
+from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, refresh
+from profitshare.services.engine.ledger import apply_landed, owe
+
+logger = logging.getLogger(__name__)
+
+
+MAX_SIGNINGS_PER_RUN = 3
+
+
+def transfer(batch: Batch) -> None:
+    """Sign, record, send and confirm the payouts; re-sign only those that expired unlanded."""
+    gateway = batch.gateway
+    for _ in range(MAX_SIGNINGS_PER_RUN):
+        items = [i for i in batch.live() if min(i.dist.withdrawn, i.dist.owed) > 0]
+        if not items:
+            return
+        try:
+            recent = gateway.transactions.latest_blockhash()
+        except ChainError as exc:
+            for item in items:
+                item.fall_short(IouReason.RPC_UNAVAILABLE, f"transfer: {exc}")
+            return
+        counts = {}
+        for pk in PayoutAttempt.objects.filter(distribution__in=[i.dist.pk for i in items]).values_list("distribution_id", flat=True):
+            counts[pk] = counts.get(pk, 0) + 1
+        attempts, events = [], []
+        for item in items:
+            amount = min(item.dist.withdrawn, item.dist.owed)
+            number = counts.get(item.dist.pk, 0) + 1
+            signed = gateway.build_payout(
+                item.keypair, parse_address(item.dist.creator.address), amount,
+                reference=f"qv:d{item.dist.pk}:a{number}", check_funds=False, recent=recent,
+                create_destination_ata=not item.creator_ata_exists,
+            )
+            attempts.append(PayoutAttempt(
+                distribution=item.dist, iou=item.iou, agent_wallet=item.dist.subscription.agent_wallet,
+                amount=amount, signature=signed.signature, raw_transaction=signed.raw,
+                blockhash=signed.blockhash, last_valid_block_height=signed.last_valid_block_height,
+                destination_owner=str(signed.destination_owner), destination_ata=str(signed.destination_ata),
+            ))
+            events.append(event(
+                "payout_attempt", signed.signature, actor=batch.actor, to_status=AttemptStatus.PREPARED,
+                distribution=item.dist.pk, iou=item.iou.pk if item.iou else None, amount=amount,
+                last_valid_block_height=signed.last_valid_block_height,
+            ))
+        with transaction.atomic():  # the durable record comes before any send
+            _record_attempts(attempts)
+            append_events(events)
+        by_sig = dict(zip([a.signature for a in attempts], items, strict=True))
+        expired = send_and_decide(batch, attempts, first_send=True)
+        refresh(items)
+        for attempt in attempts:
+            item = by_sig[attempt.signature]
+            if attempt.status in UNRESOLVED_ATTEMPTS:
+                item.stop()  # outcome unknown: the resolver finishes it from the chain
+            elif attempt.status == AttemptStatus.FAILED:
+                owe(batch, item, IouReason.TRANSFER_FAILED, attempt.error)
+        if not expired:
+            return
+    for item in batch.live():
+        if min(item.dist.withdrawn, item.dist.owed) > 0:
+            item.fall_short(IouReason.BLOCKHASH_EXPIRED, "transfer expired unlanded")
+
+
+_ATTEMPT_COLUMNS = (
+    "distribution_id", "iou_id", "agent_wallet_id", "amount", "signature", "raw_transaction", "blockhash",
+    "last_valid_block_height", "destination_owner", "destination_ata", "status", "error", "created_at",
+)
+
+
+def _record_attempts(attempts: list[PayoutAttempt]) -> None:
+    """Insert the prepared attempts in one statement and give each its primary key."""
+    now = timezone.now()
+    pks = dict(insert_rows(PayoutAttempt, _ATTEMPT_COLUMNS, [
+        (a.distribution_id, a.iou_id, a.agent_wallet_id, a.amount, a.signature, a.raw_transaction, a.blockhash,
+         a.last_valid_block_height, a.destination_owner, a.destination_ata, a.status, a.error, now)
+        for a in attempts
+    ], returning="signature"))
+    for attempt in attempts:
+        attempt.pk, attempt.created_at = pks[attempt.signature], now
+        attempt._state.adding = False
+
+
+def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: bool) -> list[PayoutAttempt]:
+    """Send each attempt's bytes, mark sent, wait for all, apply the outcome. Returns the
+    attempts that expired unlanded (safe to re-sign)."""
+    gateway = batch.gateway
+    refused: list[tuple[PayoutAttempt, str]] = []
+    pending: dict[str, int] = {}
+    results = gateway.send_many([
+        SignedTransaction(a.signature, bytes(a.raw_transaction), a.blockhash, a.last_valid_block_height, ())
+        for a in attempts
+    ])
+    for attempt in attempts:
+        error = results[attempt.signature]
+        if isinstance(error, TransactionFailed) and first_send:
+            # refused by preflight: it never landed and these bytes cannot
+            refused.append((attempt, f"TransactionFailed: {describe_error(error.err)}"))
+            continue
+        if error is not None:
+            logger.info("send of %s: %s (decided by status)", attempt.signature, error)
+        pending[attempt.signature] = attempt.last_valid_block_height
+    _mark(batch, [(a, AttemptStatus.FAILED, e) for a, e in refused])
+    _mark(batch, [(a, AttemptStatus.SENT, "") for a in attempts if a.signature in pending and a.status == AttemptStatus.PREPARED])
+    try:
+        outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
+    except ChainError as exc:
+        logger.info("statuses unknown: %s", exc)
+        return []
+    by_sig = {a.signature: a for a in attempts}
+    landed, failed, expired = [], [], []
+    for signature, status in outcome.items():
+        attempt = by_sig[signature]
+        if status == "expired":
+            expired.append((attempt, AttemptStatus.EXPIRED, "blockhash expired unlanded"))
+        elif status == "unknown":
+            continue
+        elif status.state == "landed":
+            landed.append((attempt, status.slot))
+        else:
+            failed.append((attempt, AttemptStatus.FAILED, f"TransactionFailed: {describe_error(status.err)}"))
+    _mark(batch, failed + expired)
+    apply_landed(batch, landed)
+    return [a for a, _, _ in expired]
+
+
+def resolve_attempts(batch: Batch) -> None:
+    """Decide this batch's recorded but undecided attempts from the chain: landed is paid,
+    failed is failed, expired unlanded is marked (may be re-signed), live is re-broadcast with
+    the same bytes and waited for. Items still undecided leave the batch untouched."""
+    by_dist = {i.dist.pk: i for i in batch.items}
+    attempts = list(PayoutAttempt.objects.filter(distribution__in=list(by_dist), status__in=UNRESOLVED_ATTEMPTS))
+    if not attempts:
+        return
+    send_and_decide(batch, attempts, first_send=False)
+    for attempt in attempts:
+        if attempt.status in UNRESOLVED_ATTEMPTS:
+            by_dist[attempt.distribution_id].stop()
+    refresh(batch.items)
+    for item in batch.items:
+        if item.dist.status not in (DistributionStatus.PENDING, DistributionStatus.PROCESSING) and item.iou is None:
+            item.stop()
+        if item.dist.owed == 0:
+            item.stop()
+
+
+def _mark(batch: Batch, changes: list[tuple[PayoutAttempt, str, str]]) -> None:
+    if not changes:
+        return
+    now = timezone.now()
+    events = []
+    for attempt, status, error in changes:
+        before = attempt.status
+        attempt.status, attempt.error = status, error[:2000]
+        if status == AttemptStatus.SENT:
+            attempt.sent_at = now
+        else:
+            attempt.resolved_at = now
+        events.append(event("payout_attempt", attempt.signature, actor=batch.actor, from_status=before, to_status=status, reason=error))
+    groups: dict[tuple[str, str], list[int]] = {}
+    for attempt, status, _ in changes:
+        groups.setdefault((status, attempt.error), []).append(attempt.pk)
+    with transaction.atomic():
+        for (status, error), pks in groups.items():  # one UPDATE per outcome, not per row
+            stamp = {"sent_at": now} if status == AttemptStatus.SENT else {"resolved_at": now}
+            PayoutAttempt.objects.filter(pk__in=pks).update(status=status, error=error, **stamp)
+        append_events(events)

@@ -1,0 +1,204 @@
+"""Entry points of the engine (tasks, resolver, guards, console and API call these) and the
+order of the steps for a batch: resolve earlier attempts, start, dust, expired debts first,
+settle, pre-flight, withdraw, transfer, owe the rest."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from profitshare.chain.addresses import parse_address
+from profitshare.chain.errors import InvalidAddress
+from profitshare.chain.gateway import ChainGateway, get_gateway
+from profitshare.models import IOU, Distribution, DistributionStatus, IouReason, IouStatus
+from profitshare.services.audit import ENGINE
+from profitshare.services.engine.batch import Batch, load_items, refresh
+from profitshare.services.engine.ledger import owe
+from profitshare.services.engine.payouts import resolve_attempts, transfer
+from profitshare.services.engine.steps import (
+    fold_dust_and_check,
+    preflight,
+    settle,
+    start,
+    withdraw,
+)
+from profitshare.services.ious import claim_iou
+from profitshare.services.locks import LockTimeout, agent_wallet_locks
+
+BATCH_SIZE = 64
+_gateways: dict[tuple, ChainGateway] = {}
+
+
+def default_gateway() -> ChainGateway:
+    """One gateway per process and configuration (its RPC connections and cached rent are
+    reused across tasks); a change of the chain settings builds a new one."""
+    key = (
+        tuple(settings.QV_RPC_URLS), settings.QV_DRIFT_BACKEND, settings.QV_USDC_MINT,
+        settings.QV_PRIORITY_FEE_MICROLAMPORTS, settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT,
+    )
+    if key not in _gateways:
+        _gateways[key] = get_gateway()
+    return _gateways[key]
+
+
+def process_distribution(
+    distribution_id: int, *, gateway: ChainGateway | None = None, actor: str = ENGINE, lock_timeout: float = 60.0
+) -> Distribution:
+    """Run the pipeline for one distribution (waits up to ``lock_timeout`` s for its agent
+    wallet; raises ``LockTimeout``). Safe to run twice or concurrently. Returns it as it ends."""
+    agent = Distribution.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(pk=distribution_id)
+    with agent_wallet_locks([agent], timeout=lock_timeout) as held:
+        if not held:
+            raise LockTimeout(f"agent wallet {agent} is busy")
+        _run(Batch(gateway or default_gateway(), actor), [distribution_id])
+    return Distribution.objects.get(pk=distribution_id)
+
+
+def is_pending(distribution_id: int) -> bool:
+    """Whether the distribution still waits for its first run (status ``pending``)."""
+    return Distribution.objects.filter(pk=distribution_id, status=DistributionStatus.PENDING).exists()
+
+
+def process_pending(
+    distribution_id: int | None = None, *, gateway: ChainGateway | None = None, actor: str = ENGINE,
+    limit: int = BATCH_SIZE,
+) -> list[int]:
+    """Pay ``distribution_id`` and up to ``limit`` other pending distributions in one batch:
+    one per agent wallet, only wallets whose lock is free (the rest are left to their own tasks).
+    Returns the ids processed."""
+    with transaction.atomic():
+        rows = list(
+            Distribution.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=DistributionStatus.PENDING)
+            .order_by("id")
+            .values_list("pk", "subscription__agent_wallet__pubkey")[: limit * 2]
+        )
+    if distribution_id is not None and distribution_id not in {pk for pk, _ in rows}:
+        own = Distribution.objects.filter(pk=distribution_id, status=DistributionStatus.PENDING).values_list(
+            "pk", "subscription__agent_wallet__pubkey"
+        )
+        rows = list(own) + rows
+    by_agent: dict[str, int] = {}
+    for pk, agent in rows:
+        by_agent.setdefault(agent, pk)
+        if len(by_agent) >= limit:
+            break
+    with agent_wallet_locks(list(by_agent), timeout=0) as held:
+        ids = [by_agent[agent] for agent in held]
+        if ids:
+            _run(Batch(gateway or default_gateway(), actor), ids)
+    return ids
+
+
+def retry_iou(
+    iou_id: int, *, gateway: ChainGateway | None = None, actor: str = ENGINE, lock_timeout: float = 60.0
+) -> IOU:
+    """Try again to pay a claimed IOU (status ``processing``, see ``ious.claim_due_ious``).
+    Funds already withdrawn for it are used first, never withdrawn twice. On failure the IOU
+    returns to ``open`` (or ``expired`` past its TTL) with exponential backoff."""
+    agent = IOU.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(pk=iou_id)
+    with agent_wallet_locks([agent], timeout=lock_timeout) as held:
+        if not held:
+            raise LockTimeout(f"agent wallet {agent} is busy")
+        _retry_locked(iou_id, gateway or default_gateway(), actor)
+    return IOU.objects.get(pk=iou_id)
+
+
+def retry_iou_now(
+    iou_id: int, *, actor: str, gateway: ChainGateway | None = None, lock_timeout: float = 10.0
+) -> IOU | None:
+    """Retry one IOU now whatever its backoff (admin "retry now", guards): takes the agent
+    wallet's lock *before* claiming, so a busy wallet (``LockTimeout``) changes nothing.
+    Returns None when the IOU is not retryable (not open/expired). ``IOU.DoesNotExist`` if
+    unknown."""
+    agent = IOU.objects.values_list("subscription__agent_wallet__pubkey", flat=True).get(pk=iou_id)
+    with agent_wallet_locks([agent], timeout=lock_timeout) as held:
+        if not held:
+            raise LockTimeout(f"agent wallet {agent} is busy")
+        if not claim_iou(iou_id, actor=actor):
+            return None
+        _retry_locked(iou_id, gateway or default_gateway(), actor)
+    return IOU.objects.get(pk=iou_id)
+
+
+def _retry_locked(iou_id: int, gateway: ChainGateway, actor: str) -> None:
+    iou = IOU.objects.get(pk=iou_id)
+    if iou.status == IouStatus.PROCESSING:
+        collect_ious(Batch(gateway, actor), [iou])
+
+
+def collect_ious(batch: Batch, ious: list[IOU]) -> None:
+    """Pay claimed (``processing``) IOUs of distinct agent wallets, whose locks the caller
+    holds: earlier attempts are decided from the chain first; funds already withdrawn for them
+    are used before any new withdraw."""
+    by_dist = {iou.distribution_id: iou for iou in ious}
+    batch.items = load_items(list(by_dist))
+    for item in batch.items:
+        item.iou = by_dist[item.dist.pk]
+    resolve_attempts(batch)
+    fresh = {i.pk: i for i in IOU.objects.filter(pk__in=[iou.pk for iou in ious])}
+    for item in batch.live():
+        item.iou = fresh[item.iou.pk]
+        if item.iou.status != IouStatus.PROCESSING:
+            item.stop()
+            continue
+        try:
+            parse_address(item.dist.creator.address)
+        except InvalidAddress as exc:
+            owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+    if batch.live():
+        collect(batch)
+
+
+def _collect_expired_first(batch: Batch) -> None:
+    """Expired debts are collected first from later profits (issue 5, seed 000 #8): before a
+    subscription's new share is withdrawn and paid, its expired IOUs are claimed and paid,
+    oldest first, from the PnL this batch just settled. One query when there are none."""
+    items = [i for i in batch.live() if i.iou is None]
+    if not items:
+        return
+    in_batch = {i.dist.pk for i in batch.items}
+    expired = [
+        iou for iou in IOU.objects.filter(
+            subscription_id__in={i.dist.subscription_id for i in items}, status=IouStatus.EXPIRED,
+        ).order_by("created_at", "id")
+        if iou.distribution_id not in in_batch
+    ]
+    if not expired:
+        return
+    settle(batch)  # the new profit becomes collateral the old debts can be withdrawn from
+    queues: dict[int, list[IOU]] = {}
+    for iou in expired:
+        queues.setdefault(iou.subscription_id, []).append(iou)
+    while queues:  # one IOU per subscription (so per agent wallet) per round, oldest first
+        round_ = [queue.pop(0) for queue in queues.values()]
+        queues = {sub: queue for sub, queue in queues.items() if queue}
+        claimed = [iou for iou in round_ if claim_iou(iou.pk, actor=batch.actor)]
+        if claimed:
+            collect_ious(Batch(batch.gateway, batch.actor), claimed)
+
+
+def _run(batch: Batch, ids: list[int]) -> None:
+    batch.items = [
+        item for item in load_items(ids)
+        if item.dist.status in (DistributionStatus.PENDING, DistributionStatus.PROCESSING)
+    ]
+    if not batch.items:
+        return
+    resolve_attempts(batch)
+    start(batch)
+    fold_dust_and_check(batch)
+    _collect_expired_first(batch)
+    collect(batch)
+
+
+def collect(batch: Batch) -> None:
+    """Settle, pre-flight, withdraw and transfer what is owed; owe the rest."""
+    settle(batch)
+    preflight(batch)
+    withdraw(batch)
+    transfer(batch)
+    refresh(batch.live())
+    for item in batch.live():
+        if item.dist.owed > 0:
+            owe(batch, item, item.reason or IouReason.WITHDRAW_SHORT, item.error)

@@ -1,0 +1,299 @@
+"""The steps before the transfer: start, dust carry and creator-address checks, settle PnL,
+SOL pre-flight, withdraw from Drift (measured on the agent's token account). Each step costs a
+few RPC calls and database statements for the whole batch."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from profitshare.chain.addresses import parse_address, usdc_ata
+from profitshare.chain.errors import (
+    BlockhashExpired,
+    ChainError,
+    InsufficientSol,
+    InvalidAddress,
+    TransactionFailed,
+)
+from profitshare.chain.fees import TxFeeBudget, payout_sol_needed
+from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.models import (
+    Distribution,
+    DistributionStatus,
+    IouReason,
+    Subscription,
+    SubscriptionStatus,
+)
+from profitshare.services.audit import append_events, event
+from profitshare.services.engine.batch import Batch, Item, group
+from profitshare.services.engine.ledger import owe
+
+logger = logging.getLogger(__name__)
+
+
+def start(batch: Batch) -> None:
+    """Pending distributions become ``processing`` (attempts + 1), one UPDATE for the batch."""
+    pending = [i for i in batch.live() if i.dist.status == DistributionStatus.PENDING]
+    if not pending:
+        return
+    with transaction.atomic():
+        events = []
+        for item in pending:
+            item.dist.status = DistributionStatus.PROCESSING
+            item.dist.attempts += 1
+            events.append(event("distribution", item.dist.pk, actor=batch.actor, from_status="pending", to_status="processing"))
+        Distribution.objects.filter(pk__in=[i.dist.pk for i in pending]).update(
+            status=DistributionStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=timezone.now()
+        )
+        append_events(events)
+
+
+def fold_dust_and_check(batch: Batch) -> None:
+    """Fold dust carries in, refuse invalid creator addresses, carry what is below the dust
+    threshold (the higher one when the creator's ATA does not exist yet)."""
+    items = [i for i in batch.live() if i.iou is None]
+    if not items:
+        return
+    with transaction.atomic():
+        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=[i.dist.subscription_id for i in items])}
+        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[i.dist.pk for i in items])}
+        folded, events = [], []
+        for item in items:
+            sub, dist = subs[item.dist.subscription_id], dists[item.dist.pk]
+            item.dist.subscription.status = sub.status
+            if sub.dust_carry:
+                carry, sub.dust_carry = sub.dust_carry, 0
+                dist.carry_in += carry
+                dist.owed += carry
+                folded.append((sub, dist))
+                events.append(event("distribution", dist.pk, actor=batch.actor, reason="dust carry folded in", carry_in=carry))
+            item.dist.carry_in, item.dist.owed = dist.carry_in, dist.owed
+        if folded:
+            Subscription.objects.bulk_update([s for s, _ in folded], ["dust_carry"])
+            Distribution.objects.bulk_update([d for _, d in folded], ["carry_in", "owed"])
+            append_events(events)
+    creators = {}
+    for item in items:
+        try:
+            creators[item.dist.pk] = parse_address(item.dist.creator.address)
+        except InvalidAddress as exc:
+            owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+    items = [i for i in items if i.active]
+    try:
+        atas = batch.gateway.multiple_accounts([usdc_ata(creators[i.dist.pk], batch.gateway.usdc_mint) for i in items])
+    except ChainError as exc:
+        for item in items:
+            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"creator token account: {exc}")
+        return
+    carried = []
+    for item, ata in zip(items, atas, strict=True):
+        item.creator_ata_exists = ata is not None
+        dist = item.dist
+        if dist.paid or dist.withdrawn or dist.subscription.status == SubscriptionStatus.ENDED:
+            continue  # a resumed run, or the final flush of an ended subscription: pay it
+        threshold = settings.QV_DUST_THRESHOLD if ata is not None else settings.QV_DUST_THRESHOLD_NEW_ATA
+        if dist.owed < threshold:
+            carried.append((item, threshold))
+    if carried:
+        _carry(batch, carried)
+
+
+def _carry(batch: Batch, carried: list[tuple[Item, int]]) -> None:
+    with transaction.atomic():
+        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(
+            pk__in=[i.dist.subscription_id for i, _ in carried])}
+        events = []
+        for item, threshold in carried:
+            dist, sub = item.dist, subs[item.dist.subscription_id]
+            amount = dist.owed
+            dist.carried += amount
+            dist.owed = 0
+            dist.status = DistributionStatus.CARRIED
+            sub.dust_carry += amount
+            events.append(event(
+                "distribution", dist.pk, actor=batch.actor, from_status="processing", to_status="carried",
+                reason=f"below dust threshold {threshold}", carried=amount, dust_carry=sub.dust_carry,
+            ))
+            item.stop()
+        Distribution.objects.bulk_update([i.dist for i, _ in carried], ["carried", "owed", "status"])
+        Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
+        append_events(events)
+
+
+def _sign_unique(batch: Batch, items: list[Item], sign) -> dict[int, SignedTransaction]:
+    """Sign one Drift transaction per item with a shared blockhash; re-sign the few whose
+    signature the chain already knows (equal bytes would be answered AlreadyProcessed).
+    Raises ``ChainError`` if collisions persist (practically impossible)."""
+    recent = batch.gateway.transactions.latest_blockhash()
+    by_pk = {item.dist.pk: item for item in items}
+    signed = {pk: sign(item, recent) for pk, item in by_pk.items()}
+    for _ in range(3):
+        statuses = batch.gateway.statuses([tx.signature for tx in signed.values()])
+        known = [pk for pk, tx in signed.items() if statuses[tx.signature].state != "unknown"]
+        if not known:
+            return signed
+        for pk in known:
+            signed[pk] = sign(by_pk[pk], recent)
+    raise ChainError("could not sign Drift transactions distinct from earlier ones")
+
+
+def _send_all(batch: Batch, signed: dict[int, SignedTransaction], items: list[Item], on_refused) -> dict[str, int]:
+    """Send each signed transaction once; returns ``{signature: last_valid_block_height}`` of
+    those that may land. ``on_refused(item, error_text)`` for preflight refusals."""
+    by_pk = {item.dist.pk: item for item in items}
+    results = batch.gateway.send_many(list(signed.values()))
+    pending = {}
+    for pk, tx in signed.items():
+        error = results[tx.signature]
+        if isinstance(error, TransactionFailed):
+            on_refused(by_pk[pk], describe_error(error.err, tx.program_ids))
+            continue
+        if isinstance(error, BlockhashExpired):
+            on_refused(by_pk[pk], "BlockhashExpired")
+            continue
+        if error is not None:
+            logger.info("send of %s unknown: %s", tx.signature, error)
+        pending[tx.signature] = tx.last_valid_block_height
+    return pending
+
+
+def settle(batch: Batch) -> None:
+    """Settle PnL on Drift for the items not settled yet and wait for confirmation; a refusal or
+    failure owes the share (``settle_failed``), no answer owes it as ``rpc_unavailable``."""
+    items = [i for i in batch.live() if not i.dist.settled]
+    if not items:
+        return
+    gateway = batch.gateway
+
+    def sign(item: Item, recent):
+        market = item.dist.close.market_index if item.dist.close else 0
+        return gateway.build_settle(item.keypair, item.dist.subscription.drift_subaccount_id, market, recent, check_unique=False)
+
+    def refused(item: Item, error: str) -> None:
+        owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {error}")
+
+    try:
+        signed = _sign_unique(batch, items, sign)
+        pending = _send_all(batch, signed, items, refused)
+        outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
+    except (ChainError, ValueError) as exc:
+        for item in items:
+            if item.active:
+                owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle: {exc}")
+        return
+    settled, events = [], []
+    for item in items:
+        if not item.active:
+            continue
+        tx = signed[item.dist.pk]
+        status = outcome.get(tx.signature)
+        if getattr(status, "state", None) == "landed":
+            item.dist.settled = True
+            settled.append(item.dist)
+            events.append(event("distribution", item.dist.pk, actor=batch.actor, reason="PnL settled", settle_signature=tx.signature))
+        elif getattr(status, "state", None) == "failed":
+            owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {describe_error(status.err, tx.program_ids)}")
+        else:
+            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle {tx.signature} {status}")
+    if settled:
+        with transaction.atomic():
+            Distribution.objects.filter(pk__in=[d.pk for d in settled]).update(settled=True)
+            append_events(events)
+
+
+def preflight(batch: Batch) -> None:
+    """SOL pre-flight for the whole payout (withdraw and transfer fees, priority fee, rent of
+    missing token accounts); short of lamports owes the share (``insufficient_sol``)."""
+    items = batch.live()
+    if not items:
+        return
+    gateway = batch.gateway
+    unknown = [i for i in items if i.creator_ata_exists is None]
+    try:
+        states = gateway.wallet_states([i.agent for i in items])
+        rent = gateway.token_account_rent()
+        if unknown:
+            atas = gateway.multiple_accounts(
+                [usdc_ata(parse_address(i.dist.creator.address), gateway.usdc_mint) for i in unknown]
+            )
+            for item, ata in zip(unknown, atas, strict=True):
+                item.creator_ata_exists = ata is not None
+    except ChainError as exc:
+        for item in items:
+            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
+        return
+    price = gateway.priority_fee_microlamports
+    for item in items:
+        state = states[str(item.agent)]
+        item.usdc_before = state.usdc or 0
+        need_withdraw = item.dist.withdrawn < item.dist.owed
+        missing = (0 if item.creator_ata_exists else 1) + (1 if need_withdraw and state.usdc is None else 0)
+        needed = payout_sol_needed(
+            transfer=TxFeeBudget(gateway.payout_compute_unit_limit, price),
+            withdraw=TxFeeBudget(gateway.drift_compute_unit_limit, price) if need_withdraw else None,
+            token_account_rent=rent if missing else 0,
+            missing_token_accounts=missing,
+        )
+        if state.lamports < needed:
+            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
+
+
+def withdraw(batch: Batch) -> None:
+    """Withdraw what each item still needs from Drift; what arrived is measured on the agent's
+    USDC token account (under the wallet lock) and kept as ``withdrawn``; a shortfall is
+    remembered as the reason for what stays owed."""
+    items = [i for i in batch.live() if i.dist.withdrawn < i.dist.owed]
+    if not items:
+        return
+    gateway = batch.gateway
+    asked = {i.dist.pk: i.dist.owed - i.dist.withdrawn for i in items}
+
+    def sign(item: Item, recent):
+        return gateway.build_withdraw(
+            item.keypair, item.dist.subscription.drift_subaccount_id, asked[item.dist.pk], True, recent,
+            check_unique=False,
+        )
+
+    def refused(item: Item, error: str) -> None:
+        item.fall_short(IouReason.WITHDRAW_FAILED, f"WithdrawFailed: {error}")
+
+    try:
+        signed = _sign_unique(batch, items, sign)
+        pending = _send_all(batch, signed, items, refused)
+        outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
+        after = gateway.wallet_states([i.agent for i in items])
+    except (ChainError, ValueError) as exc:
+        for item in items:
+            item.fall_short(IouReason.RPC_UNAVAILABLE, f"withdraw: {exc}")
+        return  # nothing measured: pay from funds already on record only
+    changed, events = [], []
+    for item in items:
+        tx = signed[item.dist.pk]
+        status = outcome.get(tx.signature)
+        state = getattr(status, "state", None)
+        if state == "failed":
+            item.fall_short(IouReason.WITHDRAW_FAILED, f"WithdrawFailed: {describe_error(status.err, tx.program_ids)}")
+        elif state != "landed" and tx.signature in pending:
+            item.fall_short(IouReason.RPC_UNAVAILABLE, f"withdraw {tx.signature} {status}")
+        # what arrived, read on the token account (we hold the wallet's lock)
+        delivered = max(0, min(asked[item.dist.pk], (after[str(item.agent)].usdc or 0) - item.usdc_before))
+        if delivered:
+            changed.append((delivered, item.dist.pk))
+            events.append(event(
+                "distribution", item.dist.pk, actor=batch.actor, reason="withdrawn from Drift",
+                requested=asked[item.dist.pk], delivered=delivered, withdraw_signature=tx.signature,
+            ))
+        if delivered < asked[item.dist.pk]:
+            item.fall_short(IouReason.WITHDRAW_SHORT, f"withdraw delivered {delivered} of {asked[item.dist.pk]} ({tx.signature})")
+    if changed:
+        with transaction.atomic():
+            for delivered, pks in group(changed).items():  # one UPDATE per amount, not per row
+                Distribution.objects.filter(pk__in=pks).update(withdrawn=F("withdrawn") + delivered)
+            append_events(events)
+        delivered_by_pk = {pk: delivered for delivered, pk in changed}
+        for item in items:
+            item.dist.withdrawn += delivered_by_pk.get(item.dist.pk, 0)
