@@ -47,12 +47,17 @@ class ProductProcesses:
     """Processes of one test, logging to ``log_dir``; ``env`` is what every child gets."""
 
     def __init__(self, log_dir: Path, **env: str) -> None:
+        from django_q.conf import Conf
+
         self.log_dir = log_dir
+        # django-q2 signs queued tasks with the secret key: the children must share this
+        # process's (a development key needs DEBUG on in the children's settings)
+        secret_key = Conf.SECRET_KEY
         self.env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
-            "QV_DEBUG": "0",
-            "QV_SECRET_KEY": "deploy-test-secret-key",
+            "QV_DEBUG": "1" if secret_key.startswith("dev-only") else "0",
+            "QV_SECRET_KEY": secret_key,
             "QV_INTAKE_SECRET": INTAKE_SECRET,
             "QV_ADMIN_SECRET": ADMIN_SECRET,
             "QV_KEY_ENCRYPTION_KEYS": ",".join(settings.QV_KEY_ENCRYPTION_KEYS),

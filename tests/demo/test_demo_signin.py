@@ -1,0 +1,55 @@
+"""The demo sign-in exists only when the demo is on."""
+
+from __future__ import annotations
+
+import pytest
+from solders.keypair import Keypair
+
+from profitshare.demo.wallets import CREATOR, keypair
+from profitshare.models import CreatorWallet, SiwsNonce
+
+
+@pytest.fixture
+def demo_off(settings, monkeypatch):
+    monkeypatch.delenv("QV_DEMO", raising=False)
+    if hasattr(settings, "QV_DEMO"):
+        del settings.QV_DEMO
+    return settings
+
+
+@pytest.mark.django_db
+def test_demo_pages_are_404_when_the_demo_is_off(client, demo_off):
+    address = str(keypair(1, CREATOR, "ada").pubkey())
+    CreatorWallet.objects.create(address=address)
+    assert client.get("/demo/").status_code == 404
+    assert client.post("/demo/", {"address": address}).status_code == 404
+    assert "qv_wallet" not in client.session
+    assert not SiwsNonce.objects.exists()
+
+
+@pytest.mark.django_db
+def test_demo_off_by_setting_even_with_the_environment(client, settings, monkeypatch):
+    monkeypatch.setenv("QV_DEMO", "1")
+    settings.QV_DEMO = False
+    assert client.get("/demo/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_demo_on_refuses_a_wallet_that_is_not_a_demo_wallet(client, settings):
+    settings.QV_DEMO, settings.QV_DEMO_SEED = True, 1
+    stranger = str(Keypair().pubkey())
+    CreatorWallet.objects.create(address=stranger)
+    assert client.post("/demo/", {"address": stranger}).status_code == 404
+    assert "qv_wallet" not in client.session
+
+
+@pytest.mark.django_db
+def test_demo_on_signs_in_a_demo_creator_through_siws(client, settings):
+    settings.QV_DEMO, settings.QV_DEMO_SEED = True, 1
+    address = str(keypair(1, CREATOR, "ada").pubkey())
+    CreatorWallet.objects.create(address=address)
+    assert "Sign in as ada" in client.get("/demo/").content.decode()
+    response = client.post("/demo/", {"address": address})
+    assert response.status_code == 302 and response["Location"] == "/creator/"
+    assert client.session["qv_wallet"] == address
+    assert SiwsNonce.objects.get(address=address).used_at is not None
