@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--only", default="", help="time only the pages whose name contains this text")
     parser.add_argument("--admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
@@ -255,6 +256,8 @@ def main() -> None:
     print(f"{'page':56} {'p50':>6} {'p95':>6} {'max':>6} {'cpu p50':>8}  p95<=50ms")
     worst = 0.0
     for name, client, url, headers in pages:
+        if args.only not in name:
+            continue
         wall, cpu = measure(client, url, warmup=args.warmup, requests=args.requests, headers=headers)
         p50, p95 = statistics.median(wall), percentile(wall, 0.95)
         worst = max(worst, p95)

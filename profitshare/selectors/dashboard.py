@@ -104,10 +104,12 @@ def _creator_sums_sql() -> str:
         f"SELECT 's', e.subscription_id, e.bot_id, s.subscription_id, s.subscriber_wallet, e.paid, e.paid_closes, "  # noqa: S608 - quoted identifiers; values are parameters
         f"e.voided FROM {earn} e JOIN {sub} s ON s.id = e.subscription_id WHERE e.creator_id = %s "
         f"UNION ALL "
-        f"SELECT 'o', i.subscription_id, s.bot_id, s.subscription_id, s.subscriber_wallet, "
-        f"SUM(i.amount - i.paid_amount), 0, 0 FROM {iou} i JOIN {sub} s ON s.id = i.subscription_id "
-        f"WHERE i.creator_id = %s AND i.status IN ({pending}) "
-        f"GROUP BY i.subscription_id, s.bot_id, s.subscription_id, s.subscriber_wallet "
+        # the few owing subscriptions' columns by primary key (a join would hash all of them)
+        f"SELECT 'o', g.subscription_id, (SELECT s.bot_id FROM {sub} s WHERE s.id = g.subscription_id), "
+        f"(SELECT s.subscription_id FROM {sub} s WHERE s.id = g.subscription_id), "
+        f"(SELECT s.subscriber_wallet FROM {sub} s WHERE s.id = g.subscription_id), g.owed, 0, 0 "
+        f"FROM (SELECT i.subscription_id, SUM(i.amount - i.paid_amount) AS owed FROM {iou} i "
+        f"WHERE i.creator_id = %s AND i.status IN ({pending}) GROUP BY i.subscription_id) g "
         f"UNION ALL "
         f"SELECT 'd', NULL, s.bot_id, NULL, NULL, SUM(s.dust_carry), 0, 0 FROM {sub} s JOIN {bot} b ON b.id = s.bot_id "
         f"WHERE b.creator_id = %s AND s.dust_carry > 0 GROUP BY s.bot_id"

@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 
 SESSION_WALLET = "qv_wallet"
 
@@ -43,3 +45,38 @@ def render_fragment_or_page(request, page: str, fragments: dict[str, str], conte
     target = request.htmx.target if request.htmx else None
     template = fragments.get(target, page) if target and not request.htmx.boosted else page
     return render(request, template, context, status=status)
+
+
+_FIELDS_CACHE: dict[tuple, SafeString] = {}
+_FIELDS_CACHE_SIZE = 1024
+
+
+def form_fields_html(form) -> SafeString:
+    """``<label>{label} {widget}</label>`` for every field of a filter form, as the template
+    loop ``{% for field in form %}`` renders them. Django renders each widget (and each option
+    of a select) through a template, a visible share of a page's time; the result depends only
+    on the form's class, its fields' choices, what was submitted and which fields have errors,
+    so it is kept per such key (at most ``_FIELDS_CACHE_SIZE`` entries, oldest dropped)."""
+    fields = list(form)
+    key = (
+        type(form), form.prefix, form.is_bound,
+        tuple(
+            (
+                bound.name,
+                repr(bound.value()),
+                tuple(getattr(bound.field, "choices", ()) if not hasattr(getattr(bound.field, "choices", None), "queryset")
+                      else ()),
+                bool(form.is_bound and bound.errors),
+            )
+            for bound in fields
+        ),
+    )
+    cacheable = not any(hasattr(getattr(b.field, "choices", None), "queryset") for b in fields)
+    html = _FIELDS_CACHE.get(key) if cacheable else None
+    if html is None:
+        html = format_html_join("", "<label>{} {}</label>", ((bound.label, bound) for bound in fields))
+        if cacheable:
+            if len(_FIELDS_CACHE) >= _FIELDS_CACHE_SIZE:
+                _FIELDS_CACHE.pop(next(iter(_FIELDS_CACHE)))
+            _FIELDS_CACHE[key] = html
+    return html

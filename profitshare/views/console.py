@@ -5,9 +5,11 @@ outcome replaces the row in place under htmx (a redirect with a message without 
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,6 +24,7 @@ from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.ious import void_iou
 from profitshare.tables import OpenIouTable
 from profitshare.tasks import enqueue_iou_retry
+from profitshare.views.common import form_fields_html
 
 DEBTS_PER_PAGE = 25
 
@@ -39,10 +42,7 @@ def _row(request, iou_id: int, *, notice: str = "", error: str = "", status: int
     return render(request, "profitshare/console/_iou_row.html", {"row": table.render_row(iou)}, status=status)
 
 
-@require_GET
-@staff_member_required
-def debts(request):
-    """``/console/``: every open IOU, filtered, sorted and paginated, with totals by reason."""
+def _debts_context(request, **extra) -> dict:
     filterset, qs = admin_console.open_ious(request.GET)
     table = OpenIouTable(qs, csrf_token=get_token(request))
     # bounded pagination: no COUNT over every open debt (the totals above carry the count)
@@ -50,12 +50,21 @@ def debts(request):
     params = request.GET.copy()
     for key in ("page", "sort"):
         params.pop(key, None)
-    context = {
+    return {
         "table": table,
         "filter_form": filterset.form,
+        "filter_fields": form_fields_html(filterset.form),
         "totals": admin_console.debt_totals(qs),
         "filter_params": params,
+        **extra,
     }
+
+
+@require_GET
+@staff_member_required
+def debts(request):
+    """``/console/``: every open IOU, filtered, sorted and paginated, with totals by reason."""
+    context = _debts_context(request)
     if request.htmx and request.htmx.target == "debts":
         return render(request, "profitshare/console/_debts.html", context)
     return render(request, "profitshare/console/debts.html", context)
@@ -117,12 +126,21 @@ def void(request, iou_id: int):
 @require_POST
 @staff_member_required
 def bulk_retry(request):
-    """Retry now every open or expired IOU of the filtered set (at most 200 at a time)."""
+    """Retry now every open or expired IOU of the filtered set (at most 200 at a time).
+
+    Under htmx the debts section is rendered again in place, as the page it was posted from
+    shows it (filters, sort and page from ``HX-Current-URL``), with the outcome on top and the
+    queued rows polling until they settle; without JavaScript, a redirect to that page with
+    the outcome as a message."""
     ids = admin_console.retry_candidates(request.POST)
     result = console_services.retry_ious_now(ids, actor=_actor(request))
-    messages.info(
-        request, f"Bulk retry: {len(result['queued'])} queued, {len(result['skipped'])} skipped."
-    )
+    summary = f"Bulk retry: {len(result['queued'])} queued, {len(result['skipped'])} skipped."
+    if request.htmx:
+        # the page's own query string (same origin, staff only; used to read, never to act)
+        request.GET = QueryDict(urlsplit(request.htmx.current_url or "").query)
+        context = _debts_context(request, bulk_result={**result, "summary": summary})
+        return render(request, "profitshare/console/_debts.html", context)
+    messages.info(request, summary)
     query = request.POST.copy()
     query.pop("csrfmiddlewaretoken", None)
     return redirect(f"{reverse('pages:console')}?{query.urlencode()}")

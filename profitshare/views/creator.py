@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from profitshare.selectors import dashboard
 from profitshare.tables import DistributionHistoryTable
 from profitshare.templatetags.money import format_bps, format_usdc
-from profitshare.views.common import render_fragment_or_page, wallet_required
+from profitshare.views.common import form_fields_html, render_fragment_or_page, wallet_required
 
 CSV_HEADER = [
     "created_at_utc", "close_id", "bot_id", "subscription_id", "subscriber_wallet", "realized_pnl_usdc",
@@ -33,6 +33,7 @@ def _history_context(request, creator_id: int, bots) -> dict:
         "history": page,
         "table": DistributionHistoryTable(page["rows"]),
         "filter_form": page["filter"].form,
+        "filter_fields": form_fields_html(page["filter"].form),
         "filter_query": params.urlencode(),
     }
 

@@ -116,6 +116,7 @@ def test_void_without_javascript_goes_through_the_confirmation_page(staff_client
 
 
 def test_bulk_retry_claims_the_filtered_set(staff_client, earnings, localnet, gateway):
+    """Without JavaScript: a redirect back to the filtered page, the outcome as a message."""
     other = make_world(localnet, lamports=1_000_000)
     pay(other, gateway, 50_000_000)
     response = staff_client.post("/console/ious/retry/", {"creator": earnings.creator_address})
@@ -125,6 +126,34 @@ def test_bulk_retry_claims_the_filtered_set(staff_client, earnings, localnet, ga
     assert statuses[other.subscription.bot.creator.address] == IouStatus.OPEN
     follow = staff_client.get(response["Location"])
     assert "Bulk retry: 1 queued, 0 skipped." in follow.content.decode()
+
+
+def test_bulk_retry_reports_in_place_under_htmx(staff_client, earnings, localnet, gateway):
+    """Under htmx the debts section comes back as the page showed it (filters and sort from
+    HX-Current-URL), the outcome on top and the queued row polling; nothing redirects."""
+    other = make_world(localnet, lamports=1_000_000)
+    other_iou = IOU.objects.get(distribution=pay(other, gateway, 50_000_000))
+    page = f"http://testserver/console/?creator={earnings.creator_address}&sort=-remaining_owed"
+    response = staff_client.post(
+        "/console/ious/retry/", {"creator": earnings.creator_address}, HTTP_HX_CURRENT_URL=page,
+        HTTP_HX_TARGET="debts", **HTMX,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="debts">') and "<html" not in html
+    assert 'id="bulk-result"' in html and "Bulk retry: 1 queued, 0 skipped." in html
+    assert f'href="#iou-{earnings.iou.pk}"' in html
+    rows = response.context["table"].paginated_rows
+    assert [r.record.pk for r in rows] == [earnings.iou.pk]  # still filtered to that creator
+    assert f'id="iou-{earnings.iou.pk}" data-status="processing"' in html and 'hx-trigger="every 1s"' in html
+    assert f'id="iou-{other_iou.pk}"' not in html
+    assert "creator=" in html and "sort=remaining_owed" in html  # header links keep the page's query
+    assert IOU.objects.get(pk=earnings.iou.pk).status == IouStatus.PROCESSING
+    assert IOU.objects.get(pk=other_iou.pk).status == IouStatus.OPEN
+    again = staff_client.post(
+        "/console/ious/retry/", {"creator": earnings.creator_address}, HTTP_HX_CURRENT_URL=page, **HTMX
+    )
+    assert "Bulk retry: 0 queued, 0 skipped." in again.content.decode()  # processing is not retryable
 
 
 def test_detail_pages_show_signatures_and_the_audit_trail(staff_client, earnings):
