@@ -5,7 +5,7 @@ settle, pre-flight, withdraw, transfer, owe the rest."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import InvalidAddress
@@ -56,7 +56,12 @@ def process_distribution(
 
 def is_pending(distribution_id: int) -> bool:
     """Whether the distribution still waits for its first run (status ``pending``)."""
-    return Distribution.objects.filter(pk=distribution_id, status=DistributionStatus.PENDING).exists()
+    with connection.cursor() as cursor:  # plain SQL: every queued task asks this once
+        cursor.execute(
+            f"SELECT 1 FROM {connection.ops.quote_name(Distribution._meta.db_table)} WHERE id = %s AND status = %s",
+            [distribution_id, DistributionStatus.PENDING],
+        )
+        return cursor.fetchone() is not None
 
 
 def process_pending(
