@@ -8,6 +8,7 @@ another user's URL is a 404. Each page is saved under ``docs/screenshots/``."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -41,6 +42,93 @@ window.solana = {
   },
 };
 """
+
+
+# A Wallet Standard wallet (github.com/wallet-standard/wallet-standard) whose key stays in
+# Python: it registers the way @wallet-standard/wallet's registerWallet does (a
+# `wallet-standard:register-wallet` event whose detail calls back with the app's `{register}`,
+# and a listener for the app's `wallet-standard:app-ready`), either at once (before the page's
+# own script) or once the page has loaded. Every feature call is recorded in sessionStorage
+# (``calls(page)``), which outlives the sign-in's page loads.
+STANDARD_WALLET = """
+(() => {
+  const NAME = %(name)s;
+  const log = (call) => {
+    const calls = JSON.parse(sessionStorage.getItem("qvCalls") || "[]");
+    sessionStorage.setItem("qvCalls", JSON.stringify(calls.concat([call])));
+  };
+  const wallet = {
+    version: "1.0.0",
+    name: NAME,
+    icon: "data:image/svg+xml;base64,PHN2ZyB4bWxucz0naHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmcnIHZpZXdCb3g9JzAgMCAxIDEnPjxyZWN0IHdpZHRoPScxJyBoZWlnaHQ9JzEnIGZpbGw9JyM2MzY2ZjEnLz48L3N2Zz4=",
+    chains: ["solana:mainnet", "solana:devnet"],
+    accounts: [],
+    features: {
+      "standard:connect": {
+        version: "1.0.0",
+        async connect() {
+          log(NAME + " standard:connect");
+          const address = await window.qvWalletAddress();
+          const publicKey = Uint8Array.from(await window.qvWalletPublicKey());
+          wallet.accounts = [{ address, publicKey, chains: wallet.chains, features: ["solana:signMessage"] }];
+          return { accounts: wallet.accounts };
+        },
+      },
+      "standard:events": { version: "1.0.0", on() { return () => {}; } },
+      "solana:signMessage": {
+        version: "1.0.0",
+        async signMessage(...inputs) {
+          log(NAME + " solana:signMessage");
+          const outputs = [];
+          for (const { account, message } of inputs) {
+            if (!wallet.accounts.includes(account)) throw new Error("unknown account");
+            const signature = Uint8Array.from(await window.qvWalletSign(Array.from(message)));
+            outputs.push({ signedMessage: message, signature });
+          }
+          return outputs;
+        },
+      },
+    },
+  };
+  function registerWallet() {
+    const callback = ({ register }) => register(wallet);
+    window.dispatchEvent(new CustomEvent("wallet-standard:register-wallet", { detail: callback }));
+    window.addEventListener("wallet-standard:app-ready", ({ detail: api }) => callback(api));
+  }
+  if (%(late)s) window.addEventListener("load", () => setTimeout(registerWallet, 200));
+  else registerWallet();
+})();
+"""
+
+# An injected provider that records whether it was asked anything.
+RECORDING_INJECTED = """
+(() => {
+  const log = (call) => {
+    const calls = JSON.parse(sessionStorage.getItem("qvCalls") || "[]");
+    sessionStorage.setItem("qvCalls", JSON.stringify(calls.concat([call])));
+  };
+  window.solana = {
+    publicKey: null,
+    async connect() { log("injected connect"); throw new Error("not this one"); },
+    async signMessage() { log("injected signMessage"); throw new Error("not this one"); },
+  };
+})();
+"""
+
+
+def calls(page: Page) -> list[str]:
+    """The fake wallets' calls recorded in this tab's sessionStorage, oldest first."""
+    return page.evaluate("JSON.parse(sessionStorage.getItem('qvCalls') || '[]')")
+
+
+def with_standard_wallet(page: Page, keypair: Keypair, *, name: str = "QV Test Wallet", late: bool = False) -> Page:
+    """Register a fake Wallet Standard wallet in the page (see ``STANDARD_WALLET``) whose
+    ``solana:signMessage`` returns a real ed25519 signature made here with ``keypair``."""
+    page.expose_function("qvWalletAddress", lambda: str(keypair.pubkey()))
+    page.expose_function("qvWalletPublicKey", lambda: list(bytes(keypair.pubkey())))
+    page.expose_function("qvWalletSign", lambda data: list(bytes(keypair.sign_message(bytes(data)))))
+    page.add_init_script(STANDARD_WALLET % {"name": json.dumps(name), "late": "true" if late else "false"})
+    return page
 
 
 def shot(page: Page, name: str) -> None:
@@ -223,3 +311,68 @@ def test_pages_read_without_javascript(browser, live_server, earnings):
         expect(page.locator("#daily-table")).to_be_attached()
     finally:
         context.close()
+
+
+def test_a_wallet_standard_wallet_signs_in(page: Page, live_server):
+    """Discovery by the Wallet Standard: the wallet registered before the page's script, so it
+    answers the page's ``wallet-standard:app-ready``; connect and signMessage go through its
+    ``standard:connect`` and ``solana:signMessage`` features with a real ed25519 key."""
+    creator = Keypair()
+    PublishedBotFactory(creator__address=str(creator.pubkey()), name="Standard bot")
+    with_standard_wallet(page, creator)
+    sign_in(page, live_server.url, "/creator/")
+    expect(page.locator("h1")).to_contain_text(str(creator.pubkey()))
+    # the fake wallet forgets its accounts when a page loads, so the signing page connects again
+    assert calls(page) == [
+        "QV Test Wallet standard:connect", "QV Test Wallet standard:connect", "QV Test Wallet solana:signMessage",
+    ]
+
+
+def test_a_wallet_registering_late_is_found_and_chosen_over_an_injected_one(page: Page, live_server):
+    """A Wallet Standard wallet that registers after the page loaded (its
+    ``wallet-standard:register-wallet`` event) gets its own button next to the injected
+    provider's; the one chosen on the first page is the one asked to sign on the second."""
+    subscriber = Keypair()
+    page.add_init_script(RECORDING_INJECTED)
+    with_standard_wallet(page, subscriber, name="Late Wallet", late=True)
+    page.goto(f"{live_server.url}/signin/?next=/subscriber/")
+    buttons = page.locator("#wallet-connect button")
+    expect(buttons).to_have_count(2)
+    expect(buttons.nth(0)).to_have_text("Connect wallet (Late Wallet)")
+    expect(buttons.nth(1)).to_have_text("Connect wallet (Browser wallet)")
+    shot(page, "signin-wallets")
+    page.get_by_role("button", name="Connect wallet (Late Wallet)").click()
+    expect(page.locator("#siws-message-text")).to_contain_text(str(subscriber.pubkey()))
+    sign = page.locator("#wallet-sign button")
+    expect(sign).to_have_count(1)
+    expect(sign).to_have_text("Sign with wallet (Late Wallet)")
+    sign.click()
+    expect(page).to_have_url(f"{live_server.url}/subscriber/")
+    expect(page.locator("main")).to_contain_text("no subscriptions")
+    assert calls(page) == [  # the injected provider was never asked
+        "Late Wallet standard:connect", "Late Wallet standard:connect", "Late Wallet solana:signMessage",
+    ]
+
+
+def test_admin_bulk_retry_reports_in_place(page: Page, live_server, localnet, gateway):
+    """"Retry all shown" answers inside the page (htmx): the outcome above the table, the
+    queued row polling until the retry settles; the page is not reloaded."""
+    world = make_world(localnet, lamports=1_000_000, bot__name="Momentum")
+    iou = IOU.objects.get(distribution=pay(world, gateway, 40_000_000))
+    get_user_model().objects.create_user("ops", password="pw-for-tests", is_staff=True)
+    page.goto(f"{live_server.url}/admin/login/?next=/console/%3Freason%3Dinsufficient_sol")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-for-tests")
+    page.click("input[type=submit]")
+    expect(page.locator(f"#iou-{iou.pk}")).to_have_attribute("data-status", "open")
+    page.evaluate("window.qvSamePage = true")  # gone if the page reloads
+    localnet.rpc("requestAirdrop", world.subscription.agent_wallet.pubkey, 100_000_000)  # SOL topped up
+    page.get_by_role("button", name="Retry all shown").click()
+    expect(page.locator("#bulk-result")).to_contain_text("Bulk retry: 1 queued, 0 skipped.")
+    expect(page.locator(f"#iou-{iou.pk}")).to_have_attribute("data-status", "processing")
+    assert page.evaluate("window.qvSamePage") is True
+    expect(page).to_have_url(re.compile(r"/console/\?reason=insufficient_sol$"))
+    shot(page, "console-bulk-retry")
+    assert retry_claimed_iou_task(iou.pk, "admin:ops") == IouStatus.PAID  # the cluster's work
+    expect(page.locator(f"#iou-{iou.pk}")).to_have_attribute("data-status", "paid", timeout=10_000)
+    assert world.creator_usdc() == 4_000_000
