@@ -59,15 +59,30 @@ class OutboxMessage(models.Model):
         return f"outbox {self.pk} to {self.chat_id} ({self.status})"
 
 
+class WatchBaseline(models.TextChoices):
+    IOU_OPENED = "iou_opened", "Slot read when the IOU opened"
+    WATCH_STARTED = "watch_started", "Slot read when the schedule started the watch"
+
+
 class DelinquencyWatch(models.Model):
-    """Watching one subscription's agent wallet while it owes (seed 001 #5): transactions from
-    ``since_slot`` on are examined; ``last_signature`` is the newest one already examined."""
+    """Watching one subscription's agent wallet while it owes (seed 001 #5).
+
+    ``since_slot``: the chain's slot when the first blocking IOU opened (read right after the
+    IOU's transaction committed, ``baseline = iou_opened``) or, when that read failed, when the
+    schedule started the watch (``watch_started``); ``opened_at``: when that IOU opened (on a
+    cluster whose block times are wall time, transactions from then on are examined too).
+    ``last_signature`` / ``last_slot``: the newest transaction already examined (each scan reads
+    only what is newer). ``last_scan_at``: when the wallet was last read."""
 
     subscription = models.OneToOneField(
         "profitshare.Subscription", on_delete=models.CASCADE, related_name="delinquency_watch"
     )
     since_slot = models.BigIntegerField()
+    baseline = models.CharField(max_length=16, choices=WatchBaseline.choices, default=WatchBaseline.WATCH_STARTED)
+    opened_at = models.DateTimeField(null=True, blank=True)
     last_signature = models.CharField(max_length=88, blank=True, default="")
+    last_slot = models.BigIntegerField(null=True, blank=True)
+    last_scan_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,10 +90,51 @@ class DelinquencyWatch(models.Model):
         return f"watch {self.subscription_id} since slot {self.since_slot}"
 
 
+class ReconciliationBookmark(models.Model):
+    """How far the reconciliation has read one agent wallet's history: ``last_signature`` (and
+    its ``last_slot``) is the newest signature already examined; the next run asks
+    ``getSignaturesForAddress`` only for what is newer (``until``)."""
+
+    agent_wallet = models.OneToOneField(
+        "profitshare.AgentWallet", on_delete=models.CASCADE, related_name="reconciliation_bookmark"
+    )
+    last_signature = models.CharField(max_length=88)
+    last_slot = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"bookmark {self.agent_wallet_id} at {self.last_signature[:12]}…"
+
+
+class ReconciledAttempt(models.Model):
+    """A landed payout attempt the reconciliation has read back (once): ``matched`` or not,
+    in which ``report``. Later runs skip it."""
+
+    attempt = models.OneToOneField(
+        "profitshare.PayoutAttempt", on_delete=models.CASCADE, primary_key=True, related_name="reconciliation"
+    )
+    report = models.ForeignKey(ReconciliationReport, on_delete=models.CASCADE, related_name="attempts")
+    matched = models.BooleanField()
+    checked_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"reconciled attempt {self.attempt_id} ({'matched' if self.matched else 'mismatch'})"
+
+
+def _iou_saved(sender, **kwargs) -> None:
+    from profitshare.services.delinquency import on_iou_saved
+
+    on_iou_saved(sender, **kwargs)
+
+
 def _connect() -> None:
+    from django.db.models.signals import post_save
+
     from profitshare.logging import connect_state_logging
 
     connect_state_logging()
+    # a blocking IOU opens its delinquency watch from the chain's slot at that moment
+    post_save.connect(_iou_saved, sender="profitshare.IOU", dispatch_uid="qv-delinquency-baseline")
 
 
-_connect()  # one JSON log line per recorded state change (issue 5)
+_connect()  # one JSON log line per recorded state change (issue 5); delinquency baseline

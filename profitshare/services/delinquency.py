@@ -1,88 +1,204 @@
 """Delinquency (seed 001 #5; DESIGN.md "Debts block exits"): a subscriber who moves funds out
 on-chain while owing is marked delinquent and stops receiving new copied entries.
 
-While a subscription has a blocking IOU (``open`` or ``processing``: within its TTL, when the
-platform refuses withdrawals anyway), its agent wallet is watched from the slot at which the
-watch started (``DelinquencyWatch``). Every new transaction that involves the agent wallet
-(``getSignaturesForAddress``, newest ``QV_CHAIN_SIGNATURE_LIMIT``) and is not one of our recorded
-payouts is read with ``getTransaction``: USDC that arrives in a token account owned by anyone
-other than the agent wallet or Drift's vault authority — out of the agent's token account, or out
-of its Drift subaccount (through the vault) — is an outflow. The first outflow marks the
-subscription ``delinquent`` with an audit event and a ``delinquency`` alert (how much moved,
-which signature, slot, block time, to whom). The guard (and ``GET
+**The baseline.** When an IOU that blocks exits (``open`` or ``processing``) is created, the
+chain's current slot is read right after its transaction commits (``open_watch``, a
+``post_save`` hook on ``IOU``) and a ``DelinquencyWatch`` starts from that slot
+(``baseline = iou_opened``). When that read fails (the RPC is down — often why the IOU exists),
+the schedule starts the watch on its next run from the slot it reads then
+(``watch_started``); on a cluster whose block times are wall time, transactions whose
+``blockTime`` is at or after the IOU's opening are examined too, so the gap is closed there.
+
+**The scan** (``detect_delinquency``, every minute): for every active subscription with a
+blocking IOU, the agent wallet's transactions newer than the watch's bookmark
+(``getSignaturesForAddress`` with ``until``, paged) — or, on the first scan, from the baseline
+on — that are not our recorded payouts (``PayoutAttempt`` signatures) and did not fail are read
+with ``getTransaction``. An *outflow* is any of:
+
+* USDC gained by a token account owned by anyone other than the agent wallet or Drift's vault
+  authority: out of the agent's token account, or out of its Drift subaccount to elsewhere
+  (through the vault);
+* SOL that left the agent wallet beyond the fee it paid for that transaction (and beyond rent
+  put into its own token accounts): e.g. a plain system transfer signed by the agent key.
+
+Our own settles and withdraws move USDC only into the agent's token account and SOL only as
+fees (and the rent of the agent's own token account), so they are never outflows; our payouts
+are skipped by signature. The first scan that finds outflows marks the subscription
+``delinquent`` with an audit event and a ``delinquency`` alert (USDC ``amount``, ``lamports``,
+the first ``signature``, slot, block time, recipients). The guard (and ``GET
 /api/v1/subscriptions/{id}/guard``) then answers ``delinquent: true``; the engine sets the
-subscription back to ``active`` when its debts are paid. Our own Drift settles and withdraws
-move USDC only into the agent's token account, so they are never outflows.
+subscription back to ``active`` when its debts are paid. Watches of subscriptions that no
+longer owe a blocking IOU are dropped.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
 
 from profitshare.chain.drift.program import drift_signer_pda
 from profitshare.chain.gateway import ChainGateway
 from profitshare.models import IOU, IouStatus, PayoutAttempt, Subscription, SubscriptionStatus
-from profitshare.models.ops import DelinquencyWatch
+from profitshare.models.ops import DelinquencyWatch, WatchBaseline
 from profitshare.services.audit import record_event
 from profitshare.services.notifications import alert
+from profitshare.services.reconciliation import signatures_since
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "schedule:delinquency"
 BLOCKING = (IouStatus.OPEN, IouStatus.PROCESSING)
+BASELINE_TIMEOUT_SECONDS = 2.0  # the slot read when an IOU opens: one short try per endpoint
 
 
 @dataclass(frozen=True)
 class Outflow:
-    """USDC that left the subscriber's funds in one transaction: ``amount`` base units,
-    ``recipients`` (token account owner -> base units), ``signature``, ``slot``, ``block_time``
-    (unix seconds or None)."""
+    """What left the subscriber's funds in one transaction: ``amount`` USDC base units to
+    ``recipients`` (token account owner -> base units) and ``lamports`` SOL to
+    ``sol_recipients`` (address -> lamports); ``signature``, ``slot``, ``block_time`` (unix
+    seconds or None)."""
 
     signature: str
     amount: int
     recipients: dict[str, int]
     slot: int
     block_time: int | None
+    lamports: int = 0
+    sol_recipients: dict[str, int] = field(default_factory=dict)
+
+
+def _account_keys(tx: dict) -> list[str]:
+    message = (tx.get("transaction") or {}).get("message") or {}
+    keys = [k if isinstance(k, str) else k.get("pubkey", "") for k in message.get("accountKeys") or []]
+    loaded = (tx.get("meta") or {}).get("loadedAddresses") or {}
+    return keys + list(loaded.get("writable") or []) + list(loaded.get("readonly") or [])
+
+
+def _token_amounts(entries, usdc_mint: str | None) -> dict[int, tuple[int, str]]:
+    return {
+        int(e["accountIndex"]): (int(e["uiTokenAmount"]["amount"]), e.get("owner") or "")
+        for e in entries or [] if usdc_mint is None or e.get("mint") == usdc_mint
+    }
 
 
 def usdc_outflow(tx: dict, agent: str, usdc_mint: str, signature: str) -> Outflow | None:
-    """The outflow of a ``getTransaction`` answer (json encoding) for ``agent``: USDC gained by
-    token accounts owned by neither the agent nor Drift's vault authority; None when nothing
-    left (or the transaction failed)."""
+    """The USDC part of ``outflow``: None when no USDC left (or the transaction failed)."""
+    found = outflow(tx, agent, usdc_mint, signature)
+    return found if found and found.amount else None
+
+
+def outflow(tx: dict, agent: str, usdc_mint: str, signature: str) -> Outflow | None:
+    """The outflow of a ``getTransaction`` answer (json encoding) for the agent wallet
+    ``agent``: USDC (base units) gained by token accounts owned by neither the agent nor
+    Drift's vault authority, and lamports the agent lost beyond its fee (when it paid the fee)
+    and beyond rent put into its own token accounts. None when nothing left or the transaction
+    failed (a failed transaction moves nothing but its fee)."""
     meta = tx.get("meta") or {}
     if meta.get("err") is not None:
         return None
     ignored = {agent, str(drift_signer_pda())}
-
-    def amounts(entries) -> dict[int, tuple[int, str]]:
-        return {
-            int(e["accountIndex"]): (int(e["uiTokenAmount"]["amount"]), e.get("owner") or "")
-            for e in entries or [] if e.get("mint") == usdc_mint
-        }
-
-    pre, post = amounts(meta.get("preTokenBalances")), amounts(meta.get("postTokenBalances"))
+    pre, post = _token_amounts(meta.get("preTokenBalances"), usdc_mint), _token_amounts(meta.get("postTokenBalances"), usdc_mint)
     recipients: dict[str, int] = {}
     for index in set(pre) | set(post):
         before, owner = pre.get(index, (0, ""))
         after, owner = post.get(index, (0, owner))
         if after > before and owner not in ignored:
             recipients[owner] = recipients.get(owner, 0) + after - before
-    if not recipients:
+    lamports, sol_recipients = _sol_outflow(tx, agent)
+    if not recipients and not lamports:
         return None
-    return Outflow(signature, sum(recipients.values()), recipients, int(tx.get("slot") or 0), tx.get("blockTime"))
+    return Outflow(signature, sum(recipients.values()), recipients, int(tx.get("slot") or 0), tx.get("blockTime"),
+                   lamports, sol_recipients)
 
 
+def _sol_outflow(tx: dict, agent: str) -> tuple[int, dict[str, int]]:
+    meta = tx.get("meta") or {}
+    keys = _account_keys(tx)
+    pre, post = list(meta.get("preBalances") or []), list(meta.get("postBalances") or [])
+    if agent not in keys or len(pre) != len(post) or keys.index(agent) >= len(pre):
+        return 0, {}
+    i = keys.index(agent)
+    fee = int(meta.get("fee") or 0) if i == 0 else 0
+    lost = int(pre[i]) - int(post[i]) - fee
+    if lost <= 0:
+        return 0, {}
+    owned = {index for index, (_, owner) in _token_amounts(meta.get("postTokenBalances"), None).items() if owner == agent}
+    gains = {j: int(post[j]) - int(pre[j]) for j in range(len(pre)) if j != i and int(post[j]) > int(pre[j])}
+    lost -= sum(g for j, g in gains.items() if j in owned)
+    if lost <= 0:
+        return 0, {}
+    return lost, {keys[j]: g for j, g in gains.items() if j not in owned and j < len(keys)}
+
+
+# --- the baseline: when an IOU opens ---------------------------------------------------------------
+_http: httpx.Client | None = None
+
+
+def current_slot() -> int | None:
+    """The chain's ``confirmed`` slot from the first of ``QV_RPC_URLS`` that answers within
+    ``BASELINE_TIMEOUT_SECONDS`` (one try each, no backoff: this runs in the engine's payout
+    path); None when none answers. Never raises."""
+    global _http
+    if _http is None:
+        _http = httpx.Client(timeout=BASELINE_TIMEOUT_SECONDS)
+    for url in settings.QV_RPC_URLS:
+        try:
+            body = _http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getSlot",
+                                         "params": [{"commitment": "confirmed"}]}).json()
+            return int(body["result"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def open_watch(subscription_pk: int, opened_at: datetime) -> DelinquencyWatch | None:
+    """Start watching the subscription's agent wallet from the chain's current slot (called
+    once the transaction that created a blocking IOU committed). Nothing happens when a watch
+    already runs (it started at an earlier debt) or the slot cannot be read (the schedule then
+    starts it). Returns the watch or None. Never raises on chain trouble."""
+    if DelinquencyWatch.objects.filter(subscription_id=subscription_pk).exists():
+        return None
+    slot = current_slot()
+    if slot is None:
+        logger.warning("delinquency baseline for subscription %s not read; the schedule starts the watch", subscription_pk)
+        return None
+    watch, created = DelinquencyWatch.objects.get_or_create(
+        subscription_id=subscription_pk,
+        defaults={"since_slot": slot, "baseline": WatchBaseline.IOU_OPENED, "opened_at": opened_at},
+    )
+    return watch if created else None
+
+
+def on_iou_saved(sender, instance: IOU, created: bool, **kwargs) -> None:
+    """``post_save`` of ``IOU``: a new blocking IOU opens the watch after commit."""
+    if created and instance.status in BLOCKING:
+        subscription_pk, opened_at = instance.subscription_id, instance.created_at or timezone.now()
+
+        def start() -> None:
+            try:
+                open_watch(subscription_pk, opened_at)
+            except Exception:  # noqa: BLE001 - never break the payout that created the IOU
+                logger.exception("delinquency watch for subscription %s not started", subscription_pk)
+
+        transaction.on_commit(start)
+
+
+# --- the schedule -----------------------------------------------------------------------------------
 def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200) -> dict[str, int]:
     """Scan the agent wallets of active subscriptions that owe a blocking IOU; mark those whose
-    funds moved out delinquent. Returns ``{"watched", "started", "delinquent", "stopped"}``
-    (``started``: new watches from the current slot; ``stopped``: watches dropped because
-    nothing blocks any more). Raises the gateway's ``ChainError`` when the RPC fails (the
-    schedule runs again; nothing is half-written)."""
+    funds moved out delinquent. Returns ``{"watched", "started", "delinquent", "stopped",
+    "signatures"}`` (``started``: watches this run had to start itself, from the current slot;
+    ``stopped``: watches dropped because nothing blocks any more; ``signatures``: transactions
+    listed). Raises the gateway's ``ChainError`` when the RPC fails (the schedule runs again;
+    what a scan did not finish is read again, nothing is half-written)."""
     if gateway is None:
         from profitshare.services.engine import default_gateway
 
@@ -93,58 +209,84 @@ def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200)
         Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, pk__in=owing)
         .select_related("agent_wallet").order_by("id")[:limit]
     )
-    counts = {"watched": len(subs), "started": 0, "delinquent": 0, "stopped": stopped}
+    counts = {"watched": len(subs), "started": 0, "delinquent": 0, "stopped": stopped, "signatures": 0}
+    watches = {w.subscription_id: w for w in DelinquencyWatch.objects.filter(subscription__in=subs)}
     slot = None
     for sub in subs:
-        watch = DelinquencyWatch.objects.filter(subscription=sub).first()
+        watch = watches.get(sub.pk)
         if watch is None:
             slot = slot if slot is not None else int(gateway.pool.call("getSlot", {"commitment": "confirmed"}))
-            DelinquencyWatch.objects.create(subscription=sub, since_slot=slot)
+            opened_at = IOU.objects.filter(subscription=sub, status__in=BLOCKING).aggregate(t=Min("created_at"))["t"]
+            watch, _ = DelinquencyWatch.objects.get_or_create(
+                subscription=sub, defaults={"since_slot": slot, "baseline": WatchBaseline.WATCH_STARTED,
+                                            "opened_at": opened_at})
             counts["started"] += 1
-            continue
-        if _scan(gateway, sub, watch):
-            counts["delinquent"] += 1
+        scanned, marked = _scan(gateway, sub, watch)
+        counts["signatures"] += scanned
+        counts["delinquent"] += marked
     return counts
 
 
-def _scan(gateway: ChainGateway, sub: Subscription, watch: DelinquencyWatch) -> bool:
+def _too_old(watch: DelinquencyWatch):
+    opened = int(watch.opened_at.timestamp()) if watch.opened_at else None
+
+    def stop(entry: dict[str, Any]) -> bool:
+        if int(entry.get("slot") or 0) >= watch.since_slot:
+            return False
+        block_time = entry.get("blockTime")
+        return not (opened is not None and block_time is not None and int(block_time) >= opened)
+
+    return stop
+
+
+def _scan(gateway: ChainGateway, sub: Subscription, watch: DelinquencyWatch) -> tuple[int, bool]:
     agent = sub.agent_wallet.pubkey
-    config: dict[str, Any] = {"limit": settings.QV_CHAIN_SIGNATURE_LIMIT, "commitment": "confirmed"}
     if watch.last_signature:
-        config["until"] = watch.last_signature
-    entries = [e for e in gateway.pool.call("getSignaturesForAddress", agent, config) or []
-               if int(e.get("slot") or 0) >= watch.since_slot]
+        entries = signatures_since(gateway, agent, until=watch.last_signature)
+    else:
+        entries = signatures_since(gateway, agent, stop=_too_old(watch))
     if not entries:
-        return False
+        DelinquencyWatch.objects.filter(pk=watch.pk).update(last_scan_at=timezone.now())
+        return 0, False
     ours = set(PayoutAttempt.objects.filter(signature__in=[e["signature"] for e in entries])
                .values_list("signature", flat=True))
-    outflow = None
+    found: list[Outflow] = []
     for entry in reversed(entries):  # oldest first
         if entry.get("err") is not None or entry["signature"] in ours:
             continue
         tx = gateway.transactions.get_transaction(entry["signature"])
-        outflow = tx and usdc_outflow(tx, agent, str(gateway.usdc_mint), entry["signature"])
-        if outflow:
-            break
+        moved = tx and outflow(tx, agent, str(gateway.usdc_mint), entry["signature"])
+        if moved:
+            found.append(moved)
     with transaction.atomic():
-        DelinquencyWatch.objects.filter(pk=watch.pk).update(last_signature=entries[0]["signature"])
-        if outflow:
-            return _mark(sub, outflow)
-    return False
+        DelinquencyWatch.objects.filter(pk=watch.pk).update(
+            last_signature=entries[0]["signature"], last_slot=entries[0].get("slot"), last_scan_at=timezone.now())
+        marked = bool(found) and _mark(sub, found)
+    return len(entries), marked
 
 
-def _mark(sub: Subscription, outflow: Outflow) -> bool:
+def _mark(sub: Subscription, found: list[Outflow]) -> bool:
     locked = Subscription.objects.select_for_update().get(pk=sub.pk)
     if locked.status != SubscriptionStatus.ACTIVE:
         return False
     locked.status = SubscriptionStatus.DELINQUENT
     locked.save(update_fields=["status"])
-    facts = {"amount": outflow.amount, "signature": outflow.signature, "slot": outflow.slot,
-             "block_time": outflow.block_time, "recipients": outflow.recipients,
-             "agent_wallet": sub.agent_wallet.pubkey}
+    first = found[0]
+    amount, lamports = sum(f.amount for f in found), sum(f.lamports for f in found)
+    recipients: dict[str, int] = {}
+    sol_recipients: dict[str, int] = {}
+    for f in found:
+        for owner, units in f.recipients.items():
+            recipients[owner] = recipients.get(owner, 0) + units
+        for address, lam in f.sol_recipients.items():
+            sol_recipients[address] = sol_recipients.get(address, 0) + lam
+    facts = {"amount": amount, "lamports": lamports, "signature": first.signature, "slot": first.slot,
+             "block_time": first.block_time, "recipients": recipients, "sol_recipients": sol_recipients,
+             "signatures": [f.signature for f in found], "agent_wallet": sub.agent_wallet.pubkey}
     why = "funds moved out on-chain while owing"
     record_event("subscription", sub.subscription_id, actor=ACTOR, from_status=SubscriptionStatus.ACTIVE,
                  to_status=SubscriptionStatus.DELINQUENT, reason=why, **facts)
-    alert("delinquency", f"{sub.subscription_id} moved {outflow.amount} out while owing (tx {outflow.signature})",
-          amount=outflow.amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
+    alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
+          f"while owing (tx {first.signature})",
+          amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
     return True

@@ -39,18 +39,34 @@ def check_broker() -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
+def redact_url(url: str) -> str:
+    """An RPC URL safe to show (``/healthz`` is public, metrics labels are scraped): user info
+    and query dropped, where providers put API keys (``https://rpc.example/?api-key=…`` ->
+    ``https://rpc.example/?…``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+
+
 def check_rpc() -> dict[str, Any]:
     """``getHealth`` on each of ``QV_RPC_URLS`` (timeout ``QV_HEALTHZ_TIMEOUT_SECONDS``); healthy
-    when at least one endpoint answers ``"ok"`` (the pool fails over)."""
+    when at least one endpoint answers ``"ok"`` (the pool fails over). Endpoints are named by
+    ``redact_url``."""
     endpoints = {}
     with httpx.Client(timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS) as client:
         for url in settings.QV_RPC_URLS:
             try:
                 response = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"})
                 body = response.json()
-                endpoints[url] = "ok" if body.get("result") == "ok" else str(body.get("error") or response.status_code)
+                endpoints[redact_url(url)] = (
+                    "ok" if body.get("result") == "ok" else str(body.get("error") or response.status_code)
+                )
             except (httpx.HTTPError, ValueError) as exc:
-                endpoints[url] = f"{type(exc).__name__}: {exc}"[:200]
+                endpoints[redact_url(url)] = type(exc).__name__  # the message may repeat the URL
     return {"ok": any(v == "ok" for v in endpoints.values()), "endpoints": endpoints}
 
 
@@ -82,5 +98,5 @@ def alert_on_repeated_rpc_failures(now=None) -> bool:
         return False
     owed = sum(iou.remaining for iou in failures)
     alert("rpc_failure", f"{count} payouts failed for RPC unavailability in {settings.QV_RPC_FAILURE_WINDOW_MINUTES} min",
-          amount=owed, source="payouts", count=count, rpc_urls=list(settings.QV_RPC_URLS))
+          amount=owed, source="payouts", count=count, rpc_urls=[redact_url(u) for u in settings.QV_RPC_URLS])
     return True

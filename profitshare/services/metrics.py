@@ -34,6 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from profitshare.chain.rpc import rpc_error_counts
+from profitshare.services.health import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,36 @@ RPC_ERRORS = Counter(
 )
 _synced: dict[tuple[str, str], int] = {}
 _sync_lock = threading.Lock()
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def metrics_token() -> str:
+    """The bearer token ``/metrics`` requires (``QV_METRICS_TOKEN``; settings first, then the
+    environment), or ``""`` when none is configured."""
+    from django.conf import settings
+
+    token = getattr(settings, "QV_METRICS_TOKEN", None)
+    return (os.environ.get("QV_METRICS_TOKEN", "") if token is None else token).strip()
+
+
+def scrape_allowed(authorization: str, remote_addr: str, is_staff: bool) -> int:
+    """Who may read ``/metrics``; returns the HTTP status to answer: 200, 401 or 403.
+
+    With a token configured: ``Authorization: Bearer <token>`` (compared in constant time) or a
+    staff session -> 200; no or another token -> 401 (loopback is not exempt: behind a reverse
+    proxy every request comes from loopback). Without a token: requests from loopback
+    (``REMOTE_ADDR`` 127.0.0.1 or ::1) or from staff -> 200, anyone else -> 403."""
+    import hmac
+
+    token = metrics_token()
+    if token:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return 200
+        return 200 if is_staff else 401
+    return 200 if is_staff or remote_addr in LOOPBACK else 403
 
 
 def multiprocess_dir() -> str:
@@ -62,7 +93,8 @@ def sync_rpc_errors() -> int:
             if delta < 0:  # the pool's counters were reset
                 delta = count
             if delta:
-                RPC_ERRORS.labels(*key).inc(delta)
+                url, kind = key
+                RPC_ERRORS.labels(redact_url(url), kind).inc(delta)
                 added += delta
             _synced[key] = count
     return added

@@ -3,14 +3,17 @@
 Two directions, both read from the chain with the gateway:
 
 1. **Ours -> chain.** Every payout attempt recorded ``landed`` within
-   ``QV_RECONCILE_WINDOW_HOURS`` is read back with ``getTransaction`` (``read_payout``): it
-   must exist, have succeeded, and move exactly the recorded ``amount`` of the USDC mint to the
-   recorded ``destination_owner`` / ``destination_ata``. Each distribution touched must have
-   ``paid`` equal to the sum of its landed attempts.
-2. **Chain -> ours.** For every agent wallet that paid within the window, the newest
-   ``QV_CHAIN_SIGNATURE_LIMIT`` signatures (``getSignaturesForAddress``) are scanned: a landed
-   payout of ours (memo ``qv:…``, sent from the agent's token account) whose signature has no
-   payout attempt is an unrecorded payout.
+   ``QV_RECONCILE_WINDOW_HOURS`` and not read back by an earlier run (``ReconciledAttempt``) is
+   read back with ``getTransaction`` (``read_payout``): it must exist, have succeeded, and move
+   exactly the recorded ``amount`` of the USDC mint to the recorded ``destination_owner`` /
+   ``destination_ata``. Each distribution touched must have ``paid`` equal to the sum of its
+   landed attempts. Each attempt is read back once.
+2. **Chain -> ours.** For every agent wallet that paid within the window, the signatures newer
+   than its ``ReconciliationBookmark`` (``getSignaturesForAddress`` with ``until``, paged with
+   ``before`` by ``QV_CHAIN_SIGNATURE_LIMIT``) are scanned: a landed payout of ours (memo
+   ``qv:…``, sent from the agent's token account) whose signature has no payout attempt is an
+   unrecorded payout. The bookmark then moves to the newest signature read, so a run reads
+   only what happened since the previous one.
 
 Every mismatch is an ``Alert`` (kind ``reconciliation_mismatch``, both sides in ``data``) and the
 run is kept as a ``ReconciliationReport`` (checked, matched, mismatched, signatures scanned,
@@ -33,7 +36,7 @@ from profitshare.chain.errors import ChainError
 from profitshare.chain.gateway import ChainGateway
 from profitshare.chain.payouts import LandedPayout, NotAPayout, parse_landed_payout
 from profitshare.models import AgentWallet, AttemptStatus, Distribution, PayoutAttempt
-from profitshare.models.ops import ReconciliationReport
+from profitshare.models.ops import ReconciledAttempt, ReconciliationBookmark, ReconciliationReport
 from profitshare.services.audit import record_event
 from profitshare.services.notifications import alert
 
@@ -99,8 +102,10 @@ def reconcile(*, gateway: ChainGateway | None = None, now=None) -> Reconciliatio
     report = ReconciliationReport.objects.create(started_at=now)
     mismatches: list[dict[str, Any]] = []
     usdc_mint = str(gateway.usdc_mint)
+    read: list[ReconciledAttempt] = []
     try:
-        attempts = list(PayoutAttempt.objects.filter(status=AttemptStatus.LANDED, resolved_at__gte=since).order_by("id"))
+        attempts = list(PayoutAttempt.objects.filter(
+            status=AttemptStatus.LANDED, resolved_at__gte=since, reconciliation__isnull=True).order_by("id"))
         for attempt in attempts:
             try:
                 landed = gateway.read_payout(attempt.signature)
@@ -109,11 +114,13 @@ def reconcile(*, gateway: ChainGateway | None = None, now=None) -> Reconciliatio
             else:
                 problems = check_attempt(attempt, landed, usdc_mint)
             report.checked += 1
+            read.append(ReconciledAttempt(attempt=attempt, report=report, matched=not problems))
             if problems:
                 mismatches.append({"kind": "attempt", "signature": attempt.signature, "fields": problems,
                                    "ours": _our_side(attempt), "chain": _chain_side(landed)})
             else:
                 report.matched += 1
+        ReconciledAttempt.objects.bulk_create(read, ignore_conflicts=True)
         mismatches += _ledger_sums({a.distribution_id for a in attempts})
         report.mismatched = len(mismatches)
         unrecorded = _scan_agent_wallets(gateway, since, report)
@@ -122,6 +129,8 @@ def reconcile(*, gateway: ChainGateway | None = None, now=None) -> Reconciliatio
     except ChainError as exc:
         report.error = f"{type(exc).__name__}: {exc}"[:2000]
         logger.error("reconciliation stopped: %s", report.error)
+        report.mismatched = len(mismatches)
+        ReconciledAttempt.objects.bulk_create(read, ignore_conflicts=True)  # what was read stays read
     _finish(report, mismatches)
     return report
 
@@ -139,15 +148,44 @@ def _ledger_sums(distribution_ids: set[int]) -> list[dict[str, Any]]:
     return out
 
 
+def signatures_since(
+    gateway: ChainGateway, address: str, *, until: str = "", stop=None, page: int | None = None
+) -> list[dict[str, Any]]:
+    """Every ``getSignaturesForAddress`` entry of ``address`` newer than the signature
+    ``until`` (all of history when empty), newest first, paged with ``before`` by ``page``
+    (default ``QV_CHAIN_SIGNATURE_LIMIT``, at most 1000). ``stop(entry)``: True for the first
+    entry too old to matter (it and older ones are not returned). Raises the gateway's
+    ``ChainError``."""
+    page = min(1000, page or settings.QV_CHAIN_SIGNATURE_LIMIT)
+    out: list[dict[str, Any]] = []
+    before = None
+    while True:
+        config: dict[str, Any] = {"limit": page, "commitment": "confirmed"}
+        if until:
+            config["until"] = until
+        if before:
+            config["before"] = before
+        entries = gateway.pool.call("getSignaturesForAddress", address, config) or []
+        for entry in entries:
+            if stop is not None and stop(entry):
+                return out
+            out.append(entry)
+        if len(entries) < page:
+            return out
+        before = entries[-1]["signature"]
+
+
 def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationReport) -> list[dict[str, Any]]:
     wallets = AgentWallet.objects.filter(payout_attempts__created_at__gte=since).distinct().order_by("id")
+    marks = {b.agent_wallet_id: b for b in ReconciliationBookmark.objects.filter(agent_wallet__in=wallets)}
     found = []
     for wallet in wallets:
-        entries = gateway.pool.call(
-            "getSignaturesForAddress", wallet.pubkey, {"limit": settings.QV_CHAIN_SIGNATURE_LIMIT}
-        ) or []
-        signatures = [e["signature"] for e in entries if e.get("err") is None]
+        mark = marks.get(wallet.pk)
+        entries = signatures_since(gateway, wallet.pubkey, until=mark.last_signature if mark else "")
         report.signatures_scanned += len(entries)
+        if not entries:
+            continue
+        signatures = [e["signature"] for e in entries if e.get("err") is None]
         known = set(PayoutAttempt.objects.filter(signature__in=signatures).values_list("signature", flat=True))
         for signature in signatures:
             if signature in known:
@@ -162,6 +200,9 @@ def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationRepo
             if (landed.reference or "").startswith(REFERENCE_PREFIX) and str(landed.source_owner) == wallet.pubkey:
                 found.append({"kind": "unrecorded_payout", "signature": signature, "fields": ["distribution"],
                               "ours": None, "chain": {**_chain_side(landed), "agent_wallet": wallet.pubkey}})
+        ReconciliationBookmark.objects.update_or_create(
+            agent_wallet=wallet, defaults={"last_signature": entries[0]["signature"], "last_slot": entries[0].get("slot")}
+        )
     return found
 
 

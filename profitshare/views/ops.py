@@ -23,5 +23,19 @@ def healthz(request):
 @never_cache
 @require_GET
 def metrics_view(request):
-    """The Prometheus text exposition (``metrics.render``)."""
+    """The Prometheus text exposition (``metrics.render``) for whoever ``metrics.scrape_allowed``
+    lets in: the ``QV_METRICS_TOKEN`` bearer token (or staff) when one is set, else loopback or
+    staff. 401 carries ``WWW-Authenticate: Bearer``; 403 a short reason."""
+    user = getattr(request, "user", None)
+    status = metrics.scrape_allowed(
+        request.headers.get("Authorization", ""), request.META.get("REMOTE_ADDR", ""),
+        bool(user is not None and user.is_authenticated and user.is_staff),
+    )
+    if status == 401:
+        response = HttpResponse("a bearer token is required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if status == 403:
+        return HttpResponse("metrics are served to loopback and staff only (set QV_METRICS_TOKEN to scrape remotely)\n",
+                            status=403, content_type="text/plain")
     return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)

@@ -1,18 +1,24 @@
-"""Delinquency (seed 001 #5): funds moved out on-chain while owing mark the subscription
-delinquent (amount, signature, alert); our own settles, withdraws and payouts never do; it
-clears when the debts are paid."""
+"""Delinquency (seed 001 #5): funds moved out on-chain while owing — USDC out of the agent's
+token account or Drift subaccount, SOL out of the agent wallet — mark the subscription
+delinquent (amount, lamports, signature, alert), from the slot the IOU opened at; our own
+settles, withdraws and payouts never do; it clears when the debts are paid."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from solders.hash import Hash
 from solders.keypair import Keypair
+from solders.message import Message
+from solders.system_program import TransferParams, transfer
+from solders.transaction import Transaction
 
 from profitshare.chain.errors import RpcUnavailable
 from profitshare.models import IOU, Alert, AuditEvent, IouStatus, SubscriptionStatus
-from profitshare.models.ops import DelinquencyWatch
+from profitshare.models.ops import DelinquencyWatch, WatchBaseline
 from profitshare.services import ious
 from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou
@@ -25,11 +31,26 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def owing_world(localnet, gateway):
-    """A subscription owing 4 USDC (its agent lacks SOL), already watched."""
+    """A subscription owing 4 USDC (its agent lacks SOL), watched since its IOU opened."""
     world = make_world(localnet, lamports=1_000_000)
     process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
-    assert detect_delinquency(gateway=gateway)["started"] == 1
+    assert DelinquencyWatch.objects.get(subscription=world.subscription).baseline == WatchBaseline.IOU_OPENED
     return world
+
+
+def system_transfer(localnet, signer: Keypair, to: str, lamports: int) -> str:
+    """A plain System Program transfer signed by ``signer`` (not one of ours); returns its
+    signature once landed."""
+    from solders.pubkey import Pubkey
+
+    blockhash = localnet.rpc("getLatestBlockhash", {"commitment": "confirmed"})["value"]["blockhash"]
+    ix = transfer(TransferParams(from_pubkey=signer.pubkey(), to_pubkey=Pubkey.from_string(to), lamports=lamports))
+    tx = Transaction([signer], Message.new_with_blockhash([ix], signer.pubkey(), Hash.from_string(blockhash)),
+                     Hash.from_string(blockhash))
+    signature = localnet.rpc("sendTransaction", base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"})
+    status = localnet.rpc("getSignatureStatuses", [signature])["value"][0]
+    assert status and status["err"] is None
+    return signature
 
 
 def status(world) -> str:
@@ -95,15 +116,96 @@ def test_delinquency_clears_when_the_debt_is_paid(localnet, gateway):
     assert not DelinquencyWatch.objects.exists()
 
 
-def test_moves_before_the_watch_started_do_not_count(localnet, gateway):
+def test_moves_before_the_iou_opened_do_not_count(localnet, gateway):
     world = make_world(localnet, lamports=1_000_000)
     sub = world.subscription
     localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
-    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
     localnet.rpc("localnet_advanceSlots", 1)
-    assert detect_delinquency(gateway=gateway)["started"] == 1
+    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
     assert detect_delinquency(gateway=gateway)["delinquent"] == 0
     assert status(world) == SubscriptionStatus.ACTIVE
+
+
+def test_the_watch_starts_at_the_slot_the_iou_opened(localnet, gateway):
+    world = make_world(localnet, lamports=1_000_000)
+    before = localnet.rpc("getSlot")
+    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
+    watch = DelinquencyWatch.objects.get(subscription=world.subscription)
+    iou = IOU.objects.get(subscription=world.subscription)
+    assert (watch.baseline, watch.since_slot, watch.opened_at) == (WatchBaseline.IOU_OPENED, before, iou.created_at)
+    counts = detect_delinquency(gateway=gateway)
+    assert (counts["watched"], counts["started"], counts["delinquent"]) == (1, 0, 0)
+
+
+def test_a_move_seconds_after_the_iou_opened_is_caught_on_the_first_scan(localnet, gateway):
+    world = make_world(localnet, lamports=1_000_000)
+    sub = world.subscription
+    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
+    elsewhere = str(Keypair().pubkey())
+    moved = localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 250_000_000, elsewhere)
+    localnet.rpc("localnet_advanceSlots", 150)  # a minute passes before the schedule runs
+    counts = detect_delinquency(gateway=gateway)
+    assert (counts["started"], counts["delinquent"]) == (0, 1)
+    assert status(world) == SubscriptionStatus.DELINQUENT
+    event = AuditEvent.objects.get(entity="subscription", entity_id=sub.subscription_id, to_status="delinquent")
+    assert (event.data["amount"], event.data["signature"], event.data["lamports"]) == (250_000_000, moved["signature"], 0)
+
+
+def test_sol_drained_by_a_system_transfer_signed_by_the_agent_key_marks_delinquent(localnet, gateway):
+    world = owing_world(localnet, gateway)
+    sub = world.subscription
+    localnet.rpc("requestAirdrop", sub.agent_wallet.pubkey, 3_000_000_000)
+    elsewhere = str(Keypair().pubkey())
+    drained = system_transfer(localnet, world.agent, elsewhere, 2_500_000_000)
+    counts = detect_delinquency(gateway=gateway)
+    assert counts["delinquent"] == 1
+    assert status(world) == SubscriptionStatus.DELINQUENT
+    event = AuditEvent.objects.get(entity="subscription", entity_id=sub.subscription_id, to_status="delinquent")
+    assert (event.data["signature"], event.data["amount"], event.data["lamports"]) == (drained, 0, 2_500_000_000)
+    assert event.data["sol_recipients"] == {elsewhere: 2_500_000_000}
+    alert = Alert.objects.get(kind="delinquency")
+    assert (alert.data["lamports"], alert.data["signature"]) == (2_500_000_000, drained)
+
+
+def test_a_transaction_that_only_costs_its_fee_is_not_an_outflow(localnet, gateway):
+    world = owing_world(localnet, gateway)
+    localnet.rpc("requestAirdrop", world.subscription.agent_wallet.pubkey, 1_000_000_000)
+    system_transfer(localnet, world.agent, world.subscription.agent_wallet.pubkey, 1_000)  # to itself
+    counts = detect_delinquency(gateway=gateway)
+    assert counts["delinquent"] == 0 and counts["signatures"] >= 2  # the airdrop and the self-transfer at least
+    assert status(world) == SubscriptionStatus.ACTIVE
+
+
+def test_an_unreachable_rpc_when_the_iou_opens_leaves_the_watch_to_the_schedule(localnet, gateway, settings):
+    world = make_world(localnet, lamports=1_000_000)
+    settings.QV_RPC_URLS = ["http://127.0.0.1:9"]  # the baseline read fails; the payout's gateway works
+    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
+    assert IOU.objects.filter(subscription=world.subscription).exists()
+    assert not DelinquencyWatch.objects.exists()
+    settings.QV_RPC_URLS = [localnet.url]
+    slot = localnet.rpc("getSlot")
+    counts = detect_delinquency(gateway=gateway)
+    assert (counts["started"], counts["delinquent"]) == (1, 0)
+    watch = DelinquencyWatch.objects.get()
+    assert (watch.baseline, watch.since_slot) == (WatchBaseline.WATCH_STARTED, slot)
+    sub = world.subscription
+    localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
+    assert detect_delinquency(gateway=gateway)["delinquent"] == 1
+
+
+def test_each_scan_reads_only_newer_transactions_and_pages_through_many(localnet, gateway, settings):
+    world = owing_world(localnet, gateway)
+    sub = world.subscription
+    settings.QV_CHAIN_SIGNATURE_LIMIT = 2  # pages of two signatures
+    moved = localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 1_000_000, str(Keypair().pubkey()))
+    for _ in range(4):  # newer transactions that move nothing out, burying the outflow past one page
+        localnet.rpc("requestAirdrop", sub.agent_wallet.pubkey, 1_000)
+    counts = detect_delinquency(gateway=gateway)
+    assert counts["signatures"] >= 5 and counts["delinquent"] == 1  # the outflow and the four airdrops at least
+    event = AuditEvent.objects.get(entity="subscription", entity_id=sub.subscription_id, to_status="delinquent")
+    assert event.data["signature"] == moved["signature"]
+    watch = DelinquencyWatch.objects.get()
+    assert watch.last_signature and watch.last_scan_at
 
 
 def test_expired_debts_are_not_watched(localnet, gateway):
@@ -111,7 +213,8 @@ def test_expired_debts_are_not_watched(localnet, gateway):
     IOU.objects.update(status=IouStatus.EXPIRED)
     sub = world.subscription
     localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
-    assert detect_delinquency(gateway=gateway) == {"watched": 0, "started": 0, "delinquent": 0, "stopped": 1}
+    assert detect_delinquency(gateway=gateway) == {"watched": 0, "started": 0, "delinquent": 0, "stopped": 1,
+                                                   "signatures": 0}
     assert status(world) == SubscriptionStatus.ACTIVE
 
 

@@ -149,3 +149,64 @@ def test_failed_django_q_tasks_are_visible(client, localnet, settings):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["checks"]["broker"]["failed_tasks"] == 1  # visible, not fatal
     assert samples(client)[("qv_q_failed_tasks", ())] == 1
+
+
+# --- who may read /metrics (QV_METRICS_TOKEN) ----------------------------------------------------
+def staff_client(client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_user("ops", password="x", is_staff=True))
+    return client
+
+
+def test_without_a_token_metrics_are_served_to_loopback(client, settings):
+    settings.QV_METRICS_TOKEN = ""
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
+
+
+def test_without_a_token_a_remote_scrape_is_403_unless_staff(client, settings):
+    settings.QV_METRICS_TOKEN = ""
+    response = client.get("/metrics", REMOTE_ADDR="10.0.0.7")
+    assert response.status_code == 403 and b"QV_METRICS_TOKEN" in response.content
+    assert b"qv_" not in response.content
+    assert staff_client(client).get("/metrics", REMOTE_ADDR="10.0.0.7").status_code == 200
+
+
+def test_with_a_token_the_bearer_token_is_required(client, settings):
+    settings.QV_METRICS_TOKEN = "s3cret-token"
+    missing = client.get("/metrics", REMOTE_ADDR="10.0.0.7")
+    assert missing.status_code == 401 and missing["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert b"qv_" not in missing.content
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong", REMOTE_ADDR="10.0.0.7").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Basic s3cret-token", REMOTE_ADDR="10.0.0.7").status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401  # loopback is not exempt then
+    ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token", REMOTE_ADDR="10.0.0.7")
+    assert ok.status_code == 200 and b"qv_metrics_database_up" in ok.content
+
+
+def test_with_a_token_staff_may_still_read_metrics(client, settings):
+    settings.QV_METRICS_TOKEN = "s3cret-token"
+    assert staff_client(client).get("/metrics", REMOTE_ADDR="10.0.0.7").status_code == 200
+
+
+def test_the_token_comes_from_the_environment_when_settings_lack_it(client, settings, monkeypatch):
+    if hasattr(settings, "QV_METRICS_TOKEN"):
+        del settings.QV_METRICS_TOKEN
+    monkeypatch.setenv("QV_METRICS_TOKEN", "from-env")
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer from-env").status_code == 200
+
+
+def test_rpc_urls_with_api_keys_are_not_shown(client, localnet, settings):
+    settings.QV_METRICS_TOKEN = ""
+    settings.QV_RPC_URLS = [f"{localnet.url}/?api-key=very-secret", "http://user:pw@127.0.0.1:9/?api-key=other-secret"]
+    settings.QV_HEALTHZ_TIMEOUT_SECONDS = 1
+    body = client.get("/healthz")
+    assert body.status_code == 200 and b"secret" not in body.content and b"pw@" not in body.content
+    assert body.json()["checks"]["rpc"]["endpoints"] == {f"{localnet.url}/?…": "ok", "http://127.0.0.1:9/?…": "ConnectError"}
+    dead = make_gateway(type("Dead", (), {"url": "http://127.0.0.1:9/?api-key=other-secret"})(), max_attempts=1)
+    with pytest.raises(RpcUnavailable):
+        dead.block_height()
+    scraped = client.get("/metrics")
+    assert b"secret" not in scraped.content and 'url="http://127.0.0.1:9/?…"'.encode() in scraped.content
