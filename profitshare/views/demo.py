@@ -4,11 +4,13 @@ Only when the demo is on (``QV_DEMO=1``, which ``make run`` sets for its own pro
 method is a 404. Signing in goes through the same Sign-In With Solana code as a wallet: the server
 issues a challenge for the chosen demo address (``siws.issue_challenge``), signs the exact message
 with that demo wallet's key (derived from the demo seed; ``profitshare.demo.wallets``) and checks
-it with ``siws.verify_sign_in`` before the session is signed in.
+it with ``siws.verify_sign_in`` before the session is signed in. The demo admin (a Django staff
+user ``demo-admin`` without a usable password, created on first use) opens the console.
 """
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model, login
 from django.http import Http404
 from django.shortcuts import redirect, render
 
@@ -26,6 +28,8 @@ def demo_page(request):
     if not demo_enabled():
         raise Http404("no such page")
     seed = demo_seed()
+    if request.method == "POST" and request.POST.get("admin"):
+        return _admin_sign_in(request)
     if request.method == "POST":
         found = wallet_keypair(seed, request.POST.get("address", ""))
         if found is None:
@@ -44,6 +48,24 @@ def demo_page(request):
     if request.method != "GET":
         raise Http404("no such page")
     return render(request, "profitshare/demo/page.html", _context(request, seed))
+
+
+DEMO_ADMIN = "demo-admin"
+
+
+def _admin_sign_in(request):
+    """Sign the session in as the demo's staff user (no usable password: only this page, only
+    with the demo on, signs it in) and open the console."""
+    user, created = get_user_model().objects.get_or_create(
+        username=DEMO_ADMIN, defaults={"is_staff": True, "email": ""}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    if not user.is_staff or not user.is_active:
+        raise Http404("the demo admin is not a staff user")
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("pages:console")
 
 
 def _context(request, seed: int, error: str = "") -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from solders.keypair import Keypair
 
 from profitshare.demo.wallets import CREATOR, keypair
@@ -53,3 +54,15 @@ def test_demo_on_signs_in_a_demo_creator_through_siws(client, settings):
     assert response.status_code == 302 and response["Location"] == "/creator/"
     assert client.session["qv_wallet"] == address
     assert SiwsNonce.objects.get(address=address).used_at is not None
+
+
+@pytest.mark.django_db
+def test_demo_admin_opens_the_console_only_with_the_demo_on(client, settings, demo_off):
+    assert client.post("/demo/", {"admin": "1"}).status_code == 404
+    assert client.get("/console/").status_code == 302  # to the admin login
+    settings.QV_DEMO = True
+    response = client.post("/demo/", {"admin": "1"})
+    assert response.status_code == 302 and response["Location"] == "/console/"
+    assert client.get("/console/").status_code == 200
+    user = get_user_model().objects.get(username="demo-admin")
+    assert user.is_staff and not user.has_usable_password()

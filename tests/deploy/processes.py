@@ -34,7 +34,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_database_url() -> str:
+def database_url_of_test() -> str:
     """``postgres://`` URL of the database this test runs on (pytest-django's test database)."""
     db = connection.settings_dict
     auth = quote(db["USER"] or "postgres")
@@ -55,7 +55,7 @@ class ProductProcesses:
         secret_key = Conf.SECRET_KEY
         self.env = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": database_url_of_test(),
             "QV_DEBUG": "1" if secret_key.startswith("dev-only") else "0",
             "QV_SECRET_KEY": secret_key,
             "QV_INTAKE_SECRET": INTAKE_SECRET,
