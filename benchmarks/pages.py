@@ -107,7 +107,7 @@ ORDER BY s.g;
 INSERT INTO profitshare_iou (distribution_id, subscription_id, creator_id, amount, paid_amount, reason, status,
   attempts, next_retry_at, claimed_at, last_error, expires_at, created_at, resolved_at, void_reason, voided_by)
 SELECT d.id, d.subscription_id, d.creator_id, d.share, d.paid,
-       (ARRAY['insufficient_sol','withdraw_short','withdraw_failed','rpc_unavailable'])[1 + d.id %% 4],
+       (ARRAY['insufficient_sol','withdraw_short','withdraw_failed','rpc_unavailable'])[1 + (d.id / 100) %% 4],
        CASE WHEN d.status = 'paid' THEN 'paid'
             WHEN d.created_at > now() - interval '7 days' THEN 'open' ELSE 'expired' END,
        1 + d.id %% 5, now() + (d.id %% 3600) * interval '1 second', NULL, '',

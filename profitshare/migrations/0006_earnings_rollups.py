@@ -3,7 +3,7 @@
 """Earnings rollups (``profitshare.models.earnings``), backfilled from the ledger; and two
 partial indexes over the pending debts (open, processing, expired IOUs): by amount still owed
 (``amount - paid_amount``, the debts table's "sort by amount"), by id (its default, oldest-first
-order), by reason (its totals) and by creator and subscription (what IOUs owe a creator, on the
+order), by reason (its filter, with either order, and its totals) and by creator and subscription (what IOUs owe a creator, on the
 dashboard); the last two hold the amounts, so PostgreSQL answers from the index alone. The indexes are plain SQL (PostgreSQL and SQLite both
 support partial expression indexes) outside the ``IOU`` model's state."""
 
@@ -68,13 +68,18 @@ class Migration(migrations.Migration):
             f"CREATE INDEX iou_pending_id ON profitshare_iou (id) WHERE {PENDING}",
             "DROP INDEX iou_pending_id",
         ),
+        migrations.RunSQL(  # the debts page filtered by reason and sorted by amount
+            f"CREATE INDEX iou_pending_reason_remaining ON profitshare_iou (reason, (amount - paid_amount), id) "
+            f"WHERE {PENDING}",
+            "DROP INDEX iou_pending_reason_remaining",
+        ),
         migrations.RunSQL(  # what pending IOUs owe a creator, per subscription (index-only)
             f"CREATE INDEX iou_pending_creator ON profitshare_iou (creator_id, subscription_id, amount, paid_amount) "
             f"WHERE {PENDING}",
             "DROP INDEX iou_pending_creator",
         ),
-        migrations.RunSQL(  # the debts page's totals by reason (index-only)
-            f"CREATE INDEX iou_pending_reason ON profitshare_iou (reason, amount, paid_amount) WHERE {PENDING}",
+        migrations.RunSQL(  # the debts page filtered by reason (in id order), and its totals by reason (index-only)
+            f"CREATE INDEX iou_pending_reason ON profitshare_iou (reason, id, amount, paid_amount) WHERE {PENDING}",
             "DROP INDEX iou_pending_reason",
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),

@@ -58,8 +58,8 @@ def form_fields_html(form) -> SafeString:
     on the form's class, its fields' choices, what was submitted and which fields have errors,
     so it is kept per such key (at most ``_FIELDS_CACHE_SIZE`` entries, oldest dropped)."""
     fields = list(form)
-    key = (
-        type(form), form.prefix, form.is_bound,
+    key = (  # django-filter builds a new form class per FilterSet: the class is keyed by name
+        f"{type(form).__module__}.{type(form).__qualname__}", form.prefix, form.is_bound,
         tuple(
             (
                 bound.name,
