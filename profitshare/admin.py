@@ -18,6 +18,7 @@ from profitshare.models import (
     AuditEvent,
     CreatorWallet,
     Distribution,
+    DriftAction,
     PayoutAttempt,
     PublishedBot,
     Subscription,
@@ -130,6 +131,17 @@ class IOUAdmin(ReadOnlyAdmin):
     list_filter = ("status", "reason")
     search_fields = ("=id", "subscription__subscription_id", "creator__address", "distribution__close__close_id")
     list_select_related = ("subscription", "creator")
+    date_hierarchy = "created_at"
+
+
+@admin.register(DriftAction)
+class DriftActionAdmin(ReadOnlyAdmin):
+    """Settle and withdraw transactions of the engine, recorded before sending."""
+
+    list_display = ("signature", "kind", "distribution", "iou", "agent_wallet", "amount", "delivered", "status", "created_at")
+    list_filter = ("kind", "status")
+    search_fields = ("signature", "agent_wallet__pubkey")
+    list_select_related = ("distribution", "iou", "agent_wallet")
     date_hierarchy = "created_at"
 
 

@@ -485,6 +485,12 @@ class ChainGateway(BatchOps):
             raise WithdrawShort(amount, delivered, signature)
         return WithdrawResult(signature=signature, requested=amount, delivered=delivered)
 
+    def withdraw_delivered(self, signature: str, agent: Address) -> int | None:
+        """USDC base units the agent's token account gained in the landed transaction
+        ``signature`` (its pre/post token balances), or None if the node cannot return that
+        transaction. Raises ``RpcUnavailable``."""
+        return self._gained(signature, usdc_ata(parse_address(agent), self.usdc_mint))
+
     def _gained(self, signature: str, token_account: Pubkey) -> int | None:
         tx = self.transactions.get_transaction(signature)
         if not tx or not tx.get("meta"):

@@ -9,7 +9,7 @@ from profitshare.models.bots import Policy, PublishedBot
 from profitshare.models.closes import CloseKind, Distribution, DistributionStatus, TradeClose
 from profitshare.models.earnings import EarningsDay, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
-from profitshare.models.payouts import AttemptStatus, PayoutAttempt
+from profitshare.models.payouts import AttemptStatus, DriftAction, DriftActionKind, PayoutAttempt
 from profitshare.models.siws import SiwsNonce as SiwsNonce
 from profitshare.models.subscriptions import Subscription, SubscriptionStatus
 from profitshare.models.wallets import AgentWallet, CreatorWallet
@@ -23,6 +23,8 @@ __all__ = [
     "CloseKind",
     "CreatorWallet",
     "Distribution",
+    "DriftAction",
+    "DriftActionKind",
     "DistributionStatus",
     "EarningsDay",
     "IouReason",

@@ -51,3 +51,48 @@ class PayoutAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.signature[:12]}… ({self.status})"
+
+
+class DriftActionKind(models.TextChoices):
+    SETTLE = "settle", "Settle PnL"
+    WITHDRAW = "withdraw", "Withdraw from Drift"
+
+
+class DriftAction(models.Model):
+    """A settle-PnL or withdraw transaction the engine signed for a distribution, recorded
+    before it is sent (DESIGN.md "Exactly once": no chain action without a durable record).
+
+    ``amount``: USDC base units asked of a withdraw (0 for a settle). ``delivered``: what the
+    agent's USDC token account gained from a landed withdraw, once counted into the
+    distribution's ``withdrawn`` (null while not known: a later run resolves the signature
+    before withdrawing again, so a withdraw that landed late is used, not repeated).
+    ``status`` as a payout attempt's: ``prepared`` (recorded; maybe sent, outcome not known),
+    ``landed``, ``failed``, ``expired`` (its blockhash expired unlanded).
+    """
+
+    kind = models.CharField(max_length=8, choices=DriftActionKind.choices)
+    distribution = models.ForeignKey(
+        "profitshare.Distribution", on_delete=models.PROTECT, related_name="drift_actions"
+    )
+    iou = models.ForeignKey(
+        "profitshare.IOU", on_delete=models.PROTECT, related_name="drift_actions", null=True, blank=True
+    )
+    agent_wallet = models.ForeignKey("profitshare.AgentWallet", on_delete=models.PROTECT, related_name="drift_actions")
+    amount = models.BigIntegerField(default=0)
+    delivered = models.BigIntegerField(null=True, blank=True)
+    signature = models.CharField(max_length=88, unique=True)
+    last_valid_block_height = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=AttemptStatus.choices, default=AttemptStatus.PREPARED)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="drift_action_amount_gte_0"),
+            models.CheckConstraint(condition=Q(delivered__gte=0) | Q(delivered__isnull=True), name="drift_action_delivered_gte_0"),
+        ]
+        indexes = [models.Index(fields=["distribution", "kind", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.signature[:12]}… ({self.status})"

@@ -22,13 +22,16 @@ from profitshare.chain.errors import (
 from profitshare.chain.fees import TxFeeBudget, payout_sol_needed
 from profitshare.chain.transactions import SignedTransaction, describe_error
 from profitshare.models import (
+    AttemptStatus,
     Distribution,
     DistributionStatus,
+    DriftActionKind,
     IouReason,
     Subscription,
     SubscriptionStatus,
 )
 from profitshare.services.audit import append_events, event
+from profitshare.services.engine import drift_actions
 from profitshare.services.engine.batch import Batch, Item, group
 from profitshare.services.engine.ledger import owe
 
@@ -178,6 +181,7 @@ def settle(batch: Batch) -> None:
 
     try:
         signed = _sign_unique(batch, items, sign)
+        drift_actions.record(batch, DriftActionKind.SETTLE, signed)
         pending = _send_all(batch, signed, items, refused)
         outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
     except (ChainError, ValueError) as exc:
@@ -185,6 +189,11 @@ def settle(batch: Batch) -> None:
             if item.active:
                 owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle: {exc}")
         return
+    drift_actions.finish([
+        (tx.signature, drift_actions.status_of(outcome.get(tx.signature)) if tx.signature in pending else AttemptStatus.FAILED,
+         None, "" if tx.signature in pending else "refused by preflight")
+        for tx in signed.values()
+    ])
     settled, events = [], []
     for item in items:
         if not item.active:
@@ -250,6 +259,19 @@ def withdraw(batch: Batch) -> None:
     if not items:
         return
     gateway = batch.gateway
+    blocked, earlier = drift_actions.resolve_withdraws(batch, items)
+    items = [i for i in items if i.dist.pk not in blocked and i.dist.withdrawn < i.dist.owed]
+    if not items:
+        return
+    if earlier:  # an earlier withdraw may have landed since pre-flight read the balances
+        try:
+            states = gateway.wallet_states([i.agent for i in items])
+        except ChainError as exc:
+            for item in items:
+                item.fall_short(IouReason.RPC_UNAVAILABLE, f"withdraw: {exc}")
+            return
+        for item in items:
+            item.usdc_before = states[str(item.agent)].usdc or 0
     asked = {i.dist.pk: i.dist.owed - i.dist.withdrawn for i in items}
 
     def sign(item: Item, recent):
@@ -263,6 +285,7 @@ def withdraw(batch: Batch) -> None:
 
     try:
         signed = _sign_unique(batch, items, sign)
+        drift_actions.record(batch, DriftActionKind.WITHDRAW, signed, asked)
         pending = _send_all(batch, signed, items, refused)
         outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
         after = gateway.wallet_states([i.agent for i in items])
@@ -270,7 +293,7 @@ def withdraw(batch: Batch) -> None:
         for item in items:
             item.fall_short(IouReason.RPC_UNAVAILABLE, f"withdraw: {exc}")
         return  # nothing measured: pay from funds already on record only
-    changed, events = [], []
+    changed, events, finished = [], [], []
     for item in items:
         tx = signed[item.dist.pk]
         status = outcome.get(tx.signature)
@@ -289,6 +312,8 @@ def withdraw(batch: Batch) -> None:
             ))
         if delivered < asked[item.dist.pk]:
             item.fall_short(IouReason.WITHDRAW_SHORT, f"withdraw delivered {delivered} of {asked[item.dist.pk]} ({tx.signature})")
+        finished.append(_withdraw_outcome(tx.signature, tx.signature in pending, status, delivered))
+    drift_actions.finish(finished)
     if changed:
         with transaction.atomic():
             for delivered, pks in group(changed).items():  # one UPDATE per amount, not per row
@@ -297,3 +322,15 @@ def withdraw(batch: Batch) -> None:
         delivered_by_pk = {pk: delivered for delivered, pk in changed}
         for item in items:
             item.dist.withdrawn += delivered_by_pk.get(item.dist.pk, 0)
+
+
+def _withdraw_outcome(signature: str, sent: bool, status, delivered: int) -> tuple[str, str, int | None, str]:
+    """A withdraw's DriftAction outcome: refused by preflight is failed; funds that arrived
+    mean it landed (its delivery is counted now); undecided with nothing arrived stays
+    uncounted, for a later run to resolve by its signature."""
+    if not sent:
+        return signature, AttemptStatus.FAILED, None, "refused by preflight"
+    decided = drift_actions.status_of(status)
+    if decided == AttemptStatus.LANDED or delivered:
+        return signature, AttemptStatus.LANDED, delivered, ""
+    return signature, decided, None, ""
