@@ -12,8 +12,8 @@ the schedule starts the watch on its next run from the slot it reads then
 **The scan** (``detect_delinquency``, every minute): for every active subscription with a
 blocking IOU, the agent wallet's transactions newer than the watch's bookmark
 (``getSignaturesForAddress`` with ``until``, paged) — or, on the first scan, from the baseline
-on — that are not our recorded payouts (``PayoutAttempt`` signatures) and did not fail are read
-with ``getTransaction``. An *outflow* is any of:
+on — that are not our recorded transactions (``PayoutAttempt`` payouts, ``DriftAction`` settles
+and withdraws) and did not fail are read with ``getTransaction``. An *outflow* is any of:
 
 * USDC gained by a token account owned by anyone other than the agent wallet or Drift's vault
   authority: out of the agent's token account, or out of its Drift subaccount to elsewhere
@@ -22,8 +22,8 @@ with ``getTransaction``. An *outflow* is any of:
   put into its own token accounts): e.g. a plain system transfer signed by the agent key.
 
 Our own settles and withdraws move USDC only into the agent's token account and SOL only as
-fees (and the rent of the agent's own token account), so they are never outflows; our payouts
-are skipped by signature. The first scan that finds outflows marks the subscription
+fees (and the rent of the agent's own token account), so they would never be outflows anyway;
+all three are skipped by signature. The first scan that finds outflows marks the subscription
 ``delinquent`` with an audit event and a ``delinquency`` alert (USDC ``amount``, ``lamports``,
 the first ``signature``, slot, block time, recipients). The guard (and ``GET
 /api/v1/subscriptions/{id}/guard``) then answers ``delinquent: true``; the engine sets the
@@ -46,7 +46,14 @@ from django.utils import timezone
 
 from profitshare.chain.drift.program import drift_signer_pda
 from profitshare.chain.gateway import ChainGateway
-from profitshare.models import IOU, IouStatus, PayoutAttempt, Subscription, SubscriptionStatus
+from profitshare.models import (
+    IOU,
+    DriftAction,
+    IouStatus,
+    PayoutAttempt,
+    Subscription,
+    SubscriptionStatus,
+)
 from profitshare.models.ops import DelinquencyWatch, WatchBaseline
 from profitshare.services.audit import record_event
 from profitshare.services.notifications import alert
@@ -248,8 +255,9 @@ def _scan(gateway: ChainGateway, sub: Subscription, watch: DelinquencyWatch) -> 
     if not entries:
         DelinquencyWatch.objects.filter(pk=watch.pk).update(last_scan_at=timezone.now())
         return 0, False
-    ours = set(PayoutAttempt.objects.filter(signature__in=[e["signature"] for e in entries])
-               .values_list("signature", flat=True))
+    listed = [e["signature"] for e in entries]
+    ours = set(PayoutAttempt.objects.filter(signature__in=listed).values_list("signature", flat=True))
+    ours |= set(DriftAction.objects.filter(signature__in=listed).values_list("signature", flat=True))
     found: list[Outflow] = []
     for entry in reversed(entries):  # oldest first
         if entry.get("err") is not None or entry["signature"] in ours:
