@@ -88,18 +88,23 @@ class CreatorSums:
     """What the dashboard rolls up, read in one statement (``creator_sums``): ``rows`` per
     subscription that was paid, had something voided or still owes (``subscription_id`` and
     ``bot_id`` pks, ``subscription_ext_id``, ``subscriber_wallet``, ``paid``,
-    ``paid_closes``, ``voided``, ``owed``), and ``dust`` carried per bot pk. USDC base units."""
+    ``paid_closes``, ``voided``, ``owed``), ``dust`` carried per bot pk, and ``days``: UTC day
+    to ``(paid, paid_closes)`` over the ``since`` window it was read for. USDC base units."""
 
     rows: list[dict]
     dust: dict[int, int]
+    days: dict[date, tuple[int, int]]
 
 
 def _creator_sums_sql() -> str:
     qn = connection.ops.quote_name
-    earn, iou, sub, bot = (qn(m._meta.db_table) for m in (SubscriptionEarnings, IOU, Subscription, PublishedBot))
+    earn, iou, sub, bot, day = (
+        qn(m._meta.db_table) for m in (SubscriptionEarnings, IOU, Subscription, PublishedBot, EarningsDay)
+    )
     pending = ", ".join(["%s"] * len(OWED_IOU_STATUSES))
-    # one round trip for three sources (the rollups, the pending IOUs through their partial
-    # index, the dust on subscriptions); the first column says which a row comes from
+    # one round trip for four sources (the subscription rollups, the pending IOUs through their
+    # partial index, the dust on subscriptions, the day rollups); the first column says which
+    # a row comes from
     return (
         f"SELECT 's', e.subscription_id, e.bot_id, s.subscription_id, s.subscriber_wallet, e.paid, e.paid_closes, "  # noqa: S608 - quoted identifiers; values are parameters
         f"e.voided FROM {earn} e JOIN {sub} s ON s.id = e.subscription_id WHERE e.creator_id = %s "
@@ -112,21 +117,33 @@ def _creator_sums_sql() -> str:
         f"WHERE i.creator_id = %s AND i.status IN ({pending}) GROUP BY i.subscription_id) g "
         f"UNION ALL "
         f"SELECT 'd', NULL, s.bot_id, NULL, NULL, SUM(s.dust_carry), 0, 0 FROM {sub} s JOIN {bot} b ON b.id = s.bot_id "
-        f"WHERE b.creator_id = %s AND s.dust_carry > 0 GROUP BY s.bot_id"
+        f"WHERE b.creator_id = %s AND s.dust_carry > 0 GROUP BY s.bot_id "
+        f"UNION ALL "
+        f"SELECT 'y', NULL, NULL, CAST(y.day AS VARCHAR(10)), NULL, SUM(y.paid), SUM(y.paid_closes), 0 FROM {day} y "
+        f"WHERE y.creator_id = %s AND y.day >= %s GROUP BY y.day"
     )
 
 
-def creator_sums(creator_id: int) -> CreatorSums:
-    """The creator's per-subscription rollups with what their pending IOUs owe, and the dust
-    waiting on each bot's subscriptions (see ``CreatorSums``), in one statement whatever the
-    number of distributions."""
+def _window_start(days: int, now: datetime | None) -> date:
+    return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=days - 1)
+
+
+def creator_sums(creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | None = None) -> CreatorSums:
+    """The creator's per-subscription rollups with what their pending IOUs owe, the dust
+    waiting on each bot's subscriptions and the day rollups of the last ``days`` UTC days (see
+    ``CreatorSums``), in one statement whatever the number of distributions."""
     rows: dict[int, dict] = {}
     dust: dict[int, int] = {}
+    by_day: dict[date, tuple[int, int]] = {}
+    first = _window_start(days, now)
     with connection.cursor() as cursor:
-        cursor.execute(_creator_sums_sql(), [creator_id, creator_id, *OWED_IOU_STATUSES, creator_id])
+        cursor.execute(_creator_sums_sql(), [creator_id, creator_id, *OWED_IOU_STATUSES, creator_id, creator_id, first])
         for kind, sub_pk, bot_pk, ext_id, wallet, amount, closes, voided in cursor.fetchall():
             if kind == "d":
                 dust[bot_pk] = int(amount)
+                continue
+            if kind == "y":
+                by_day[date.fromisoformat(ext_id[:10])] = (int(amount), int(closes))
                 continue
             row = rows.get(sub_pk)
             if row is None:
@@ -138,7 +155,7 @@ def creator_sums(creator_id: int) -> CreatorSums:
                 row["paid"], row["paid_closes"], row["voided"] = int(amount), int(closes), int(voided)
             else:
                 row["owed"] = int(amount)
-    return CreatorSums(list(rows.values()), dust)
+    return CreatorSums(list(rows.values()), dust, by_day)
 
 
 def subscription_sums(creator_id: int) -> list[dict]:
@@ -154,24 +171,29 @@ def dust_by_bot(creator_id: int) -> dict[int, int]:
     return creator_sums(creator_id).dust
 
 
-def daily_earnings(creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | None = None) -> list[dict]:
+def daily_earnings(
+    creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | None = None, sums: CreatorSums | None = None
+) -> list[dict]:
     """Paid per UTC day (on that day's distributions) over the last ``days`` days, every day
     present (0 when nothing): ``[{"day": date, "paid": int, "paid_closes": int}, ...]`` oldest
-    first. Reads at most ``days`` rollup rows per bot."""
-    today = (now or timezone.now()).astimezone(UTC).date()
-    first = today - timedelta(days=days - 1)
-    rows = (
-        EarningsDay.objects.filter(creator_id=creator_id, day__gte=first, day__lte=today)
-        .values("day")
-        .annotate(paid_sum=Sum("paid"), closes=Sum("paid_closes"))
-        .order_by()
-    )
-    by_day: dict[date, dict] = {row["day"]: row for row in rows}
+    first; from ``sums`` (``creator_sums`` read for the same window) or read here (at most
+    ``days`` rollup rows per bot)."""
+    first = _window_start(days, now)
+    if sums is None:
+        rows = (
+            EarningsDay.objects.filter(creator_id=creator_id, day__gte=first)
+            .values("day")
+            .annotate(paid_sum=Sum("paid"), closes=Sum("paid_closes"))
+            .order_by()
+        )
+        by_day = {row["day"]: (row["paid_sum"], row["closes"]) for row in rows}
+    else:
+        by_day = sums.days
     out = []
     for offset in range(days):
         day = first + timedelta(days=offset)
-        row = by_day.get(day)
-        out.append({"day": day, "paid": row["paid_sum"] if row else 0, "paid_closes": row["closes"] if row else 0})
+        paid, closes = by_day.get(day, (0, 0))
+        out.append({"day": day, "paid": paid, "paid_closes": closes})
     return out
 
 
@@ -180,8 +202,8 @@ def creator_totals(
 ) -> CreatorTotals:
     """Totals of one creator from its ``creator_sums`` and ``daily_earnings`` (30 days), each
     read here unless given."""
-    sums = creator_sums(creator_id) if sums is None else sums
-    daily = daily_earnings(creator_id, now=now) if daily is None else daily
+    sums = creator_sums(creator_id, now=now) if sums is None else sums
+    daily = daily_earnings(creator_id, now=now, sums=sums) if daily is None else daily
     return CreatorTotals(
         lifetime_paid=sum(row["paid"] for row in sums.rows),
         paid_30d=sum(row["paid"] for row in daily),
@@ -296,8 +318,11 @@ def distribution_history(
     filterset = history_filter(creator_id, data, bots=bots)
     if not filterset.is_valid():
         return {"filter": filterset, "valid": False, "rows": [], "older": None, "newer": None}
+    # no probe for newer rows: a page reached through a cursor has newer rows (it was linked
+    # from them), which spares a query per page
     page = keyset_page(
-        filterset.qs, after=Cursor.parse(after), before=Cursor.parse(before), limit=limit, fetch=_history_rows
+        filterset.qs, after=Cursor.parse(after), before=Cursor.parse(before), limit=limit, fetch=_history_rows,
+        probe=False,
     )
     attach_signatures(page["rows"])
     return {"filter": filterset, "valid": True, **page}

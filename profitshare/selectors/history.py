@@ -72,7 +72,7 @@ def keyset_page(
     neither: the newest page. ``fetch(qs)`` turns the sliced queryset into row dicts that carry
     ``pk`` and ``time_field``. Returns ``{"rows", "older", "newer"}``: the cursors (text) of
     the next older and newer pages, None at either end (``probe=False`` skips the extra query
-    that looks for newer rows).
+    that looks for newer rows: a page reached with ``after`` then always offers a newer one).
     """
     newer_q = lambda c: Q(**{f"{time_field}__gt": c.at}) | Q(**{time_field: c.at, "pk__gt": c.pk})  # noqa: E731
     older_q = lambda c: Q(**{f"{time_field}__lt": c.at}) | Q(**{time_field: c.at, "pk__lt": c.pk})  # noqa: E731
@@ -87,9 +87,9 @@ def keyset_page(
         rows = fetch(scoped.order_by(f"-{time_field}", "-pk")[: limit + 1])
         has_older = len(rows) > limit
         rows = rows[:limit]
-        has_newer = after is not None and probe and bool(rows) and qs.filter(
+        has_newer = after is not None and bool(rows) and (not probe or qs.filter(
             newer_q(Cursor(rows[0][time_field], rows[0]["pk"]))
-        ).exists()
+        ).exists())
     cursor = lambda row: str(Cursor(row[time_field], row["pk"]))  # noqa: E731
     return {
         "rows": rows,
@@ -209,7 +209,7 @@ def trade_history(
     page = keyset_page(
         TradeClose.objects.filter(subscription_id=subscription_pk),
         after=Cursor.parse(after), before=Cursor.parse(before), limit=limit, fetch=_trade_rows,
-        time_field="closed_at",
+        time_field="closed_at", probe=False,  # a page reached through a cursor has newer rows
     )
     rows = page["rows"]
     dist_ids = [r["distribution_pk"] for r in rows if r["distribution_pk"]]

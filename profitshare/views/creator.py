@@ -48,8 +48,8 @@ def dashboard_page(request, wallet: str):
     history = _history_context(request, creator.pk, bots)
     if request.htmx and request.htmx.target == "history-rows":
         return render(request, "profitshare/creator/_history_rows.html", history)
-    daily = dashboard.daily_earnings(creator.pk)
     sums = dashboard.creator_sums(creator.pk)
+    daily = dashboard.daily_earnings(creator.pk, sums=sums)
     context = {
         "wallet": wallet,
         "creator": creator,
