@@ -371,3 +371,51 @@ def _age(value) -> str:
     if seconds < 86_400:
         return f"{seconds // 3600} h"
     return f"{seconds // 86_400} d"
+
+
+class AlertTable(LightTable):
+    """The admin console's alerts feed (``Alert`` rows from ``selectors.admin_console.alerts_feed``)
+    with an "Acknowledge" form on each unacknowledged one (htmx replaces the row)."""
+
+    created_at = tables.Column("When (UTC)")
+    severity = tables.Column("Severity")
+    kind = tables.Column("Kind")
+    subject = tables.Column("Subject")
+    amount = MoneyColumn("Amount")
+    acknowledged = tables.Column("Acknowledged", accessor="pk", empty_values=())
+
+    class Meta:
+        template_name = TEMPLATE
+        attrs = {"class": "data", "id": "alerts"}
+        orderable = False
+        row_attrs = {"id": lambda record: f"alert-{record.pk}"}
+        empty_text = "No alerts."
+
+    def __init__(self, *args, csrf_token: str = "", error: str = "", **kwargs):
+        """``csrf_token``: put in the acknowledge forms; ``error``: shown in the row (a
+        single-row answer to an acknowledge that failed)."""
+        super().__init__(*args, **kwargs)
+        self.csrf_token, self.error = csrf_token, error
+
+    def render_created_at(self, value):
+        """The time, UTC."""
+        return when(value)
+
+    def render_severity(self, value):
+        """A severity badge."""
+        return status_cell(value)
+
+    def render_acknowledged(self, record):
+        """Who acknowledged it and when, or the "Acknowledge" form."""
+        if record.acknowledged_at:
+            out = f"{_esc(record.acknowledged_by)} at {record.acknowledged_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+        else:
+            url = _esc(pk_url("pages:console-alert-ack", record.pk))
+            out = (
+                f'<form method="post" action="{url}" class="inline" hx-post="{url}" hx-target="closest tr" '
+                f'hx-swap="outerHTML"><input type="hidden" name="csrfmiddlewaretoken" value="{_esc(self.csrf_token)}">'
+                f'<button type="submit">Acknowledge</button></form>'
+            )
+        if self.error:
+            out += f' <span class="error">{_esc(self.error)}</span>'
+        return mark_safe(out)  # noqa: S308 - every value is escaped

@@ -22,7 +22,7 @@ from profitshare.services import console as console_services
 from profitshare.services.alerts import acknowledge_alert
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.ious import void_iou
-from profitshare.tables import OpenIouTable
+from profitshare.tables import AlertTable, OpenIouTable
 from profitshare.tasks import enqueue_iou_retry
 from profitshare.views.common import form_fields_html
 
@@ -171,9 +171,10 @@ def distribution_page(request, distribution_id: int):
 def alerts(request):
     """``/console/alerts/``: newest alerts (``?all=1`` includes acknowledged ones)."""
     include = request.GET.get("all") == "1"
+    feed = admin_console.alerts_feed(include_acknowledged=include)
+    table = AlertTable(feed["alerts"], csrf_token=get_token(request))
     return render(
-        request, "profitshare/console/alerts.html",
-        {**admin_console.alerts_feed(include_acknowledged=include), "include_acknowledged": include},
+        request, "profitshare/console/alerts.html", {**feed, "table": table, "include_acknowledged": include}
     )
 
 
@@ -194,7 +195,8 @@ def acknowledge(request, alert_id: int):
         return redirect("pages:console-alerts")
     if alert is None:
         alert = admin_console.alert(alert_id)
-    return render(request, "profitshare/console/_alert_row.html", {"alert": alert, "error": error})
+    table = AlertTable([alert], csrf_token=get_token(request), error=error)
+    return render(request, "profitshare/console/_alert_row.html", {"row": table.render_row(alert)})
 
 
 @require_GET
