@@ -76,9 +76,10 @@ def iou_row(iou_id: int) -> IOU | None:
     return _annotated(IOU.objects.filter(pk=iou_id)).first()
 
 
-def _trail(distribution: Distribution, signatures: list[str]) -> list[AuditEvent]:
+def _trail(distribution: Distribution, iou_ids: list[int], signatures: list[str]) -> list[AuditEvent]:
     q = Q(entity="distribution", entity_id=str(distribution.pk))
-    q |= Q(entity="iou", entity_id__in=[str(pk) for pk in distribution.ious.values_list("pk", flat=True)])
+    if iou_ids:
+        q |= Q(entity="iou", entity_id__in=[str(pk) for pk in iou_ids])
     if signatures:
         q |= Q(entity="payout_attempt", entity_id__in=signatures)
     if distribution.close_id:
@@ -86,15 +87,8 @@ def _trail(distribution: Distribution, signatures: list[str]) -> list[AuditEvent
     return list(AuditEvent.objects.filter(q).order_by("created_at", "pk"))
 
 
-def distribution_detail(distribution_id: int) -> dict | None:
-    """A distribution with its close, subscription, bot and creator, its payout attempts
-    (signatures), its IOUs and the full audit trail of all of them (oldest first); None when
-    it does not exist."""
-    dist = (
-        Distribution.objects.select_related("close", "subscription", "bot", "creator")
-        .filter(pk=distribution_id)
-        .first()
-    )
+def _detail(distributions: QuerySet) -> dict | None:
+    dist = distributions.select_related("close", "subscription", "bot", "creator").first()
     if dist is None:
         return None
     attempts = list(
@@ -107,17 +101,24 @@ def distribution_detail(distribution_id: int) -> dict | None:
         "distribution": dist,
         "attempts": attempts,
         "ious": ious,
-        "trail": _trail(dist, [a["signature"] for a in attempts]),
+        "trail": _trail(dist, [iou.pk for iou in ious], [a["signature"] for a in attempts]),
     }
 
 
+def distribution_detail(distribution_id: int) -> dict | None:
+    """A distribution with its close, subscription, bot and creator, its payout attempts
+    (signatures), its IOUs and the full audit trail of all of them (oldest first); None when
+    it does not exist. Four queries."""
+    return _detail(Distribution.objects.filter(pk=distribution_id))
+
+
 def iou_detail(iou_id: int) -> dict | None:
-    """An IOU (annotated) with its distribution's detail (attempts, audit trail); None when it
-    does not exist."""
-    iou = iou_row(iou_id)
-    if iou is None:
+    """An IOU (annotated like the debts table) with its distribution's detail (attempts,
+    audit trail); None when it does not exist. Four queries."""
+    detail = _detail(Distribution.objects.filter(ious__pk=iou_id))
+    if detail is None:
         return None
-    detail = distribution_detail(iou.distribution_id)
+    iou = next(i for i in detail["ious"] if i.pk == iou_id)
     return {"iou": iou, **detail}
 
 
