@@ -224,8 +224,16 @@ QV_HEALTHZ_TIMEOUT_SECONDS = env_int("QV_HEALTHZ_TIMEOUT_SECONDS", 3)
 # Repeated RPC failure: this many payouts owed for ``rpc_unavailable`` within the window alert admins.
 QV_RPC_FAILURE_ALERT_THRESHOLD = env_int("QV_RPC_FAILURE_ALERT_THRESHOLD", 3)
 QV_RPC_FAILURE_WINDOW_MINUTES = env_int("QV_RPC_FAILURE_WINDOW_MINUTES", 10)
+# /metrics: with a token, only "Authorization: Bearer <token>" (or a staff session) may scrape;
+# without one, loopback clients and staff only.
+QV_METRICS_TOKEN = os.environ.get("QV_METRICS_TOKEN", "")
 # Log lines as JSON (one object per line) or plain text.
 QV_LOG_FORMAT = os.environ.get("QV_LOG_FORMAT", "json")
 LOGGING["formatters"]["json"] = {"()": "profitshare.logging.JsonFormatter"}
 if QV_LOG_FORMAT == "json":
     LOGGING["handlers"]["console"]["formatter"] = "json"
+
+# --- The demo market (``make run``): its pages and sign-ins exist only when it is on ---------------
+# run_product sets QV_DEMO=1 for its own processes; QV_DEMO_SEED picks the demo world's wallets.
+QV_DEMO = env_bool("QV_DEMO", False)
+QV_DEMO_SEED = env_int("QV_DEMO_SEED", 1)

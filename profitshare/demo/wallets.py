@@ -8,7 +8,6 @@ without any key being stored. They are demo keys: never use them for anything el
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,22 +19,14 @@ DEFAULT_SEED = 1
 
 
 def demo_enabled() -> bool:
-    """True when the demo market's pages and sign-ins are on: the ``QV_DEMO`` setting when
-    present, else the ``QV_DEMO`` environment variable ("1", "true", "yes", "on"). Off by
-    default."""
-    value = getattr(settings, "QV_DEMO", None)
-    if value is None:
-        value = os.environ.get("QV_DEMO", "").strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+    """True when the demo market's pages and sign-ins are on (the ``QV_DEMO`` setting, from the
+    environment; ``make run`` sets it for its own processes). Off by default."""
+    return bool(settings.QV_DEMO)
 
 
 def demo_seed() -> int:
-    """The demo seed the web server derives wallets from (``QV_DEMO_SEED``, default 1).
-    Raises ``ValueError`` when it is not an integer."""
-    value = getattr(settings, "QV_DEMO_SEED", None)
-    if value is None:
-        value = os.environ.get("QV_DEMO_SEED", "") or DEFAULT_SEED
-    return int(value)
+    """The demo seed the web server derives wallets from (``QV_DEMO_SEED``, default 1)."""
+    return int(settings.QV_DEMO_SEED)
 
 
 def keypair(seed: int, role: str, label: str) -> Keypair:

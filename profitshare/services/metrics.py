@@ -52,12 +52,11 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 
 def metrics_token() -> str:
-    """The bearer token ``/metrics`` requires (``QV_METRICS_TOKEN``; settings first, then the
-    environment), or ``""`` when none is configured."""
+    """The bearer token ``/metrics`` requires (the ``QV_METRICS_TOKEN`` setting), or ``""``
+    when none is configured."""
     from django.conf import settings
 
-    token = getattr(settings, "QV_METRICS_TOKEN", None)
-    return (os.environ.get("QV_METRICS_TOKEN", "") if token is None else token).strip()
+    return settings.QV_METRICS_TOKEN.strip()
 
 
 def scrape_allowed(authorization: str, remote_addr: str, is_staff: bool) -> int:

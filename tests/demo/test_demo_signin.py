@@ -11,10 +11,8 @@ from profitshare.models import CreatorWallet, SiwsNonce
 
 
 @pytest.fixture
-def demo_off(settings, monkeypatch):
-    monkeypatch.delenv("QV_DEMO", raising=False)
-    if hasattr(settings, "QV_DEMO"):
-        del settings.QV_DEMO
+def demo_off(settings):
+    settings.QV_DEMO = False  # the default
     return settings
 
 

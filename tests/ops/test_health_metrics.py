@@ -190,14 +190,6 @@ def test_with_a_token_staff_may_still_read_metrics(client, settings):
     assert staff_client(client).get("/metrics", REMOTE_ADDR="10.0.0.7").status_code == 200
 
 
-def test_the_token_comes_from_the_environment_when_settings_lack_it(client, settings, monkeypatch):
-    if hasattr(settings, "QV_METRICS_TOKEN"):
-        del settings.QV_METRICS_TOKEN
-    monkeypatch.setenv("QV_METRICS_TOKEN", "from-env")
-    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer from-env").status_code == 200
-
-
 def test_rpc_urls_with_api_keys_are_not_shown(client, localnet, settings):
     settings.QV_METRICS_TOKEN = ""
     settings.QV_RPC_URLS = [f"{localnet.url}/?api-key=very-secret", "http://user:pw@127.0.0.1:9/?api-key=other-secret"]

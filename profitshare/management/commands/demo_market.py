@@ -8,7 +8,6 @@ skipped.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -19,7 +18,6 @@ from django.core.management.base import BaseCommand, CommandError
 from profitshare.demo.clients import ApiError, IntakeClient, NodeClient, NodeError
 from profitshare.demo.market import Market, Options
 from profitshare.demo.stage import StageTimeout
-from profitshare.demo.wallets import DEFAULT_SEED
 
 
 class Command(BaseCommand):
@@ -28,7 +26,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--rpc-url", default=(settings.QV_RPC_URLS or ["http://127.0.0.1:8899"])[0])
         parser.add_argument("--api-url", default="http://127.0.0.1:8000")
-        parser.add_argument("--seed", type=int, default=int(os.environ.get("QV_DEMO_SEED") or DEFAULT_SEED))
+        parser.add_argument("--seed", type=int, default=settings.QV_DEMO_SEED)
         parser.add_argument("--rate", type=float, default=1.0, help="closes per second")
         parser.add_argument("--subscribers", type=int, default=36, help="subscribers in the close stream")
         parser.add_argument("--once", action="store_true", help="build, stage, one round of closes, then exit")
