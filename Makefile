@@ -7,24 +7,33 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/quantumvault
 PYTEST_ARGS ?=
 
-.PHONY: venv test run localnet lint bench clean
+.PHONY: venv venv-run test run localnet lint bench clean
 
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
+# Everything, test tools included (make test).
 venv: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --python $(PYTHON_VERSION)
+	@touch $@ $(VENV)/.synced-run
+
+# What the product needs to run (make run): no test tools (Playwright alone is ~160 MB), so a
+# first install is quicker; --inexact keeps test tools a previous `make test` installed.
+venv-run: $(VENV)/.synced-run
+
+$(VENV)/.synced-run: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --no-dev --inexact --python $(PYTHON_VERSION)
 	@touch $@
 
 test: venv
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
-localnet: venv
+localnet: venv-run
 	$(PY) manage.py localnet
 
-run: venv
+run: venv-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py run_product
 
