@@ -16,7 +16,6 @@ from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from profitshare.services import engine, ious, resolver
-from profitshare.services.locks import LockTimeout
 
 PAYOUT_GROUP = "payouts"
 
@@ -77,13 +76,10 @@ def retry_claimed_iou_task(iou_id: int, actor: str = "engine") -> str:
 
 
 def retry_due_ious_task(limit: int = 50) -> int:
-    """Claim due IOUs (SKIP LOCKED) and retry each; returns how many were claimed."""
+    """Claim due IOUs (SKIP LOCKED) and retry them in batches (one per agent wallet per
+    round); returns how many were claimed."""
     claimed = ious.claim_due_ious(limit=limit)
-    for iou_id in claimed:
-        try:
-            engine.retry_iou(iou_id)
-        except LockTimeout:
-            pass  # stays processing; the resolver finishes it when the wallet is free
+    engine.retry_ious(claimed)
     return len(claimed)
 
 

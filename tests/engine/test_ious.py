@@ -162,3 +162,45 @@ def test_concurrent_runs_of_one_distribution_pay_once(localnet, gateway):
     assert errors == []
     assert world.creator_usdc() == 6_000_000
     assert PayoutAttempt.objects.filter(distribution=distribution).count() == 1
+
+
+def test_the_retry_sweep_pays_many_ious_in_rounds_of_one_per_wallet(localnet, gateway):
+    from profitshare.services.engine import retry_ious
+
+    first, d1, _ = owe_for_lack_of_sol(localnet, gateway, pnl=40_000_000)
+    d2 = first.close(20_000_000).distribution  # a second debt on the same agent wallet
+    process_distribution(d2.pk, gateway=gateway)
+    second, d3, _ = owe_for_lack_of_sol(localnet, gateway, pnl=30_000_000)
+    for world in (first, second):
+        localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 100_000_000)
+    claimed = ious.claim_due_ious(now=timezone.now() + timezone.timedelta(hours=1))
+    assert len(claimed) == 3
+
+    assert sorted(retry_ious(claimed, gateway=gateway)) == sorted(claimed)
+
+    assert set(IOU.objects.values_list("status", flat=True)) == {IouStatus.PAID}
+    assert first.creator_usdc() + (second.creator_usdc() if second.creator != first.creator else 0) == 9_000_000
+    for d, share in ((d1, 4_000_000), (d2, 2_000_000), (d3, 3_000_000)):
+        d.refresh_from_db()
+        assert (d.status, d.paid) == (DistributionStatus.PAID, share)
+    # the two debts of one wallet were paid one after the other, never in one round
+    first_wallet = PayoutAttempt.objects.filter(distribution__in=[d1, d2]).order_by("id")
+    assert [a.distribution_id for a in first_wallet] == [d1.pk, d2.pk]
+
+
+def test_a_busy_wallet_leaves_its_iou_processing_for_the_resolver(localnet, gateway):
+    import psycopg
+
+    from profitshare.services.engine import retry_ious
+    from profitshare.services.locks import advisory_key
+
+    world, distribution, iou = owe_for_lack_of_sol(localnet, gateway)
+    localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 100_000_000)
+    assert ious.claim_due_ious(now=timezone.now() + timezone.timedelta(hours=1)) == [iou.pk]
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port", "password")},
+                         autocommit=True) as other:  # another worker holds the wallet
+        other.execute("SELECT pg_advisory_lock(%s)", [advisory_key(world.subscription.agent_wallet.pubkey)])
+        assert retry_ious([iou.pk], gateway=gateway, lock_timeout=0.2) == []
+    iou.refresh_from_db()
+    assert iou.status == IouStatus.PROCESSING and world.creator_usdc() == 0

@@ -34,6 +34,7 @@ from profitshare.services.engine.runs import (
     process_pending,
     retry_iou,
     retry_iou_now,
+    retry_ious,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "retry_delay",
     "retry_iou",
     "retry_iou_now",
+    "retry_ious",
 ]

@@ -109,6 +109,42 @@ def retry_iou(
     return IOU.objects.get(pk=iou_id)
 
 
+def retry_ious(
+    iou_ids: list[int], *, gateway: ChainGateway | None = None, actor: str = ENGINE, lock_timeout: float = 60.0
+) -> list[int]:
+    """Retry many claimed IOUs (status ``processing``) in batches: each round takes the oldest
+    IOU of every agent wallet whose lock is free and pays them together (one RPC round and a
+    few statements per step for the whole round). IOUs whose wallet stays busy are retried one
+    by one after the rounds (``retry_iou``, waiting up to ``lock_timeout`` s each; still busy:
+    left ``processing`` for the resolver). Returns the ids that were run."""
+    gateway = gateway or default_gateway()
+    queue = list(
+        IOU.objects.filter(pk__in=iou_ids, status=IouStatus.PROCESSING)
+        .order_by("created_at", "id")
+        .values_list("pk", "subscription__agent_wallet__pubkey")
+    )
+    done: list[int] = []
+    while queue:
+        by_agent: dict[str, int] = {}
+        for pk, agent in queue:
+            by_agent.setdefault(agent, pk)
+        with agent_wallet_locks(list(by_agent), timeout=0) as held:
+            chosen = [by_agent[agent] for agent in held]
+            if chosen:
+                collect_ious(Batch(gateway, actor), list(IOU.objects.filter(pk__in=chosen, status=IouStatus.PROCESSING)))
+        if not chosen:
+            break
+        done += chosen
+        queue = [(pk, agent) for pk, agent in queue if pk not in set(chosen)]
+    for pk, _ in queue:  # busy wallets: wait for each in turn
+        try:
+            retry_iou(pk, gateway=gateway, actor=actor, lock_timeout=lock_timeout)
+            done.append(pk)
+        except LockTimeout:
+            pass  # stays processing; the resolver finishes it when the wallet is free
+    return done
+
+
 def retry_iou_now(
     iou_id: int, *, actor: str, gateway: ChainGateway | None = None, lock_timeout: float = 10.0
 ) -> IOU | None:
