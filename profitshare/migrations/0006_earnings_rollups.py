@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
                 ('creator', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='profitshare.creatorwallet')),
             ],
             options={
-                'indexes': [models.Index(fields=['creator', 'bot'], name='sub_earnings_creator_bot')],
+                'indexes': [models.Index(fields=['creator', '-paid', 'subscription'], name='sub_earnings_creator_paid')],
                 'constraints': [models.CheckConstraint(condition=models.Q(('paid__gte', 0), ('paid_closes__gte', 0), ('voided__gte', 0)), name='subscription_earnings_non_negative')],
             },
         ),

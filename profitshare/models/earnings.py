@@ -57,7 +57,8 @@ class SubscriptionEarnings(models.Model):
                 condition=Q(paid__gte=0, paid_closes__gte=0, voided__gte=0), name="subscription_earnings_non_negative"
             ),
         ]
-        indexes = [models.Index(fields=["creator", "bot"], name="sub_earnings_creator_bot")]
+        # a creator's rows (summed per bot), most paid first (its top subscribers)
+        indexes = [models.Index(fields=["creator", "-paid", "subscription"], name="sub_earnings_creator_paid")]
 
     def __str__(self) -> str:
         return f"earnings of subscription {self.subscription_id}: {self.paid}"

@@ -85,41 +85,51 @@ def creator_bot(creator_id: int, bot_id: str) -> PublishedBot | None:
 
 @dataclass(frozen=True)
 class CreatorSums:
-    """What the dashboard rolls up, read in one statement (``creator_sums``): ``rows`` per
-    subscription that was paid, had something voided or still owes (``subscription_id`` and
-    ``bot_id`` pks, ``subscription_ext_id``, ``subscriber_wallet``, ``paid``,
-    ``paid_closes``, ``voided``, ``owed``), ``dust`` carried per bot pk, and ``days``: UTC day
-    to ``(paid, paid_closes)`` over the ``since`` window it was read for. USDC base units."""
+    """What the dashboard rolls up, read in one statement (``creator_sums``), in USDC base
+    units: ``bots``: per bot pk ``paid``, ``paid_closes``, ``voided``, ``owed`` (pending IOUs),
+    ``carried`` (dust waiting on its subscriptions) and ``subscribers`` (subscriptions paid or
+    owing); ``top``: the candidates for the per-subscriber breakdown, every subscription among
+    the ``limit`` most paid (of ``bot_pk`` when given) and every one that owes (``subscription_id``
+    and ``bot_id`` pks, ``subscription_ext_id``, ``subscriber_wallet``, ``paid``, ``paid_closes``,
+    ``owed``); ``days``: UTC day to ``(paid, paid_closes)`` over the window it was read for."""
 
-    rows: list[dict]
-    dust: dict[int, int]
+    bots: dict[int, dict]
+    top: list[dict]
     days: dict[date, tuple[int, int]]
 
 
-def _creator_sums_sql() -> str:
+def _creator_sums_sql(*, by_bot: bool) -> str:
     qn = connection.ops.quote_name
     earn, iou, sub, bot, day = (
         qn(m._meta.db_table) for m in (SubscriptionEarnings, IOU, Subscription, PublishedBot, EarningsDay)
     )
     pending = ", ".join(["%s"] * len(OWED_IOU_STATUSES))
-    # one round trip for four sources (the subscription rollups, the pending IOUs through their
-    # partial index, the dust on subscriptions, the day rollups); the first column says which
-    # a row comes from
+    of_bot = "AND e.bot_id = %s " if by_bot else ""
+    one = f"(SELECT {{}} FROM {sub} s WHERE s.id = g.subscription_id)"  # a column of a few rows, by pk
+    # one round trip for five sources; the first column says which a row comes from:
+    # b: the subscription rollups summed per bot; t: the most paid subscriptions (the
+    # ``(creator, -paid, subscription)`` index gives them in order); o: what pending IOUs owe
+    # per subscription (their partial index); d: dust on subscriptions per bot; y: day rollups
     return (
-        f"SELECT 's', e.subscription_id, e.bot_id, s.subscription_id, s.subscriber_wallet, e.paid, e.paid_closes, "  # noqa: S608 - quoted identifiers; values are parameters
-        f"e.voided FROM {earn} e JOIN {sub} s ON s.id = e.subscription_id WHERE e.creator_id = %s "
+        f"SELECT 'b', NULL, e.bot_id, NULL, NULL, SUM(e.paid), SUM(e.paid_closes), SUM(e.voided), "  # noqa: S608 - quoted identifiers; values are parameters
+        f"SUM(CASE WHEN e.paid > 0 THEN 1 ELSE 0 END) FROM {earn} e WHERE e.creator_id = %s GROUP BY e.bot_id "
         f"UNION ALL "
-        # the few owing subscriptions' columns by primary key (a join would hash all of them)
-        f"SELECT 'o', g.subscription_id, (SELECT s.bot_id FROM {sub} s WHERE s.id = g.subscription_id), "
-        f"(SELECT s.subscription_id FROM {sub} s WHERE s.id = g.subscription_id), "
-        f"(SELECT s.subscriber_wallet FROM {sub} s WHERE s.id = g.subscription_id), g.owed, 0, 0 "
+        f"SELECT 't', t.subscription_id, t.bot_id, s.subscription_id, s.subscriber_wallet, t.paid, t.paid_closes, 0, 0 "
+        f"FROM (SELECT e.subscription_id, e.bot_id, e.paid, e.paid_closes FROM {earn} e "
+        f"WHERE e.creator_id = %s AND e.paid > 0 {of_bot}ORDER BY e.paid DESC, e.subscription_id LIMIT %s) t "
+        f"JOIN {sub} s ON s.id = t.subscription_id "
+        f"UNION ALL "
+        f"SELECT 'o', g.subscription_id, {one.format('s.bot_id')}, {one.format('s.subscription_id')}, "
+        f"{one.format('s.subscriber_wallet')}, g.owed, "
+        f"(SELECT e.paid FROM {earn} e WHERE e.subscription_id = g.subscription_id), "
+        f"(SELECT e.paid_closes FROM {earn} e WHERE e.subscription_id = g.subscription_id), 0 "
         f"FROM (SELECT i.subscription_id, SUM(i.amount - i.paid_amount) AS owed FROM {iou} i "
         f"WHERE i.creator_id = %s AND i.status IN ({pending}) GROUP BY i.subscription_id) g "
         f"UNION ALL "
-        f"SELECT 'd', NULL, s.bot_id, NULL, NULL, SUM(s.dust_carry), 0, 0 FROM {sub} s JOIN {bot} b ON b.id = s.bot_id "
+        f"SELECT 'd', NULL, s.bot_id, NULL, NULL, SUM(s.dust_carry), 0, 0, 0 FROM {sub} s JOIN {bot} b ON b.id = s.bot_id "
         f"WHERE b.creator_id = %s AND s.dust_carry > 0 GROUP BY s.bot_id "
         f"UNION ALL "
-        f"SELECT 'y', NULL, NULL, CAST(y.day AS VARCHAR(10)), NULL, SUM(y.paid), SUM(y.paid_closes), 0 FROM {day} y "
+        f"SELECT 'y', NULL, NULL, CAST(y.day AS VARCHAR(10)), NULL, SUM(y.paid), SUM(y.paid_closes), 0, 0 FROM {day} y "
         f"WHERE y.creator_id = %s AND y.day >= %s GROUP BY y.day"
     )
 
@@ -128,47 +138,48 @@ def _window_start(days: int, now: datetime | None) -> date:
     return (now or timezone.now()).astimezone(UTC).date() - timedelta(days=days - 1)
 
 
-def creator_sums(creator_id: int, *, days: int = WINDOW_DAYS, now: datetime | None = None) -> CreatorSums:
-    """The creator's per-subscription rollups with what their pending IOUs owe, the dust
-    waiting on each bot's subscriptions and the day rollups of the last ``days`` UTC days (see
-    ``CreatorSums``), in one statement whatever the number of distributions."""
-    rows: dict[int, dict] = {}
-    dust: dict[int, int] = {}
+def _bot_acc() -> dict:
+    return {"paid": 0, "paid_closes": 0, "voided": 0, "owed": 0, "carried": 0, "subscribers": 0}
+
+
+def creator_sums(
+    creator_id: int, *, bot_pk: int | None = None, limit: int = BREAKDOWN_LIMIT, days: int = WINDOW_DAYS,
+    now: datetime | None = None,
+) -> CreatorSums:
+    """The creator's rollups per bot, the candidates for its top ``limit`` subscriptions (of
+    ``bot_pk`` when given) and the day rollups of the last ``days`` UTC days (see
+    ``CreatorSums``): one statement whose cost follows the creator's bots, owing subscriptions
+    and ``limit``, not its distributions."""
+    bots: dict[int, dict] = {}
+    top: dict[int, dict] = {}
     by_day: dict[date, tuple[int, int]] = {}
-    first = _window_start(days, now)
+    params = [creator_id, creator_id, *([bot_pk] if bot_pk is not None else []), limit, creator_id,
+              *OWED_IOU_STATUSES, creator_id, creator_id, _window_start(days, now)]
     with connection.cursor() as cursor:
-        cursor.execute(_creator_sums_sql(), [creator_id, creator_id, *OWED_IOU_STATUSES, creator_id, creator_id, first])
-        for kind, sub_pk, bot_pk, ext_id, wallet, amount, closes, voided in cursor.fetchall():
-            if kind == "d":
-                dust[bot_pk] = int(amount)
-                continue
-            if kind == "y":
+        cursor.execute(_creator_sums_sql(by_bot=bot_pk is not None), params)
+        for kind, sub_pk, bot, ext_id, wallet, amount, closes, third, fourth in cursor.fetchall():
+            if kind == "b":
+                acc = bots.setdefault(bot, _bot_acc())
+                acc["paid"], acc["paid_closes"], acc["voided"] = int(amount), int(closes), int(third)
+                acc["subscribers"] += int(fourth)
+            elif kind == "d":
+                bots.setdefault(bot, _bot_acc())["carried"] = int(amount)
+            elif kind == "y":
                 by_day[date.fromisoformat(ext_id[:10])] = (int(amount), int(closes))
-                continue
-            row = rows.get(sub_pk)
-            if row is None:
-                row = rows[sub_pk] = {
-                    "subscription_id": sub_pk, "bot_id": bot_pk, "subscription_ext_id": ext_id,
-                    "subscriber_wallet": wallet, "paid": 0, "paid_closes": 0, "voided": 0, "owed": 0,
-                }
-            if kind == "s":
-                row["paid"], row["paid_closes"], row["voided"] = int(amount), int(closes), int(voided)
             else:
-                row["owed"] = int(amount)
-    return CreatorSums(list(rows.values()), dust, by_day)
-
-
-def subscription_sums(creator_id: int) -> list[dict]:
-    """``creator_sums(creator_id).rows``: per subscription that was paid, had something
-    voided or still owes, ``paid``, ``paid_closes``, ``voided`` and ``owed``."""
-    return creator_sums(creator_id).rows
-
-
-def dust_by_bot(creator_id: int) -> dict[int, int]:
-    """``creator_sums(creator_id).dust``: dust carried on the subscriptions of each of the
-    creator's bots (bot pk to USDC base units), waiting to be paid once it crosses the
-    threshold."""
-    return creator_sums(creator_id).dust
+                row = top.setdefault(sub_pk, {
+                    "subscription_id": sub_pk, "bot_id": bot, "subscription_ext_id": ext_id,
+                    "subscriber_wallet": wallet, "paid": 0, "paid_closes": 0, "owed": 0,
+                })
+                if kind == "t":
+                    row["paid"], row["paid_closes"] = int(amount), int(closes)
+                else:  # o: what it owes, with what it was paid (NULL: never)
+                    row["owed"] = int(amount)
+                    row["paid"], row["paid_closes"] = int(closes or 0), int(third or 0)
+                    acc = bots.setdefault(bot, _bot_acc())
+                    acc["owed"] += row["owed"]
+                    acc["subscribers"] += 0 if row["paid"] else 1
+    return CreatorSums(bots, list(top.values()), by_day)
 
 
 def daily_earnings(
@@ -204,12 +215,13 @@ def creator_totals(
     read here unless given."""
     sums = creator_sums(creator_id, now=now) if sums is None else sums
     daily = daily_earnings(creator_id, now=now, sums=sums) if daily is None else daily
+    bots = sums.bots.values()
     return CreatorTotals(
-        lifetime_paid=sum(row["paid"] for row in sums.rows),
+        lifetime_paid=sum(b["paid"] for b in bots),
         paid_30d=sum(row["paid"] for row in daily),
-        owed_in_ious=sum(row["owed"] for row in sums.rows),
-        carried_dust=sum(sums.dust.values()),
-        paid_closes=sum(row["paid_closes"] for row in sums.rows),
+        owed_in_ious=sum(b["owed"] for b in bots),
+        carried_dust=sum(b["carried"] for b in bots),
+        paid_closes=sum(b["paid_closes"] for b in bots),
     )
 
 
@@ -221,11 +233,6 @@ def earnings_by_bot(
     (pending IOUs), ``voided`` and ``carried`` (dust waiting on its subscriptions)."""
     sums = creator_sums(creator_id) if sums is None else sums
     bots = creator_bots(creator_id) if bots is None else bots
-    per_bot: dict[int, dict] = {}
-    for row in sums.rows:
-        acc = per_bot.setdefault(row["bot_id"], dict.fromkeys(_SUM_KEYS, 0))
-        for key in _SUM_KEYS:
-            acc[key] += row[key]
     return [
         {
             "bot_id": bot.bot_id,
@@ -233,8 +240,7 @@ def earnings_by_bot(
             "profit_share_bps": bot.profit_share_bps,
             "policy": bot.get_policy_display(),
             "deleted": bot.deleted_at is not None,
-            **per_bot.get(bot.pk, dict.fromkeys(_SUM_KEYS, 0)),
-            "carried": sums.dust.get(bot.pk, 0),
+            **{k: v for k, v in sums.bots.get(bot.pk, _bot_acc()).items() if k != "subscribers"},
         }
         for bot in bots
     ]
@@ -245,14 +251,15 @@ def earnings_by_subscriber(
     bots: list[PublishedBot] | None = None, limit: int = BREAKDOWN_LIMIT,
 ) -> dict:
     """The creator's top ``limit`` subscriptions by amount paid, then owed (optionally of one
-    bot): ``{"rows": [{"subscription_id" (external id), "subscriber_wallet", "bot_name",
-    "paid_closes", "paid", "owed"}], "total": int}`` where ``total`` counts every subscription
-    that was paid or still owes."""
-    sums = creator_sums(creator_id) if sums is None else sums
+    bot; ``sums`` must then have been read for that bot): ``{"rows": [{"subscription_id"
+    (external id), "subscriber_wallet", "bot_name", "paid_closes", "paid", "owed"}], "total":
+    int}`` where ``total`` counts every subscription that was paid or still owes."""
+    sums = creator_sums(creator_id, bot_pk=bot_pk, limit=limit) if sums is None else sums
     bots = creator_bots(creator_id) if bots is None else bots
     names = {bot.pk: bot.name for bot in bots}
-    rows = [row for row in sums.rows if (row["paid"] or row["owed"]) and (bot_pk is None or row["bot_id"] == bot_pk)]
+    rows = [row for row in sums.top if bot_pk is None or row["bot_id"] == bot_pk]
     top = sorted(rows, key=lambda row: (-row["paid"], -row["owed"], row["subscription_id"]))[:limit]
+    total = sum(b["subscribers"] for pk, b in sums.bots.items() if bot_pk is None or pk == bot_pk)
     return {
         "rows": [
             {
@@ -261,7 +268,7 @@ def earnings_by_subscriber(
             }
             for r in top
         ],
-        "total": len(rows),
+        "total": total,
     }
 
 

@@ -74,7 +74,7 @@ def bot_page(request, bot_id: str, wallet: str):
     bot = next((b for b in bots if b.bot_id == bot_id), None)
     if bot is None:
         raise Http404("no such bot")
-    sums = dashboard.creator_sums(creator.pk)
+    sums = dashboard.creator_sums(creator.pk, bot_pk=bot.pk)
     context = {
         "wallet": wallet,
         "bot": bot,

@@ -165,3 +165,56 @@ def test_csv_of_a_large_history_comes_in_chunks(client, localnet, monkeypatch):
     body = b"".join(client.get("/creator/history.csv").streaming_content).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
     assert len(rows) == 30 and len({r["close_id"] for r in rows}) == 30
+
+
+def test_breakdowns_agree_with_the_ledger_for_many_subscribers():
+    """More subscribers than the breakdown shows: the top 20 by paid (then owed) and every
+    total come out as computed from the distributions and IOUs themselves."""
+    from django.db.models import F, Sum
+
+    from profitshare.models import IOU
+    from profitshare.selectors import dashboard
+    from profitshare.services import earnings
+    from tests.factories import SubscriptionFactory
+
+    bot = PublishedBotFactory(name="Crowded")
+    other_bot = PublishedBotFactory(name="Second", creator=bot.creator)
+    subs = [SubscriptionFactory(bot=bot if n % 3 else other_bot) for n in range(30)]
+    later = timezone.now() + timedelta(days=7)
+    for n, sub in enumerate(subs):
+        paid = 0 if n in (4, 17) else 1_000_000 * ((n * 7) % 11 + 1)  # ties on paid too
+        owed = 2_500_000 if n in (4, 9, 17) else 0
+        dist = Distribution.objects.create(
+            subscription=sub, creator=bot.creator, bot=sub.bot, realized_pnl=10 * (paid + owed),
+            profit_share_bps=1000, policy="per_trade", share=paid + owed, owed=owed, paid=paid,
+            status="partially_paid" if paid and owed else ("paid" if paid else "owed"),
+        )
+        if owed:
+            IOU.objects.create(distribution=dist, subscription=sub, creator=bot.creator, amount=owed,
+                               reason="insufficient_sol", next_retry_at=later, expires_at=later)
+    earnings.rebuild()
+
+    owed_by = dict(IOU.objects.values_list("subscription_id").annotate(o=Sum(F("amount") - F("paid_amount"))))
+    paid_by = dict(Distribution.objects.values_list("subscription_id").annotate(p=Sum("paid")))
+    expected = sorted(
+        (s for s in subs if paid_by[s.pk] or owed_by.get(s.pk)),
+        key=lambda s: (-paid_by[s.pk], -owed_by.get(s.pk, 0), s.pk),
+    )
+    sums = dashboard.creator_sums(bot.creator_id)
+    breakdown = dashboard.earnings_by_subscriber(bot.creator_id, sums=sums)
+    assert [r["subscription_id"] for r in breakdown["rows"]] == [s.subscription_id for s in expected[:20]]
+    assert breakdown["total"] == 30
+    totals = dashboard.creator_totals(bot.creator_id, sums=sums)
+    assert totals.lifetime_paid == sum(paid_by.values()) and totals.owed_in_ious == 3 * 2_500_000
+    assert totals.paid_closes == 28
+    per_bot = {b["name"]: (b["paid"], b["owed"]) for b in dashboard.earnings_by_bot(bot.creator_id, sums=sums)}
+    for b in (bot, other_bot):
+        mine = [s.pk for s in subs if s.bot_id == b.pk]
+        assert per_bot[b.name] == (sum(paid_by[pk] for pk in mine), sum(owed_by.get(pk, 0) for pk in mine))
+    one_bot = dashboard.earnings_by_subscriber(
+        bot.creator_id, bot_pk=other_bot.pk, sums=dashboard.creator_sums(bot.creator_id, bot_pk=other_bot.pk)
+    )
+    assert [r["subscription_id"] for r in one_bot["rows"]] == [
+        s.subscription_id for s in expected if s.bot_id == other_bot.pk
+    ][:20]
+    assert one_bot["total"] == 10
