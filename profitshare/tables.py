@@ -11,7 +11,7 @@ from html import escape as _html_escape
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import conditional_escape, format_html
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django_tables2 import utils as _t2utils
 
@@ -300,7 +300,7 @@ class OpenIouTable(LightTable):
 
     def render_id(self, value):
         """The IOU's id, linked to its detail page."""
-        return format_html('<a href="{}">#{}</a>', pk_url("pages:console-iou", value), value)
+        return mark_safe(f'<a href="{_esc(pk_url("pages:console-iou", value))}">#{int(value)}</a>')  # noqa: S308
 
     def render_subscriber(self, value):
         """The subscriber's wallet, shortened (full address on hover)."""
@@ -312,7 +312,7 @@ class OpenIouTable(LightTable):
 
     def render_reason(self, value, record):
         """The reason (its description on hover)."""
-        return format_html('<span title="{}">{}</span>', record.get_reason_display(), value)
+        return mark_safe(f'<span title="{_esc(record.get_reason_display())}">{_esc(value)}</span>')  # noqa: S308
 
     def render_status(self, value, record):
         """A status badge."""
@@ -320,7 +320,7 @@ class OpenIouTable(LightTable):
 
     def render_created_at(self, value):
         """The time, UTC."""
-        return format_html('<span title="{}">{}</span>', when(value), _age(value))
+        return mark_safe(f'<span title="{_esc(when(value))}">{_esc(_age(value))}</span>')  # noqa: S308
 
     def render_next_retry_at(self, value):
         """When the engine retries next, UTC."""
@@ -331,33 +331,31 @@ def iou_actions(record, csrf_token: str) -> str:
     """The actions cell of a debts row: "Retry now" and "Void" (reason required, confirmed)
     for open and expired IOUs, progress while a retry runs, and the last action's outcome
     (``record.notice`` / ``record.error``). Plain forms that htmx enhances."""
-    pk = record.pk
-    csrf = format_html('<input type="hidden" name="csrfmiddlewaretoken" value="{}">', csrf_token)
+    pk = int(record.pk)
+    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{_esc(csrf_token)}">'
     parts = []
     if record.status in ("open", "expired"):
-        retry = pk_url("pages:console-iou-retry", pk)
-        void = pk_url("pages:console-iou-void", pk)
-        parts.append(format_html(
-            '<form method="post" action="{}" class="inline" hx-post="{}" hx-target="closest tr" '
-            'hx-swap="outerHTML">{}<button type="submit" class="retry">Retry now</button></form> ',
-            retry, retry, csrf,
-        ))
-        parts.append(format_html(
-            '<form method="post" action="{}" class="inline" hx-post="{}" hx-target="closest tr" '
-            'hx-swap="outerHTML" hx-vals=\'{{"confirm": "yes"}}\' hx-confirm="Void IOU #{}? What remains is '
-            'forgiven and the creator will not be paid it.">{}<input name="reason" placeholder="Reason to void" '
-            'maxlength="500" required size="16"> <button type="submit" class="danger void">Void</button></form>',
-            void, void, pk, csrf,
-        ))
+        retry = _esc(pk_url("pages:console-iou-retry", pk))
+        void = _esc(pk_url("pages:console-iou-void", pk))
+        parts.append(
+            f'<form method="post" action="{retry}" class="inline" hx-post="{retry}" hx-target="closest tr" '
+            f'hx-swap="outerHTML">{csrf}<button type="submit" class="retry">Retry now</button></form> '
+        )
+        parts.append(
+            f'<form method="post" action="{void}" class="inline" hx-post="{void}" hx-target="closest tr" '
+            f'hx-swap="outerHTML" hx-vals=\'{{"confirm": "yes"}}\' hx-confirm="Void IOU #{pk}? What remains is '
+            f'forgiven and the creator will not be paid it.">{csrf}<input name="reason" placeholder="Reason to void" '
+            f'maxlength="500" required size="16"> <button type="submit" class="danger void">Void</button></form>'
+        )
     elif record.status == "processing":
-        parts.append(format_html('<span class="spinner">{}</span>', "retrying…"))
+        parts.append('<span class="spinner">retrying…</span>')
     else:
-        parts.append(format_html('<span class="hint">{}</span>', record.get_status_display()))
+        parts.append(f'<span class="hint">{_esc(record.get_status_display())}</span>')
     if getattr(record, "notice", ""):
-        parts.append(format_html(' <span class="notice">{}</span>', record.notice))
+        parts.append(f' <span class="notice">{_esc(record.notice)}</span>')
     if getattr(record, "error", ""):
-        parts.append(format_html(' <span class="error" role="alert">{}</span>', record.error))
-    return mark_safe("".join(parts))  # noqa: S308 - every part is built by format_html
+        parts.append(f' <span class="error" role="alert">{_esc(record.error)}</span>')
+    return mark_safe("".join(parts))  # noqa: S308 - every value is escaped
 
 
 def _row_url(record) -> str:

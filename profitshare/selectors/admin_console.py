@@ -22,6 +22,11 @@ from profitshare.models import (
 from profitshare.models.ops import ReconciliationReport
 
 BULK_RETRY_LIMIT = 200
+# what the debts table shows (the joined subscription and creator load only these too)
+DEBTS_COLUMNS = (
+    "amount", "paid_amount", "reason", "status", "created_at", "attempts", "next_retry_at",
+    "subscription__subscriber_wallet", "creator__address",
+)
 ALERTS_LIMIT = 50
 
 
@@ -36,7 +41,7 @@ def open_ious(data) -> tuple[OpenIouFilter, QuerySet]:
     """Every open, processing or expired IOU matching ``data`` (``OpenIouFilter``), annotated
     with ``remaining_owed`` (with its subscription and creator); oldest first unless the table
     sorts it otherwise. An invalid filter matches nothing."""
-    base = _annotated(IOU.objects.filter(status__in=OPEN_IOU_STATUSES))
+    base = _annotated(IOU.objects.filter(status__in=OPEN_IOU_STATUSES)).only(*DEBTS_COLUMNS)
     filterset = OpenIouFilter(data, queryset=base)
     qs = filterset.qs if filterset.is_valid() else base.none()
     return filterset, qs.order_by("created_at", "pk")
