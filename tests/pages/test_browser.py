@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 from solders.keypair import Keypair
 
-from profitshare.models import IOU, IouStatus
+from profitshare.models import IOU, Alert, IouStatus
 from profitshare.tasks import retry_claimed_iou_task
 from tests.factories import PublishedBotFactory
 from tests.pages.conftest import pay
@@ -286,7 +286,9 @@ def test_admin_voids_one_debt_and_retries_another_until_it_settles(page: Page, l
     page.goto(f"{live_server.url}/console/alerts/")
     first_alert = page.locator("#alerts tbody tr").first
     first_alert.get_by_role("button", name="Acknowledge").click()
-    expect(page.locator("#alerts tbody tr").first).to_contain_text("admin:ops")
+    expect(first_alert.get_by_role("button", name="Acknowledge")).to_have_count(0)  # swapped in place
+    expect(first_alert).to_contain_text(re.compile(r"admin:ops at \d{4}-\d\d-\d\d \d\d:\d\d"))
+    assert Alert.objects.filter(acknowledged_by="admin:ops").count() == 1
     shot(page, "console-alerts")
     page.goto(f"{live_server.url}/console/health/")
     shot(page, "console-health")
