@@ -8,13 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import connection
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from profitshare.models import (
     IOU,
     AttemptStatus,
+    Distribution,
     IouReason,
     IouStatus,
     PayoutAttempt,
@@ -112,28 +115,57 @@ def subscriptions_of(wallet: str) -> list[dict]:
     )
 
 
-def subscription_of(wallet: str, subscription_id: str, *, now: datetime | None = None) -> Subscription | None:
-    """The subscription ``subscription_id`` if subscriber ``wallet`` owns it, else None; with
-    its bot and creator, and what ``debt_banner`` needs, read in the same query."""
-    now = now or timezone.now()
-    remaining = F("amount") - F("paid_amount")
-    ious = IOU.objects.filter(subscription_id=OuterRef("pk"), status__in=ACTIVE_IOU_STATUSES).order_by().values(
-        "subscription_id"
-    )
-
-    def one(**aggregate):
-        return Subquery(ious.annotate(**aggregate).values(*aggregate)[:1])
-
+def subscription_of(wallet: str, subscription_id: str) -> Subscription | None:
+    """The subscription ``subscription_id`` if subscriber ``wallet`` owns it, else None (with
+    its bot and the bot's creator)."""
     return (
         Subscription.objects.select_related("bot", "bot__creator")
         .filter(subscriber_wallet=wallet, subscription_id=subscription_id)
-        .annotate(
-            banner_blocking=one(x=Sum(remaining, filter=Q(status__in=BLOCKING_IOU_STATUSES, expires_at__gt=now))),
-            banner_owed=one(x=Sum(remaining)),
-            banner_processing=one(x=Count("pk", filter=Q(status=IouStatus.PROCESSING))),
-        )
         .first()
     )
+
+
+def _overview_sql() -> str:
+    qn = connection.ops.quote_name
+    close, dist, iou = (qn(m._meta.db_table) for m in (TradeClose, Distribution, IOU))
+    active = ", ".join(["%s"] * len(ACTIVE_IOU_STATUSES))
+    blocking = ", ".join(["%s"] * len(BLOCKING_IOU_STATUSES))
+    return (
+        f"SELECT t.closes, t.pnl, t.share, t.paid, t.owed, i.blocking, i.owed, i.processing FROM "  # noqa: S608 - quoted identifiers; values are parameters
+        f"(SELECT COUNT(*) AS closes, COALESCE(SUM(c.realized_pnl), 0) AS pnl, COALESCE(SUM(d.share), 0) AS share, "
+        f"COALESCE(SUM(d.paid), 0) AS paid, COALESCE(SUM(d.owed), 0) AS owed "
+        f"FROM {close} c LEFT JOIN {dist} d ON d.close_id = c.id WHERE c.subscription_id = %s) t, "
+        f"(SELECT COALESCE(SUM(CASE WHEN status IN ({blocking}) AND expires_at > %s THEN amount - paid_amount "
+        f"ELSE 0 END), 0) AS blocking, COALESCE(SUM(amount - paid_amount), 0) AS owed, "
+        f"COALESCE(SUM(CASE WHEN status = %s THEN 1 ELSE 0 END), 0) AS processing "
+        f"FROM {iou} WHERE subscription_id = %s AND status IN ({active})) i"
+    )
+
+
+def subscription_overview(subscription: Subscription, *, now: datetime | None = None) -> dict:
+    """What the trades page shows above the table, in one statement: ``summary`` (as
+    ``trade_summary``) and the debt banner's ``guard`` and ``retrying`` (as ``debt_banner``).
+    ``subscription.status`` is used as loaded. USDC base units."""
+    now = now or timezone.now()
+    params = [
+        subscription.pk, *BLOCKING_IOU_STATUSES, connection.ops.adapt_datetimefield_value(now),
+        IouStatus.PROCESSING, subscription.pk, *ACTIVE_IOU_STATUSES,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_overview_sql(), params)
+        closes, pnl, share, paid, owed, blocking, iou_owed, processing = (int(v or 0) for v in cursor.fetchone())
+    summary = {"closes": closes, "realized_pnl": pnl, "share": share, "paid": paid, "owed": owed,
+               "net_pnl": pnl - share}
+    return {"summary": summary, **_banner(subscription, blocking, iou_owed, processing)}
+
+
+def _banner(subscription: Subscription, blocking: int, owed: int, processing: int) -> dict:
+    allowed = blocking == 0
+    answer = GuardAnswer(
+        can_withdraw=allowed, can_delete=allowed, owed=owed, blocking_owed=blocking,
+        delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
+    )
+    return {"guard": answer, "retrying": processing > 0}
 
 
 def trade_summary(subscription_pk: int) -> dict:
@@ -156,24 +188,15 @@ def debt_banner(subscription: Subscription, *, now: datetime | None = None) -> d
     ``services.guards.GuardAnswer``, the answer ``guard(subscription_id)`` gives without
     retrying: IOUs open or processing within their TTL block, expired ones stay owed) and
     ``retrying`` (a retry of one of its IOUs is running). ``subscription.status`` is used as
-    loaded, and so are the sums when ``subscription_of`` read them (no query then)."""
-    if hasattr(subscription, "banner_owed"):  # read with the subscription (``subscription_of``)
-        sums = {"blocking": subscription.banner_blocking or 0, "owed": subscription.banner_owed or 0,
-                "processing": subscription.banner_processing or 0}
-    else:
-        now = now or timezone.now()
-        remaining = F("amount") - F("paid_amount")
-        sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=ACTIVE_IOU_STATUSES).aggregate(
-            blocking=Coalesce(Sum(remaining, filter=Q(status__in=BLOCKING_IOU_STATUSES, expires_at__gt=now)), 0),
-            owed=Coalesce(Sum(remaining), 0),
-            processing=Count("pk", filter=Q(status=IouStatus.PROCESSING)),
-        )
-    allowed = sums["blocking"] == 0
-    answer = GuardAnswer(
-        can_withdraw=allowed, can_delete=allowed, owed=sums["owed"], blocking_owed=sums["blocking"],
-        delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
+    loaded."""
+    now = now or timezone.now()
+    remaining = F("amount") - F("paid_amount")
+    sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=ACTIVE_IOU_STATUSES).aggregate(
+        blocking=Coalesce(Sum(remaining, filter=Q(status__in=BLOCKING_IOU_STATUSES, expires_at__gt=now)), 0),
+        owed=Coalesce(Sum(remaining), 0),
+        processing=Count("pk", filter=Q(status=IouStatus.PROCESSING)),
     )
-    return {"guard": answer, "retrying": sums["processing"] > 0}
+    return _banner(subscription, sums["blocking"], sums["owed"], sums["processing"])
 
 
 def _trade_rows(qs) -> list[dict]:
@@ -191,11 +214,22 @@ def _trade_rows(qs) -> list[dict]:
             carried=F("distribution__carried"),
             voided=F("distribution__voided"),
             status=F("distribution__status"),
-            owed_reason=Subquery(
-                IOU.objects.filter(distribution_id=OuterRef("distribution__pk"), status__in=ACTIVE_IOU_STATUSES)
-                .order_by("-pk").values("reason")[:1]
-            ),
         )
+    )
+
+
+def _landed_and_reasons_sql(count: int) -> str:
+    qn = connection.ops.quote_name
+    attempt, iou = qn(PayoutAttempt._meta.db_table), qn(IOU._meta.db_table)
+    ids = ", ".join(["%s"] * count)
+    active = ", ".join(["%s"] * len(ACTIVE_IOU_STATUSES))
+    # landed signatures (oldest first) and the reason of the IOU still owing, in one round trip
+    return (
+        f"SELECT 's', distribution_id, signature, resolved_at, created_at, id FROM {attempt} "  # noqa: S608 - quoted identifiers; values are parameters
+        f"WHERE distribution_id IN ({ids}) AND status = %s "
+        f"UNION ALL SELECT 'r', distribution_id, reason, NULL, created_at, id FROM {iou} "
+        f"WHERE distribution_id IN ({ids}) AND status IN ({active}) "
+        f"ORDER BY 5, 6"
     )
 
 
@@ -214,20 +248,36 @@ def trade_history(
     rows = page["rows"]
     dist_ids = [r["distribution_pk"] for r in rows if r["distribution_pk"]]
     landed: dict[int, list] = {}
-    for dist_id, signature, at in (
-        PayoutAttempt.objects.filter(distribution_id__in=dist_ids, status=AttemptStatus.LANDED)
-        .order_by("created_at", "pk")
-        .values_list("distribution_id", "signature", "resolved_at")
-    ):
-        landed.setdefault(dist_id, []).append((signature, at))
+    reasons: dict[int, str] = {}
+    if dist_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _landed_and_reasons_sql(len(dist_ids)),
+                [*dist_ids, AttemptStatus.LANDED, *dist_ids, *ACTIVE_IOU_STATUSES],
+            )
+            for kind, dist_id, text, resolved_at, _, _ in cursor.fetchall():
+                if kind == "s":
+                    landed.setdefault(dist_id, []).append((text, _aware(resolved_at)))
+                else:
+                    reasons[dist_id] = text
     labels = dict(IouReason.choices)
     for row in rows:
         sigs = landed.get(row["distribution_pk"], [])
         row["signatures"] = [s for s, _ in sigs]
         row["paid_at"] = max((at for _, at in sigs if at), default=None)
-        reason = row["owed_reason"]
+        reason = reasons.get(row["distribution_pk"])
+        row["owed_reason"] = reason
         row["owed_reason_label"] = labels.get(reason, reason) if reason else None
     return page
+
+
+def _aware(value):
+    """A timestamp read by a raw query as the ORM returns it: aware, UTC (SQLite gives text)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def debts_in_progress(subscription_pk: int) -> bool:

@@ -48,8 +48,8 @@ def trades_page(request, subscription_id: str, wallet: str):
         "wallet": wallet,
         "page": page,
         "table": TradeTable(page["rows"]),
-        "summary": history.trade_summary(sub.pk),
-        **_banner_context(sub),
+        "subscription": sub,
+        **history.subscription_overview(sub),  # the summary and the debt banner, one statement
     }
     if request.htmx and request.htmx.target == "trades":
         return render(request, "profitshare/subscriber/_trades.html", context)

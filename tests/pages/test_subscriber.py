@@ -89,19 +89,24 @@ def test_someone_elses_subscription_is_a_404(client, earnings):
 
 
 def test_the_banner_reads_what_the_guard_answers(earnings):
-    """The page's one-query banner agrees with ``guard`` (the service a withdrawal asks) while
-    an IOU blocks, once it is past its TTL (owed, no longer blocking), and while a retry runs."""
+    """The page's one-statement banner and summary agree with ``guard`` (the service a
+    withdrawal asks) and the ORM's aggregates while an IOU blocks, once it is past its TTL
+    (owed, no longer blocking), and while a retry runs."""
     from datetime import timedelta
 
     from django.utils import timezone
 
     from profitshare.models import IOU, Subscription
-    from profitshare.selectors.history import debt_banner
+    from profitshare.selectors.history import debt_banner, subscription_overview, trade_summary
     from profitshare.services.guards import guard
 
     def both():
         sub = Subscription.objects.get(pk=earnings.iou_world.subscription.pk)
-        return debt_banner(sub)["guard"], guard(sub.subscription_id)
+        overview = subscription_overview(sub)
+        assert overview["guard"] == debt_banner(sub)["guard"]
+        assert overview["retrying"] == debt_banner(sub)["retrying"]
+        assert overview["summary"] == trade_summary(sub.pk)
+        return overview["guard"], guard(sub.subscription_id)
 
     banner, answer = both()
     assert banner == answer and (answer.can_withdraw, answer.blocking_owed) == (False, 3_000_000)
