@@ -180,6 +180,9 @@ QV_FEE_CHANGE_TIMELOCK_DAYS = env_int("QV_FEE_CHANGE_TIMELOCK_DAYS", 7)
 # IOU retry backoff: first retry after this many seconds, doubling up to the cap.
 QV_IOU_RETRY_BASE_SECONDS = env_int("QV_IOU_RETRY_BASE_SECONDS", 60)
 QV_IOU_RETRY_MAX_SECONDS = env_int("QV_IOU_RETRY_MAX_SECONDS", 6 * 3600)
+# At most this many distributions (one per agent wallet) are paid together in one batch: each
+# step costs a few RPC calls and statements for the whole batch (benchmarks/engine.py).
+QV_ENGINE_BATCH_SIZE = env_int("QV_ENGINE_BATCH_SIZE", 128)
 # A payout attempt unresolved for this long is checked against the chain by the resolver.
 QV_STALE_ATTEMPT_SECONDS = env_int("QV_STALE_ATTEMPT_SECONDS", 90)
 

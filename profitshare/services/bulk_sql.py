@@ -28,9 +28,19 @@ class _Plan:
     """What one (model, columns, returning, database) insert needs, computed once."""
 
     fields: tuple[models.Field, ...]  # named columns first, then the defaulted ones
+    named: tuple[models.Field | None, ...]  # per named column: the field to prepare with, or None
     defaulted: tuple[models.Field, ...]
     statement: str  # the PostgreSQL unnest statement, or the one-row VALUES statement
     returning_tail: str
+
+
+# fields whose database value is the Python value itself for int, str, bool and None (their
+# get_db_prep_save is skipped for those: preparing every value cost more than the INSERT)
+_PLAIN = frozenset({
+    "AutoField", "BigAutoField", "BigIntegerField", "BooleanField", "CharField", "ForeignKey", "IntegerField",
+    "OneToOneField", "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+    "SmallIntegerField", "TextField",
+})
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,7 +60,8 @@ def _plan(model: type[models.Model], columns: tuple[str, ...], returning: str | 
         statement = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
     else:
         statement = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})"
-    return _Plan(fields, tuple(defaulted), statement, tail)
+    prepare = tuple(None if f.get_internal_type() in _PLAIN else f for f in named)
+    return _Plan(fields, prepare, tuple(defaulted), statement, tail)
 
 
 def insert_rows(
@@ -67,12 +78,17 @@ def insert_rows(
         return []
     plan = _plan(model, tuple(columns), returning, connection.vendor)
     now = timezone.now()
-    defaults = tuple(
-        now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+    defaults = [
+        f.get_db_prep_save(now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default(),
+                           connection)
         for f in plan.defaulted
-    )
+    ]
     prepared = [
-        [f.get_db_prep_save(value, connection) for f, value in zip(plan.fields, (*row, *defaults), strict=True)]
+        [
+            value if f is None and (value is None or type(value) in (int, str, bool))
+            else field.get_db_prep_save(value, connection)
+            for f, field, value in zip(plan.named, plan.fields[: len(plan.named)], row, strict=True)
+        ] + defaults
         for row in rows
     ]
     with connection.cursor() as cursor:

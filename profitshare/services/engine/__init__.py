@@ -27,7 +27,6 @@ Every step keeps ``paid + owed + carried + voided == share + carry_in`` (a datab
 from profitshare.services.engine.batch import ACTIVE_IOU_STATUSES, UNRESOLVED_ATTEMPTS
 from profitshare.services.engine.ledger import retry_delay
 from profitshare.services.engine.runs import (
-    BATCH_SIZE,
     default_gateway,
     is_pending,
     process_distribution,
@@ -39,7 +38,6 @@ from profitshare.services.engine.runs import (
 
 __all__ = [
     "ACTIVE_IOU_STATUSES",
-    "BATCH_SIZE",
     "UNRESOLVED_ATTEMPTS",
     "default_gateway",
     "is_pending",

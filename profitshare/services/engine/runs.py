@@ -25,7 +25,6 @@ from profitshare.services.engine.steps import (
 from profitshare.services.ious import claim_iou
 from profitshare.services.locks import LockTimeout, agent_wallet_locks
 
-BATCH_SIZE = 64
 _gateways: dict[tuple, ChainGateway] = {}
 
 
@@ -66,11 +65,12 @@ def is_pending(distribution_id: int) -> bool:
 
 def process_pending(
     distribution_id: int | None = None, *, gateway: ChainGateway | None = None, actor: str = ENGINE,
-    limit: int = BATCH_SIZE,
+    limit: int | None = None,
 ) -> list[int]:
-    """Pay ``distribution_id`` and up to ``limit`` other pending distributions in one batch:
-    one per agent wallet, only wallets whose lock is free (the rest are left to their own tasks).
-    Returns the ids processed."""
+    """Pay ``distribution_id`` and up to ``limit`` (default ``QV_ENGINE_BATCH_SIZE``) other
+    pending distributions in one batch: one per agent wallet, only wallets whose lock is free
+    (the rest are left to their own tasks). Returns the ids processed."""
+    limit = limit or settings.QV_ENGINE_BATCH_SIZE
     with transaction.atomic():
         rows = list(
             Distribution.objects.select_for_update(skip_locked=True, of=("self",))
