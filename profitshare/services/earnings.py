@@ -77,7 +77,7 @@ def record_paid(payouts: Iterable[tuple[Distribution, int]]) -> None:
         acc = subs.setdefault((dist.subscription_id, dist.creator_id, dist.bot_id), [0, 0, 0])
         acc[0] += amount
         acc[1] += first
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the caller's transaction: no savepoint round trips
         _upsert(_DAY, ("creator_id", "day", "bot_id"), (), ("paid", "paid_closes"),
                 [(*k, *v) for k, v in sorted(days.items())])
         _upsert_subscriptions(subs)

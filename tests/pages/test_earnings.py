@@ -90,9 +90,11 @@ def test_a_batch_is_two_statements_and_a_rollback_leaves_no_rollup(localnet, gat
 
     owed = world.close(20_000_000).distribution  # 2 USDC owed, not paid yet
     before = earnings.rollup_sums()
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), transaction.atomic():  # as the engine calls it
         Distribution.objects.filter(pk=owed.pk).update(paid=500_000, owed=1_500_000)
-        earnings.record_paid([(Distribution.objects.get(pk=owed.pk), 500_000)])
+        with CaptureQueriesContext(connection) as queries:
+            earnings.record_paid([(Distribution.objects.get(pk=owed.pk), 500_000)])
+        assert not [q for q in queries.captured_queries if "SAVEPOINT" in q["sql"].upper()]  # no round trips of its own
         assert earnings.rollup_sums() != before
         raise RuntimeError("the ledger change rolls back")
     assert earnings.rollup_sums() == before == earnings.ledger_sums()
