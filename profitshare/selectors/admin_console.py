@@ -147,7 +147,8 @@ def alert(alert_id: int) -> Alert | None:
 def delinquent_subscriptions() -> list[dict]:
     """Delinquent subscriptions with what they still owe (open, processing and expired IOUs)
     and what they moved out while owing, as recorded by the event that marked them
-    (``moved_out`` in base units and ``moved_signature``; None when not recorded)."""
+    (``moved_out`` in USDC base units, ``moved_lamports`` of SOL and ``moved_signature``; None
+    when not recorded)."""
     subs = list(
         Subscription.objects.filter(status=SubscriptionStatus.DELINQUENT)
         .annotate(
@@ -168,6 +169,7 @@ def delinquent_subscriptions() -> list[dict]:
     for sub in subs:
         facts = moved.get(sub["subscription_id"], {})
         sub["moved_out"] = facts.get("amount")
+        sub["moved_lamports"] = facts.get("lamports")
         sub["moved_signature"] = facts.get("signature")
     return subs
 

@@ -11,6 +11,7 @@ from django.conf import settings
 register = template.Library()
 
 USDC_DECIMALS = 6
+SOL_DECIMALS = 9  # 1 SOL = 10^9 lamports
 
 
 def format_usdc(base_units, *, grouping: bool = True) -> str:
@@ -20,6 +21,14 @@ def format_usdc(base_units, *, grouping: bool = True) -> str:
         return "—"
     value = Decimal(int(base_units)).scaleb(-USDC_DECIMALS)
     return f"{value:,.{USDC_DECIMALS}f}" if grouping else f"{value:.{USDC_DECIMALS}f}"
+
+
+def format_sol(lamports) -> str:
+    """Lamports as SOL: ``2_039_280`` → ``"0.002039280"``; ``None`` and ``""`` become ``"—"``.
+    Exact (``Decimal``)."""
+    if lamports is None or lamports == "":
+        return "—"
+    return f"{Decimal(int(lamports)).scaleb(-SOL_DECIMALS):,.{SOL_DECIMALS}f}"
 
 
 def format_bps(bps) -> str:
@@ -38,6 +47,12 @@ def explorer_url(signature: str) -> str:
 def usdc(base_units) -> str:
     """Template filter: USDC base units as ``1,234.567890``."""
     return format_usdc(base_units)
+
+
+@register.filter(name="sol")
+def sol(lamports) -> str:
+    """Template filter: lamports as SOL with nine decimals."""
+    return format_sol(lamports)
 
 
 @register.filter(name="bps")

@@ -192,6 +192,7 @@ def test_delinquent_subscriptions_show_what_they_owe_and_moved_out(staff_client,
     record_event(  # what the delinquency watch records when it marks a subscription
         "subscription", sub.subscription_id, actor="delinquency-watch", from_status="active",
         to_status="delinquent", reason="funds moved out on-chain while owing", amount=5_000_000, signature="5" * 87,
+        lamports=90_000_000,
     )
     response = staff_client.get("/console/delinquent/")
     rows = response.context["subscriptions"]
@@ -200,6 +201,7 @@ def test_delinquent_subscriptions_show_what_they_owe_and_moved_out(staff_client,
     ]
     html = response.content.decode()
     assert "3.000000" in html and "5.000000" in html and "5" * 87 in html
+    assert "0.090000000" in html  # SOL drained, shown in SOL
 
 
 def test_engine_health(staff_client, earnings):
