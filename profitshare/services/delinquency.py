@@ -240,8 +240,11 @@ def _too_old(watch: DelinquencyWatch):
     def stop(entry: dict[str, Any]) -> bool:
         if int(entry.get("slot") or 0) >= watch.since_slot:
             return False
+        # an older slot still counts if its block time is after the IOU opened (the slot read
+        # that set the baseline may lag the opening); block times are whole seconds, so a move
+        # within the opening's own second is given the benefit of the doubt
         block_time = entry.get("blockTime")
-        return not (opened is not None and block_time is not None and int(block_time) >= opened)
+        return not (opened is not None and block_time is not None and int(block_time) > opened)
 
     return stop
 
