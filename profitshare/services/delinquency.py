@@ -235,14 +235,18 @@ def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200)
 
 
 def _too_old(watch: DelinquencyWatch):
+    """Whether a ``getSignaturesForAddress`` entry predates the watch. With the baseline read
+    when the IOU opened, the slot alone decides. A watch the schedule started later also counts
+    older slots whose block time is after the IOU opened (block times are whole seconds: a move
+    within the opening's own second is given the benefit of the doubt)."""
     opened = int(watch.opened_at.timestamp()) if watch.opened_at else None
+    by_slot_only = watch.baseline == WatchBaseline.IOU_OPENED
 
     def stop(entry: dict[str, Any]) -> bool:
         if int(entry.get("slot") or 0) >= watch.since_slot:
             return False
-        # an older slot still counts if its block time is after the IOU opened (the slot read
-        # that set the baseline may lag the opening); block times are whole seconds, so a move
-        # within the opening's own second is given the benefit of the doubt
+        if by_slot_only:
+            return True
         block_time = entry.get("blockTime")
         return not (opened is not None and block_time is not None and int(block_time) > opened)
 
