@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--intake-threads", type=int, default=8, help="concurrent intake requests (web workers)")
     args = parser.parse_args()
 
     import psycopg
@@ -101,7 +102,7 @@ def main() -> None:
         cluster = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
         wait_until_idle(node.pid, cluster.pid)  # workers started and warmed (imports, gateway)
         cpu_before = cpu_by_role(node.pid, cluster.pid)
-        rate, p50, p99, paid = run_signal(url, subscriptions, creator)
+        rate, p50, p99, paid = run_signal(url, subscriptions, creator, args.intake_threads)
         cpu_after = cpu_by_role(node.pid, cluster.pid)
         for role in cpu_after:
             used = cpu_after[role] - cpu_before.get(role, 0.0)
@@ -158,7 +159,7 @@ def cpu_by_role(node_pid: int, cluster_pid: int) -> dict[str, float]:
         elif "redis-server" in cmd:
             role = "redis"
         elif int(entry.name) == os.getpid():
-            role = "benchmark (intake, 8 threads)"
+            role = "benchmark (intake threads)"
         else:
             continue
         roles[role] = roles.get(role, 0.0) + seconds
@@ -215,7 +216,7 @@ def build_world(url: str, subscribers: int):
     return subs, creator
 
 
-def run_signal(url: str, subscriptions, creator: str):
+def run_signal(url: str, subscriptions, creator: str, threads: int):
     """Every subscriber closes +10 USDC; record all closes, wait until every payout is decided."""
     import httpx
 
@@ -238,10 +239,10 @@ def run_signal(url: str, subscriptions, creator: str):
         )  # each thread keeps its database connection, as a web worker would
 
     started = time.time()
-    # the platform reports closes concurrently (several web workers); 8 intake threads here
-    with ThreadPoolExecutor(8) as pool:
+    # the platform reports closes concurrently (several web workers): ``threads`` intake threads
+    with ThreadPoolExecutor(threads) as pool:
         list(pool.map(intake, enumerate(subscriptions)))
-        list(pool.map(lambda _: connection.close(), range(8)))
+        list(pool.map(lambda _: connection.close(), range(threads)))
     print(f"intake of {len(subscriptions)} closes took {time.time() - started:.2f} s")
     deadline = time.time() + 600
     while time.time() < deadline:
