@@ -52,8 +52,12 @@ def log_state_change(
     ``entity_id``, ``actor``, ``from``, ``to``, ``reason`` and ``data`` (amounts in USDC base
     units, signatures, close ids). Keys naming key material are dropped."""
     fields = {k: v for k, v in data.items() if _safe(k)}
+    if from_status or to_status:
+        message, args = "%s %s: %s -> %s", (entity, entity_id, from_status or "-", to_status or "-")
+    else:  # a fact without a status change (PnL settled, funds withdrawn): say which
+        message, args = "%s %s: %s", (entity, entity_id, reason or "updated")
     state_logger.info(
-        "%s %s: %s -> %s", entity, entity_id, from_status or "-", to_status or "-",
+        message, *args,
         extra={"entity": entity, "entity_id": str(entity_id), "actor": actor, "from": from_status,
                "to": to_status, "reason": reason, "data": fields},
     )
