@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--web-port", type=int, default=8000)
         parser.add_argument("--rpc-port", type=int, default=8899)
         parser.add_argument("--no-demo", action="store_true", help="do not run the demo market")
-        parser.add_argument("--demo-seed", type=int, default=int(os.environ.get("QV_DEMO_SEED") or 1))
+        parser.add_argument("--demo-seed", type=int, default=settings.QV_DEMO_SEED)
         parser.add_argument("--demo-rate", type=float, default=1.0, help="demo closes per second")
         parser.add_argument("--demo-subscribers", type=int, default=36)
 
