@@ -36,16 +36,15 @@ from profitshare.demo.world import AGENT_SOL, DRIFT_SUBACCOUNT, LOW_SOL, USDC, b
 from profitshare.models import IOU, IouStatus, Subscription
 from profitshare.models.ops import DelinquencyWatch
 from profitshare.services import ttl
+from profitshare.templatetags.money import format_usdc
 
 INVALID_CREATOR = "11111111111111111111111111111111"  # the System Program: cannot own tokens
 DELINQUENCY_TASK = "profitshare.tasks.detect_delinquency_task"
 
 
 def usdc(amount: int) -> str:
-    """``amount`` base units as USDC text with 6 decimals (display only; integer arithmetic)."""
-    sign = "-" if amount < 0 else ""
-    amount = abs(amount)
-    return f"{sign}{amount // USDC}.{amount % USDC:06d} USDC"
+    """``amount`` base units as USDC text with 6 decimals (the pages' formatting)."""
+    return f"{format_usdc(amount)} USDC"
 
 
 @dataclass(frozen=True)
@@ -100,9 +99,7 @@ def _invalid(stage: Stage) -> bool:
 
 def _expired(stage: Stage) -> bool:
     sub = stage.sub("expired")
-    if not stage.has_closes("expired"):
-        body = stage.resolved(stage.close("expired", 25 * USDC))
-        stage.say(f"[expired] payout {body['status']}: {usdc(body['owed'])} owed (agent has too little SOL)")
+    stage.first_close("expired", 25 * USDC, " (agent has too little SOL)")
     if IOU.objects.filter(subscription__subscription_id=sub.subscription_id, status__in=[
         IouStatus.EXPIRED, IouStatus.PAID,
     ]).exists():
@@ -127,10 +124,7 @@ def _expired(stage: Stage) -> bool:
 
 def _lowsol(stage: Stage) -> bool:
     sub = stage.sub("lowsol")
-    if not stage.has_closes("lowsol"):
-        body = stage.resolved(stage.close("lowsol", 20 * USDC))
-        stage.say(f"[lowsol] payout {body['status']}: {usdc(body['owed'])} owed "
-                  f"({[i['reason'] for i in stage.ious('lowsol')]})")
+    stage.first_close("lowsol", 20 * USDC, " (agent has too little SOL)")
     if stage.ious("lowsol", "paid"):
         return True
     if stage.node.lamports(sub.agent_wallet) < AGENT_SOL // 2:
@@ -162,9 +156,7 @@ def _short(stage: Stage) -> bool:
 
 def _delinquent(stage: Stage) -> bool:
     sub = stage.sub("delinquent")
-    if not stage.has_closes("delinquent"):
-        body = stage.resolved(stage.close("delinquent", 50 * USDC))
-        stage.say(f"[delinquent] payout {body['status']}: {usdc(body['owed'])} owed")
+    stage.first_close("delinquent", 50 * USDC)
     row = Subscription.objects.get(subscription_id=sub.subscription_id)
     if row.status == "delinquent":
         return True

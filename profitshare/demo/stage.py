@@ -12,6 +12,7 @@ from profitshare.demo.clients import IntakeClient, NodeClient
 from profitshare.demo.stream import Close, make_close, report
 from profitshare.demo.world import DemoSubscription, World
 from profitshare.models import TradeClose
+from profitshare.templatetags.money import format_usdc
 
 UNRESOLVED = ("pending", "processing")
 
@@ -46,6 +47,14 @@ class Stage:
         close = make_close(self.world.seed, self.sub(label), pnl, kind)
         report(close, self.api, self.node)
         return close
+
+    def first_close(self, label: str, pnl: int, why: str = "") -> None:
+        """Report the case's first close of ``pnl`` base units once per world (a resumed run
+        skips it), wait for the engine and say how it ended (``why`` explains what is owed)."""
+        if self.has_closes(label):
+            return
+        body = self.resolved(self.close(label, pnl))
+        self.say(f"[{label}] payout {body['status']}: {format_usdc(body['owed'])} USDC owed{why}")
 
     def wait_for(self, what: str, check: Callable[[], object], *, poll: float = 0.25, nudge: Callable[[], None] | None = None):
         """Poll ``check`` until it returns something truthy (returned); ``nudge`` is called every

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 from django.conf import settings
 from django.db import connection
+
+from profitshare.management.http_wait import wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
@@ -107,17 +108,11 @@ class ProductProcesses:
 
     def wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
         """Wait until ``url`` answers below 500; fails with the child's log when it died."""
-        deadline = time.monotonic() + timeout
         proc = dict(self.children)[name]
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
-            try:
-                if httpx.get(url, timeout=2).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        if wait_until_answering(url, timeout=timeout, alive=lambda: proc.poll() is None):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
         raise RuntimeError(f"{name} did not answer {url} within {timeout:.0f} s:\n{self.log(name)[-3000:]}")
 
     def stop(self, grace: float = 10.0) -> None:

@@ -19,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from profitshare.management.http_wait import wait_until_answering
 
 STOP_GRACE_SECONDS = 10
 
@@ -123,15 +124,8 @@ class Command(BaseCommand):
         return "\n".join(lines) + "\n"
 
     def _wait_for(self, url: str, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=1).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise CommandError(f"the {what} did not start within {timeout:.0f} s ({url})")
+        if not wait_until_answering(url, timeout=timeout):
+            raise CommandError(f"the {what} did not start within {timeout:.0f} s ({url})")
 
     def _stop_all(self, children: list[tuple[str, subprocess.Popen]]) -> None:
         for _, proc in reversed(children):
