@@ -101,3 +101,31 @@ def test_a_live_withdraw_blocks_a_second_one_until_its_blockhash_expires(localne
     statuses = list(DriftAction.objects.filter(distribution=distribution, kind="withdraw")
                     .order_by("id").values_list("status", flat=True))
     assert statuses == [AttemptStatus.EXPIRED, AttemptStatus.LANDED]
+
+
+def test_bytes_an_earlier_run_recorded_are_signed_again_not_recorded_twice(localnet, gateway):
+    """A send the node dropped leaves a recorded DriftAction the chain never saw; signing the
+    same instruction with the same blockhash again can give the very same bytes (the nonce has
+    1,000 values): those are re-signed, so the record stays one row per transaction."""
+    from profitshare.services.engine.steps import _sign_unique
+
+    world = make_world(localnet)
+    distribution = world.close(10_000_000).distribution
+    batch = Batch(gateway, "test")
+    batch.items = load_items([distribution.pk])
+    item = batch.items[0]
+    recent = gateway.transactions.latest_blockhash()
+    sub_account = item.dist.subscription.drift_subaccount_id
+    earlier = gateway.build_settle(item.keypair, sub_account, 0, recent, check_unique=False)
+    drift_actions.record(batch, DriftActionKind.SETTLE, {distribution.pk: earlier})  # its send was dropped
+    calls = []
+
+    def sign(it, blockhash):  # the first signing happens to repeat the earlier bytes
+        calls.append(blockhash)
+        return earlier if len(calls) == 1 else gateway.build_settle(it.keypair, sub_account, 0, blockhash, check_unique=False)
+
+    signed = _sign_unique(batch, [item], sign)
+
+    assert len(calls) == 2 and signed[distribution.pk].signature != earlier.signature
+    drift_actions.record(batch, DriftActionKind.SETTLE, signed)  # no IntegrityError
+    assert DriftAction.objects.filter(distribution=distribution).count() == 2

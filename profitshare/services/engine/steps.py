@@ -25,6 +25,7 @@ from profitshare.models import (
     AttemptStatus,
     Distribution,
     DistributionStatus,
+    DriftAction,
     DriftActionKind,
     IouReason,
     Subscription,
@@ -129,14 +130,20 @@ def _carry(batch: Batch, carried: list[tuple[Item, int]]) -> None:
 
 def _sign_unique(batch: Batch, items: list[Item], sign) -> dict[int, SignedTransaction]:
     """Sign one Drift transaction per item with a shared blockhash; re-sign the few whose
-    signature the chain already knows (equal bytes would be answered AlreadyProcessed).
-    Raises ``ChainError`` if collisions persist (practically impossible)."""
+    signature the chain already knows (equal bytes would be answered AlreadyProcessed) or an
+    earlier run recorded (a send the node dropped within the same blockhash: same bytes, and a
+    second DriftAction row for them would be refused). Raises ``ChainError`` if collisions
+    persist (practically impossible)."""
     recent = batch.gateway.transactions.latest_blockhash()
     by_pk = {item.dist.pk: item for item in items}
     signed = {pk: sign(item, recent) for pk, item in by_pk.items()}
     for _ in range(3):
-        statuses = batch.gateway.statuses([tx.signature for tx in signed.values()])
-        known = [pk for pk, tx in signed.items() if statuses[tx.signature].state != "unknown"]
+        signatures = [tx.signature for tx in signed.values()]
+        statuses = batch.gateway.statuses(signatures)
+        recorded = set(DriftAction.objects.filter(signature__in=signatures).values_list("signature", flat=True))
+        known = [
+            pk for pk, tx in signed.items() if statuses[tx.signature].state != "unknown" or tx.signature in recorded
+        ]
         if not known:
             return signed
         for pk in known:
