@@ -40,7 +40,7 @@ def enqueue_distribution(distribution_id: int) -> None:
     )
 
 
-DRAIN_SECONDS = 20.0
+DRAIN_SECONDS = 5.0
 
 
 def process_distribution_task(distribution_id: int) -> int:
