@@ -130,13 +130,18 @@ class Command(BaseCommand):
     def _stop_all(self, children: list[tuple[str, subprocess.Popen]]) -> None:
         for _, proc in reversed(children):
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                # the group leader only: it stops its own children (a qcluster whose workers were
+                # signalled directly waits for them forever); the group is killed after the grace
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for name, proc in children:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.stderr.write(f"{name} did not stop in {STOP_GRACE_SECONDS} s: killing it")
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever of its group is left: no orphans
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
         self.stdout.write("stopped")
