@@ -9,18 +9,16 @@ SIGTERM, a bounded wait, then SIGKILL — no orphans.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
 
-from profitshare.management.http_wait import wait_until_answering
+from profitshare.management.processes import stop_process_groups, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
@@ -116,20 +114,6 @@ class ProductProcesses:
         raise RuntimeError(f"{name} did not answer {url} within {timeout:.0f} s:\n{self.log(name)[-3000:]}")
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM every process group, wait up to ``grace`` s, SIGKILL what is left."""
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for _, proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        for _, proc in self.children:  # workers forked by a qcluster share its group
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Stop every child (group leaders first, SIGKILL what is left after ``grace`` s)."""
+        stop_process_groups(self.children, grace=grace)
         self.children.clear()

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from profitshare.management.http_wait import wait_until_answering
+from profitshare.management.processes import stop_process_groups, wait_until_answering
 
 STOP_GRACE_SECONDS = 10
 
@@ -128,20 +128,6 @@ class Command(BaseCommand):
             raise CommandError(f"the {what} did not start within {timeout:.0f} s ({url})")
 
     def _stop_all(self, children: list[tuple[str, subprocess.Popen]]) -> None:
-        for _, proc in reversed(children):
-            if proc.poll() is None:
-                # the group leader only: it stops its own children (a qcluster whose workers were
-                # signalled directly waits for them forever); the group is killed after the grace
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for name, proc in children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop in {STOP_GRACE_SECONDS} s: killing it")
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # whatever of its group is left: no orphans
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
+        stop_process_groups(children, grace=STOP_GRACE_SECONDS, on_timeout=lambda name: self.stderr.write(
+            f"{name} did not stop in {STOP_GRACE_SECONDS} s: killing it"))
         self.stdout.write("stopped")
