@@ -242,17 +242,21 @@ def test_subscriber_sees_the_share_deducted_and_the_debt_banner(page: Page, live
         context.close()
 
 
+def sign_in_staff(page: Page, live_server, next_path: str) -> None:
+    """Create the staff user "ops" and sign in through Django's admin login, landing on ``next_path``."""
+    get_user_model().objects.create_user("ops", password="pw-for-tests", is_staff=True)
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-for-tests")
+    page.click("input[type=submit]")
+
+
 def test_admin_voids_one_debt_and_retries_another_until_it_settles(page: Page, live_server, localnet, gateway):
     world_a = make_world(localnet, lamports=1_000_000, bot__name="Momentum")
     iou_a = IOU.objects.get(distribution=pay(world_a, gateway, 30_000_000))
     world_b = make_world(localnet, lamports=1_000_000, bot__name="Mean reversion")
     iou_b = IOU.objects.get(distribution=pay(world_b, gateway, 70_000_000))
-    get_user_model().objects.create_user("ops", password="pw-for-tests", is_staff=True)
-
-    page.goto(f"{live_server.url}/admin/login/?next=/console/")
-    page.fill("#id_username", "ops")
-    page.fill("#id_password", "pw-for-tests")
-    page.click("input[type=submit]")
+    sign_in_staff(page, live_server, "/console/")
     expect(page).to_have_url(f"{live_server.url}/console/")
     expect(page.locator("#debts-table tbody tr")).to_have_count(2)
     expect(page.locator("#debt-totals")).to_contain_text("10.000000")
@@ -361,11 +365,7 @@ def test_admin_bulk_retry_reports_in_place(page: Page, live_server, localnet, ga
     queued row polling until the retry settles; the page is not reloaded."""
     world = make_world(localnet, lamports=1_000_000, bot__name="Momentum")
     iou = IOU.objects.get(distribution=pay(world, gateway, 40_000_000))
-    get_user_model().objects.create_user("ops", password="pw-for-tests", is_staff=True)
-    page.goto(f"{live_server.url}/admin/login/?next=/console/%3Freason%3Dinsufficient_sol")
-    page.fill("#id_username", "ops")
-    page.fill("#id_password", "pw-for-tests")
-    page.click("input[type=submit]")
+    sign_in_staff(page, live_server, "/console/%3Freason%3Dinsufficient_sol")
     expect(page.locator(f"#iou-{iou.pk}")).to_have_attribute("data-status", "open")
     page.evaluate("window.qvSamePage = true")  # gone if the page reloads
     localnet.rpc("requestAirdrop", world.subscription.agent_wallet.pubkey, 100_000_000)  # SOL topped up
