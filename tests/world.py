@@ -80,3 +80,16 @@ def make_world(localnet, *, lamports: int = 100_000_000, collateral: int = 1_000
     if collateral:
         localnet.rpc("localnet_driftDeposit", sub.agent_wallet.pubkey, sub.drift_subaccount_id, collateral)
     return World(localnet, sub)
+
+
+def owe_for_lack_of_sol(localnet, gateway, pnl: int = 40_000_000, **world_kwargs):
+    """A real IOU: the agent has too little SOL for a payout (0.001 SOL), so the engine owes
+    the whole share of a ``pnl`` close (10 % by default: 4 USDC). Returns ``(world,
+    distribution, iou)``."""
+    from profitshare.models import IOU
+    from profitshare.services.engine import process_distribution
+
+    world = make_world(localnet, lamports=1_000_000, **world_kwargs)
+    distribution = world.close(pnl).distribution
+    process_distribution(distribution.pk, gateway=gateway)
+    return world, distribution, IOU.objects.get(distribution=distribution)

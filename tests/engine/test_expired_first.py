@@ -18,7 +18,7 @@ from profitshare.models import (
 )
 from profitshare.services.engine import process_distribution
 from profitshare.services.ttl import expire_due_ious
-from tests.world import make_world
+from tests.world import make_world, owe_for_lack_of_sol
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def expired_debt(localnet, gateway, pnl: int = 40_000_000):
     """A subscription (10 %) whose first share (pnl/10) is an IOU for lack of SOL, now expired;
     the agent then gets SOL back."""
-    world = make_world(localnet, lamports=1_000_000, collateral=0)
-    first = world.close(pnl).distribution
-    process_distribution(first.pk, gateway=gateway)
-    iou = IOU.objects.get(distribution=first)
+    world, first, iou = owe_for_lack_of_sol(localnet, gateway, pnl, collateral=0)
     assert iou.reason == IouReason.INSUFFICIENT_SOL
     IOU.objects.filter(pk=iou.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert expire_due_ious() == [iou.pk]

@@ -21,16 +21,9 @@ from profitshare.services import ious
 from profitshare.services.engine import process_distribution, retry_iou
 from profitshare.services.errors import Conflict, InvalidInput
 from profitshare.services.guards import guard
-from tests.world import make_world
+from tests.world import make_world, owe_for_lack_of_sol
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def owe_for_lack_of_sol(localnet, gateway, pnl=40_000_000):
-    world = make_world(localnet, lamports=1_000_000)
-    distribution = world.close(pnl).distribution
-    process_distribution(distribution.pk, gateway=gateway)
-    return world, distribution, IOU.objects.get(distribution=distribution)
 
 
 def test_iou_retry_after_top_up_pays_exactly_the_debt(localnet, gateway):

@@ -11,26 +11,18 @@ from django.utils import timezone
 from profitshare.models import IOU, Alert, AuditEvent, DistributionStatus, IouStatus
 from profitshare.models.ops import OutboxMessage
 from profitshare.services import ious
-from profitshare.services.engine import process_distribution, retry_iou
+from profitshare.services.engine import retry_iou
 from profitshare.services.guards import guard
 from profitshare.services.ttl import expire_due_ious
 from profitshare.tasks import expire_ious_task
-from tests.world import make_world
+from tests.world import owe_for_lack_of_sol
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def owe(localnet, gateway, pnl=40_000_000):
-    """A real IOU: the agent lacks SOL, the engine owes the whole share (4 USDC)."""
-    world = make_world(localnet, lamports=1_000_000)
-    distribution = world.close(pnl).distribution
-    process_distribution(distribution.pk, gateway=gateway)
-    return world, distribution, IOU.objects.get(distribution=distribution)
-
-
 def test_expired_iou_stops_blocking_stays_owed_and_is_collected(localnet, gateway, settings):
     settings.QV_TELEGRAM_ADMIN_CHAT_IDS = ["-100admins"]
-    world, distribution, iou = owe(localnet, gateway)
+    world, distribution, iou = owe_for_lack_of_sol(localnet, gateway)
     sub_id = world.subscription.subscription_id
     assert guard(sub_id).can_withdraw is False
 
@@ -62,7 +54,7 @@ def test_expired_iou_stops_blocking_stays_owed_and_is_collected(localnet, gatewa
 
 
 def test_expired_iou_that_falls_short_again_stays_expired(localnet, gateway):
-    world, distribution, iou = owe(localnet, gateway)
+    world, distribution, iou = owe_for_lack_of_sol(localnet, gateway)
     IOU.objects.filter(pk=iou.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert expire_due_ious() == [iou.pk]
     assert ious.claim_due_ious(now=timezone.now() + timedelta(hours=1)) == [iou.pk]
@@ -72,7 +64,7 @@ def test_expired_iou_that_falls_short_again_stays_expired(localnet, gateway):
 
 
 def test_processing_ious_are_left_to_the_engine(localnet, gateway):
-    _, _, iou = owe(localnet, gateway)
+    _, _, iou = owe_for_lack_of_sol(localnet, gateway)
     assert ious.claim_iou(iou.pk, actor="test")
     assert expire_due_ious(iou.expires_at + timedelta(days=1)) == []
     iou.refresh_from_db()
@@ -81,7 +73,7 @@ def test_processing_ious_are_left_to_the_engine(localnet, gateway):
 
 
 def test_only_an_admin_voids_an_expired_debt(localnet, gateway):
-    _, distribution, iou = owe(localnet, gateway)
+    _, distribution, iou = owe_for_lack_of_sol(localnet, gateway)
     expire_due_ious(iou.expires_at)
     ious.void_iou(iou.pk, reason="subscriber left, written off", actor="admin:alice")
     iou.refresh_from_db()
@@ -93,7 +85,7 @@ def test_only_an_admin_voids_an_expired_debt(localnet, gateway):
 def test_alert_rules_come_from_settings(localnet, gateway, settings):
     settings.QV_TELEGRAM_ADMIN_CHAT_IDS = ["-100admins"]
     settings.QV_ALERT_RULES = {**settings.QV_ALERT_RULES, "iou_expired": {"severity": "critical", "notify": False}}
-    _, _, iou = owe(localnet, gateway)
+    _, _, iou = owe_for_lack_of_sol(localnet, gateway)
     before = OutboxMessage.objects.count()
     expire_due_ious(iou.expires_at)
     assert Alert.objects.get(kind="iou_expired").severity == "critical"
@@ -101,7 +93,7 @@ def test_alert_rules_come_from_settings(localnet, gateway, settings):
 
 
 def test_the_scheduled_task_expires_what_is_due_now(localnet, gateway):
-    _, _, iou = owe(localnet, gateway)
+    _, _, iou = owe_for_lack_of_sol(localnet, gateway)
     IOU.objects.filter(pk=iou.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert expire_ious_task() == 1
     assert IOU.objects.get(pk=iou.pk).status == IouStatus.EXPIRED

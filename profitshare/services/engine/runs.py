@@ -135,7 +135,8 @@ def retry_ious(
         if not chosen:
             break
         done += chosen
-        queue = [(pk, agent) for pk, agent in queue if pk not in set(chosen)]
+        ran = set(chosen)
+        queue = [(pk, agent) for pk, agent in queue if pk not in ran]
     for pk, _ in queue:  # busy wallets: wait for each in turn
         try:
             retry_iou(pk, gateway=gateway, actor=actor, lock_timeout=lock_timeout)
