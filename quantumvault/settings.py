@@ -140,8 +140,7 @@ else:
 # --- Chain access ----------------------------------------------------------------------------------
 # RPC endpoints, tried in order with failover (the local node by default).
 QV_RPC_URLS = env_list("SOLANA_RPC_URLS", ["http://127.0.0.1:8899"])
-# "localnet" uses the local node's emulated Drift (localnet_ methods); "driftpy" talks to Drift.
-QV_DRIFT_BACKEND = os.environ.get("QV_DRIFT_BACKEND", "localnet")
+# Drift is reached with driftpy on every cluster; the local node runs the real Drift program.
 QV_DRIFT_ENV = os.environ.get("QV_DRIFT_ENV", "mainnet")
 # The USDC mint (mainnet address; the local node creates a 6-decimal mint at the same address).
 QV_USDC_MINT = os.environ.get("QV_USDC_MINT", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")

@@ -40,7 +40,7 @@ class LocalnetHandle:
 @pytest.fixture(scope="session")
 def localnet_node():
     """One local node for the session (manual clock: time moves by ``localnet_advanceSlots``)."""
-    server = RpcHttpServer(LocalNode(slot_ms=0), "127.0.0.1", 0)
+    server = RpcHttpServer(LocalNode(slot_ms=0, self_check=True), "127.0.0.1", 0)
     server.start()
     handle = LocalnetHandle(server)
     yield handle
@@ -71,5 +71,4 @@ def gateway(localnet, settings):
     from tests.chain.gateway_support import make_gateway
 
     settings.QV_RPC_URLS = [localnet.url]
-    settings.QV_DRIFT_BACKEND = "localnet"
     return make_gateway(localnet, confirm_timeout=2.0)

@@ -319,7 +319,7 @@ class ChainGateway(BatchOps):
     # --- Drift -----------------------------------------------------------------------------------
     def _drift(self) -> DriftAdapter:
         if self.drift is None:
-            raise ChainError("no Drift backend configured (QV_DRIFT_BACKEND)")
+            raise ChainError("this gateway was built without a Drift adapter")
         return self.drift
 
     def _submit_drift(
@@ -513,29 +513,18 @@ class ChainGateway(BatchOps):
 def get_gateway() -> ChainGateway:
     """Build the gateway from Django settings: ``QV_RPC_URLS``, ``QV_RPC_TIMEOUT_SECONDS``,
     ``QV_RPC_MAX_ATTEMPTS``, ``QV_USDC_MINT``, ``QV_USDC_DECIMALS``,
-    ``QV_PAYOUT_COMPUTE_UNIT_LIMIT``, ``QV_PRIORITY_FEE_MICROLAMPORTS``, ``QV_DRIFT_BACKEND``
-    (``"localnet"`` | ``"driftpy"``), ``QV_DRIFT_USDC_MARKET_INDEX`` and optionally
-    ``QV_DRIFT_COMPUTE_UNIT_LIMIT``. Raises ``ImproperlyConfigured`` on an unknown backend."""
+    ``QV_PAYOUT_COMPUTE_UNIT_LIMIT``, ``QV_PRIORITY_FEE_MICROLAMPORTS``, ``QV_DRIFT_ENV``,
+    ``QV_DRIFT_USDC_MARKET_INDEX`` and optionally ``QV_DRIFT_COMPUTE_UNIT_LIMIT``. Drift is
+    reached through the one driftpy adapter, on mainnet and on the local node alike."""
     from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
 
     pool = RpcPool.from_settings()
     transactions = Transactions(pool)
     mint = parse_address(settings.QV_USDC_MINT)
     drift_limit = getattr(settings, "QV_DRIFT_COMPUTE_UNIT_LIMIT", DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT)
-    backend = settings.QV_DRIFT_BACKEND
-    drift: DriftAdapter
-    if backend == "localnet":
-        from profitshare.chain.drift.localnet_adapter import LocalnetDriftAdapter
+    from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
 
-        drift = LocalnetDriftAdapter(pool, usdc_mint=mint)
-    elif backend == "driftpy":
-        from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
-
-        # driftpy opens its own AsyncClient per call: it uses the first (preferred) endpoint.
-        drift = DriftpyAdapter(settings.QV_RPC_URLS[0], env=settings.QV_DRIFT_ENV)
-    else:
-        raise ImproperlyConfigured(f"QV_DRIFT_BACKEND must be 'localnet' or 'driftpy', got {backend!r}")
+    drift = DriftpyAdapter(pool, env=settings.QV_DRIFT_ENV)
     return ChainGateway(
         pool,
         usdc_mint=mint,

@@ -4,7 +4,7 @@ LiteSVM (``solders.litesvm``) executes transactions with the real SPL Token and 
 Account programs, real fees and rent. It does not keep time, a blockhash window, a durable
 signature table, per-transaction records (slot, fee, pre/post balances) or an account index, and
 it accepts transactions over the 1,232-byte limit. This module adds those, as measured in
-``../shared/notes/litesvm-and-driftpy.md``:
+LiteSVM's own behaviour (each point checked by ``tests/localnet``):
 
 * blockhashes are issued by the ledger (one per slot) and a transaction is accepted only while its
   blockhash is at most ``BLOCKHASH_VALIDITY_BLOCKS`` (150) blocks old, as on mainnet; LiteSVM's own
@@ -148,9 +148,11 @@ class Ledger:
         self.signatures_by_address: dict[Pubkey, list[str]] = {}
         self.token_accounts_by_owner: dict[Pubkey, set[Pubkey]] = {}
         self.known_accounts: set[Pubkey] = set()
+        self.accounts_by_program: dict[Pubkey, set[Pubkey]] = {}
         self._executable_lamports: dict[Pubkey, int] = {}
         self._decimals_by_mint: dict[str, int] = {}
         self._issue_blockhash()
+        self._set_clock()
 
     # --- time ------------------------------------------------------------------------------
     @property
@@ -171,15 +173,19 @@ class Ledger:
             self.slot += 1
             self._issue_blockhash()
         if slots:
-            self.svm.set_clock(
-                Clock(
-                    slot=self.slot,
-                    epoch_start_timestamp=self.genesis_unix,
-                    epoch=0,
-                    leader_schedule_epoch=0,
-                    unix_timestamp=self.block_time,
-                )
+            self._set_clock()
+
+    def _set_clock(self) -> None:
+        """The Clock sysvar follows the slot and block time (Drift reads both)."""
+        self.svm.set_clock(
+            Clock(
+                slot=self.slot,
+                epoch_start_timestamp=self.genesis_unix,
+                epoch=0,
+                leader_schedule_epoch=0,
+                unix_timestamp=self.block_time,
             )
+        )
 
     def _issue_blockhash(self) -> None:
         digest = hashlib.sha256(self.genesis_seed + self.slot.to_bytes(8, "little")).digest()
@@ -209,7 +215,7 @@ class Ledger:
         return account
 
     def set_account(self, pubkey: Pubkey, account: Account) -> None:
-        """Write an account directly (world building, snapshots, the emulated Drift program)."""
+        """Write an account directly (world building, snapshots)."""
         self.svm.set_account(pubkey, account)
         self._note_account(pubkey, account)
 
@@ -255,7 +261,7 @@ class Ledger:
     def write_token_account(
         self, pubkey: Pubkey, *, mint: Pubkey, owner: Pubkey, amount: int, lamports: int | None = None
     ) -> None:
-        """Create or overwrite an initialized SPL token account (emulated programs only)."""
+        """Create or overwrite an initialized SPL token account (world building only)."""
         if amount < 0:
             raise ValueError("token amount must be >= 0")
         existing = self.get_account(pubkey)
@@ -279,10 +285,16 @@ class Ledger:
             pubkey, Account(lamports=lamports, data=bytes(state), owner=TOKEN_PROGRAM_ID)
         )
 
+    def owned_by(self, program_id: Pubkey) -> set[Pubkey]:
+        """Keys of the accounts this ledger has seen owned by ``program_id`` (they may since
+        have been closed: read them before use)."""
+        return self.accounts_by_program.get(program_id, set())
+
     def _note_account(self, key: Pubkey, account: Account | None) -> None:
         if account is None:
             return
         self.known_accounts.add(key)
+        self.accounts_by_program.setdefault(account.owner, set()).add(key)
         data = bytes(account.data)
         if account.owner == TOKEN_PROGRAM_ID and len(data) == TOKEN_ACCOUNT_LEN:
             owner = Pubkey.from_bytes(data[32:64])  # SPL Token account layout: mint, owner, ...
@@ -312,6 +324,8 @@ class Ledger:
                 lamports.append(account.lamports)
                 continue
             lamports.append(account.lamports)
+            if note:
+                self.accounts_by_program.setdefault(account.owner, set()).add(key)
             if account.owner == TOKEN_PROGRAM_ID:
                 data = bytes(account.data)
                 if len(data) == TOKEN_ACCOUNT_LEN:
@@ -340,27 +354,31 @@ class Ledger:
             raise TransactionRejected("SignatureFailure")
 
     def execute(
-        self, tx: VersionedTransaction, raw: bytes, *, preflight: bool, emulate=None
+        self, tx: VersionedTransaction, raw: bytes, *, preflight: bool, sigverify: bool = True
     ) -> TxRecord:
         """Execute a transaction and record it, as ``sendTransaction`` does.
 
-        ``emulate``: optional callable ``(tx) -> Outcome`` used instead of LiteSVM (the emulated
-        Drift program); it must change state only on success. With ``preflight``, a failing
+        ``sigverify=False`` runs it with signature verification off (the node's own
+        world-building transactions impersonating an authority; never a client's). With ``preflight``, a failing
         transaction is rolled back (no fee, nothing recorded) and raised as
         ``TransactionRejected``; without it, a failing transaction lands with ``err`` set and the
         fee charged, as on a validator. Errors that keep a transaction out of any block
         (unfunded fee payer, bad blockhash, duplicate) are always raised.
         """
-        self.check_admissible(tx, verify_signatures=emulate is not None)
+        self.check_admissible(tx, verify_signatures=False)
         keys = list(tx.message.account_keys)
         payer = keys[0]
         payer_before = self.svm.get_account(payer)
         pre_lamports, pre_tokens = self.balances(keys)
         fee = LAMPORTS_PER_SIGNATURE * len(tx.signatures)
-        if emulate is None:
+        if sigverify:
             outcome = self._execute_svm(tx)
         else:
-            outcome = self._execute_emulated(tx, payer, payer_before, fee, emulate)
+            self.svm.with_sigverify(False)
+            try:
+                outcome = self._execute_svm(tx)
+            finally:
+                self.svm.with_sigverify(True)
         if outcome.err is not None:
             not_landed = error_name(outcome.err) in NOT_LANDED_ERRORS
             if preflight or not_landed:
@@ -395,12 +413,6 @@ class Ledger:
                 transaction_error_json(result.err()), list(meta.logs()), meta.compute_units_consumed()
             )
         return Outcome(None, list(result.logs()), result.compute_units_consumed())
-
-    def _execute_emulated(self, tx, payer: Pubkey, payer_before, fee: int, emulate) -> Outcome:
-        if payer_before is None or payer_before.lamports < fee:
-            return Outcome("InsufficientFundsForFee" if payer_before else "AccountNotFound", [], 0)
-        self.add_lamports(payer, -fee, account=payer_before)
-        return emulate(tx)
 
     def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
         """Simulate without changing state (simulateTransaction)."""

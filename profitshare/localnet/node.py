@@ -1,4 +1,4 @@
-"""The local node: ledger + emulated Drift + faults + a slot clock, behind one lock.
+"""The local node: ledger + the real Drift program + faults + a slot clock, behind one lock.
 
 Concurrency model: every read and write of the SVM happens under ``LocalNode.lock`` (one
 ``threading.RLock``). The HTTP server serves each connection on its own thread, parses JSON and
@@ -25,6 +25,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from solders.token.state import Mint
 from solders.transaction import Transaction, VersionedTransaction
@@ -35,7 +36,8 @@ from spl.token.instructions import (
     mint_to_checked,
 )
 
-from profitshare.localnet.drift_emulator import DriftEmulator
+from profitshare.localnet import drift_program
+from profitshare.localnet.drift_world import DriftWorld, PerpMarketSpec, placeholder_signature
 from profitshare.localnet.faults import Faults
 from profitshare.localnet.ledger import (
     LAMPORTS_PER_SIGNATURE,
@@ -54,14 +56,18 @@ USDC_DECIMALS = 6
 DEFAULT_SLOT_MS = 400
 DEFAULT_PNL_POOL = 1_000_000 * 10**USDC_DECIMALS  # 1,000,000 USDC in base units
 FAUCET_LAMPORTS = 1_000_000 * 10**9  # 1,000,000 SOL
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 class LocalNode:
-    """A Solana node for development and tests, on the real SVM (``solders.litesvm``).
+    """A Solana node for development and tests, on the real SVM (``solders.litesvm``) with the
+    real Drift v2 program loaded (``drift_program``; its sha256 is checked).
 
     ``slot_ms``: milliseconds per slot of the background clock (0 = time moves only by
-    ``advance_slots``). ``pnl_pool``: base units the emulated Drift PnL pool starts with.
+    ``advance_slots``). ``pnl_pool``: base units each perp market's PnL pool starts with.
+    ``self_check``: verify Drift's sums (``DriftWorld.check_invariants``) after every
+    world-building call (the tests turn it on). ``genesis=False``: only the program is loaded
+    (a snapshot restores the accounts).
     """
 
     def __init__(
@@ -71,22 +77,27 @@ class LocalNode:
         pnl_pool: int = DEFAULT_PNL_POOL,
         seed: bytes | None = None,
         usdc_mint: Pubkey = USDC_MINT,
+        self_check: bool = False,
+        genesis: bool = True,
     ) -> None:
         self.lock = threading.RLock()
         self.slot_ms = slot_ms
         self.usdc_mint = usdc_mint
+        self.self_check = self_check
         self.faults = Faults()
         self.ledger = Ledger(
             genesis_seed=seed or os.urandom(32),
             genesis_unix=int(time.time()),
             slot_ms=slot_ms or DEFAULT_SLOT_MS,
         )
-        self.drift = DriftEmulator(self.ledger, usdc_mint, self.faults)
+        drift_program.load_into(self.ledger.svm)
         self.faucet = Keypair()
+        self.drift = DriftWorld(self.ledger, usdc_mint, self.faucet, self.run_instructions)
         self._faucet_nonce = 0
         self._stop = threading.Event()
         self._clock_thread: threading.Thread | None = None
-        self._genesis(pnl_pool)
+        if genesis:
+            self._genesis(pnl_pool)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _genesis(self, pnl_pool: int) -> None:
@@ -103,6 +114,7 @@ class LocalNode:
             self.usdc_mint, Account(lamports=rent, data=bytes(mint), owner=TOKEN_PROGRAM_ID)
         )
         self.drift.genesis(pnl_pool)
+        self.checked()
 
     def start_clock(self) -> None:
         """Start the background slot clock (one slot every ``slot_ms``); no-op when 0."""
@@ -133,33 +145,74 @@ class LocalNode:
     ) -> TxRecord:
         """Execute and record a parsed transaction (see ``Ledger.execute``).
 
-        Transactions calling the Drift program go to the emulator; all others to LiteSVM.
-        Raises ``TransactionRejected`` when it does not land (or fails preflight).
+        Every transaction runs in LiteSVM, Drift's included. Under the ``partialWithdrawRatio``
+        fault, the depositor of each Drift withdraw in it has its USDC deposit above
+        floor(amount × ratio) set aside while the transaction runs (``DriftWorld.lower_deposit``)
+        and given back after it, so Drift's reduce-only withdraw clamps to that much and the
+        rest stays the subscriber's. Raises ``TransactionRejected`` when it does not land (or
+        fails preflight).
         """
         with self.lock:
-            emulate = self.drift.execute if self.drift.handles(tx) else None
-            return self.ledger.execute(tx, raw, preflight=preflight, emulate=emulate)
+            aside = []
+            if self.faults.partial_withdraw_ratio is not None:
+                for user_key, amount in self.drift.withdraws_in(tx.message):
+                    owner = self.drift.authority_of(user_key)
+                    if owner is not None:
+                        held = self.drift.lower_deposit(*owner, self.faults.partial_amount(amount))
+                        if held is not None:
+                            aside.append((owner, held))
+            try:
+                return self.ledger.execute(tx, raw, preflight=preflight)
+            finally:
+                for owner, held in aside:
+                    self.drift.restore_deposit(*owner, held)
 
     def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
         """Simulate without changing state (simulateTransaction)."""
         with self.lock:
-            if self.drift.handles(tx):
-                if sig_verify and not all(tx.verify_with_results()):
-                    return Outcome("SignatureFailure", [], 0)
-                return self.drift.execute(tx, apply=False)
             return self.ledger.simulate(tx, sig_verify=sig_verify)
 
-    def _faucet_transaction(self, instructions: list[Instruction]) -> TxRecord:
-        """Sign ``instructions`` with the node's faucet (fee payer and USDC mint authority) and
-        land them. A per-call compute-unit limit makes every such transaction's bytes unique,
-        so two identical requests in one slot are two transactions, not a duplicate."""
+    def run_instructions(
+        self,
+        instructions: list[Instruction],
+        *,
+        signers: list[Keypair] = (),
+        impersonate: list[Pubkey] = (),
+    ) -> TxRecord:
+        """Land ``instructions`` in one transaction paid and signed by the node's faucet (Drift's
+        admin and the USDC mint authority) and ``signers``; every key in ``impersonate`` signs
+        with a placeholder and the transaction runs with signature verification off (world
+        building for authorities whose keys the node does not hold). A per-call compute-unit
+        limit makes every such transaction's bytes unique. Raises ``TransactionRejected``."""
         with self.lock:
             self._faucet_nonce += 1
             nonce_ix = set_compute_unit_limit(1_400_000 - self._faucet_nonce % 1_000_000)
             message = Message([nonce_ix, *instructions], self.faucet.pubkey())
             blockhash = Hash.from_string(self.ledger.latest_blockhash)
-            tx = VersionedTransaction.from_legacy(Transaction([self.faucet], message, blockhash))
-            return self.ledger.execute(tx, bytes(tx), preflight=True)
+            if not impersonate:
+                tx = VersionedTransaction.from_legacy(
+                    Transaction([self.faucet, *signers], message, blockhash)
+                )
+                return self.ledger.execute(tx, bytes(tx), preflight=True)
+            legacy = Transaction.new_unsigned(message)
+            real = {k.pubkey(): k for k in (self.faucet, *signers)}
+            signed_by = message.account_keys[: message.header.num_required_signatures]
+            legacy.partial_sign(list(real.values()), blockhash)
+            signatures = [
+                legacy.signatures[n] if key in real else Signature(placeholder_signature())
+                for n, key in enumerate(signed_by)
+            ]
+            tx = VersionedTransaction.populate(legacy.message, signatures)
+            return self.ledger.execute(tx, bytes(tx), preflight=True, sigverify=False)
+
+    def checked(self) -> None:
+        """Run Drift's self-check when ``self_check`` is on (after world building)."""
+        if self.self_check:
+            with self.lock:
+                self.drift.check_invariants()
+
+    def _faucet_transaction(self, instructions: list[Instruction]) -> TxRecord:
+        return self.run_instructions(instructions)
 
     def airdrop(self, owner: Pubkey, lamports: int) -> TxRecord:
         """Send ``lamports`` from the faucet to ``owner`` by a real system transfer."""
@@ -201,18 +254,21 @@ class LocalNode:
         """Replace the fault settings (``localnet_setFaults``)."""
         with self.lock:
             self.faults = faults
-            self.drift.faults = faults
 
     def info(self) -> dict[str, Any]:
-        """What the node is: USDC mint, faucet, Drift program and vault, slot duration."""
-        from profitshare.chain.drift import program
-
+        """What the node is: USDC mint, faucet, the Drift program (version, vault, perp markets
+        with their oracle prices), slot duration."""
         return {
             "usdcMint": str(self.usdc_mint),
             "usdcDecimals": USDC_DECIMALS,
             "faucet": str(self.faucet.pubkey()),
-            "driftProgram": str(program.DRIFT_PROGRAM_ID),
-            "driftVault": str(self.drift.vault),
+            "driftProgram": str(drift_program.DRIFT_PROGRAM_ID),
+            "driftVersion": drift_program.DRIFT_VERSION,
+            "driftVault": str(drift_program.spot_vault_pda(0)),
+            "perpMarkets": [
+                {"index": m.index, "name": m.name, "oraclePrice": self.drift.oracle_price(m.index)}
+                for m in self.drift.perp_markets
+            ],
             "slotMs": self.slot_ms,
             "priorityFeesCharged": False,
             "lamportsPerSignature": LAMPORTS_PER_SIGNATURE,
@@ -226,7 +282,8 @@ class LocalNode:
 
     # --- snapshots ---------------------------------------------------------------------------
     def save_snapshot(self, path: Path) -> None:
-        """Write accounts, transactions, emulated Drift state and the clock to ``path`` (JSON)."""
+        """Write accounts (Drift's included), transactions, the node's Drift settings and the
+        clock to ``path`` (JSON). The program itself is not saved: it is the vendored binary."""
         with self.lock:
             ledger = self.ledger
             accounts = {}
@@ -247,7 +304,10 @@ class LocalNode:
                 "faucet": base64.b64encode(bytes(self.faucet)).decode(),
                 "accounts": accounts,
                 "transactions": [_record_to_json(r) for r in ledger.transactions.values()],
-                "drift": self.drift.to_json(),
+                "drift": {
+                    "perpMarkets": [m.__dict__ for m in self.drift.perp_markets],
+                    "dailyWithdrawLimit": self.drift.daily_withdraw_limit,
+                },
             }
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(state))
@@ -262,10 +322,11 @@ class LocalNode:
             raise ValueError(f"cannot read snapshot {path}: {exc}") from exc
         if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot {path} has version {state.get('version')}, expected 1")
-        node = cls(slot_ms=slot_ms, pnl_pool=0, seed=bytes.fromhex(state["genesisSeed"]))
+        node = cls(slot_ms=slot_ms, seed=bytes.fromhex(state["genesisSeed"]), genesis=False)
         ledger = node.ledger
         ledger.genesis_unix = state["genesisUnix"]
         node.faucet = Keypair.from_bytes(base64.b64decode(state["faucet"]))
+        node.drift.admin = node.faucet
         for key, item in state["accounts"].items():
             ledger.set_account(
                 Pubkey.from_string(key),
@@ -278,7 +339,8 @@ class LocalNode:
         for item in state["transactions"]:
             ledger.record(_record_from_json(item))
         ledger.advance(max(0, state["slot"] - ledger.slot) + 1)
-        node.drift.load_json(state["drift"])
+        node.drift.perp_markets = tuple(PerpMarketSpec(**m) for m in state["drift"]["perpMarkets"])
+        node.drift.daily_withdraw_limit = state["drift"].get("dailyWithdrawLimit")
         return node
 
 

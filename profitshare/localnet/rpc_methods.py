@@ -17,6 +17,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from spl.token.instructions import get_associated_token_address
 
+from profitshare.localnet.drift_world import DriftWorldError
 from profitshare.localnet.errors import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -418,57 +419,92 @@ class RpcMethods:
     def _drift_args(self, params: list) -> tuple[Pubkey, int]:
         return _pubkey(params, 0, "authority"), _int(params, 1, "subaccountId", 0, 65_535)
 
+    def _drift_call(self, build):
+        """Run a world-building call under the node lock; Drift's refusals and the world's own
+        checks become invalid params; the self-check runs after it."""
+        with self.node.lock:
+            try:
+                result = build()
+            except DriftWorldError as exc:
+                raise invalid_params(str(exc)) from exc
+            except TransactionRejected as exc:
+                raise invalid_params(f"Drift refused it: {describe(exc.err)}; {' | '.join(exc.logs[-3:])}") from exc
+            self.node.checked()
+            return result
+
+    def _account(self, authority: Pubkey, sub_id: int) -> dict[str, Any] | None:
+        return self.node.drift.account_json(authority, sub_id)
+
     def rpc_localnet_driftDeposit(self, params: list) -> dict[str, Any]:
         authority, sub_id = self._drift_args(params)
         amount = _int(params, 2, "amount", 1, U64_MAX)
-        return self.node.drift.deposit(authority, sub_id, amount).to_json()
+        record = self._drift_call(lambda: self.node.drift.deposit(authority, sub_id, amount))
+        return {**self._account(authority, sub_id), "signature": record.signature}
 
     def rpc_localnet_driftRealizePnl(self, params: list) -> dict[str, Any]:
         authority, sub_id = self._drift_args(params)
         pnl = _int(params, 2, "pnl", I64_MIN, I64_MAX)
-        return self.node.drift.realize_pnl(authority, sub_id, pnl).to_json()
+        market = _int(params, 3, "perpMarketIndex", 0, 65_535, default=0)
+        self._drift_call(lambda: self.node.drift.realize_pnl(authority, sub_id, pnl, market))
+        return self._account(authority, sub_id)
 
     def rpc_localnet_driftAccount(self, params: list) -> dict[str, Any] | None:
         authority, sub_id = self._drift_args(params)
-        try:
-            return self.node.drift.subaccount(authority, sub_id, create=False).to_json()
-        except KeyError:
-            return None
+        with self.node.lock:
+            return self._account(authority, sub_id)
 
     def rpc_localnet_driftSetDelegate(self, params: list) -> dict[str, Any]:
         authority, sub_id = self._drift_args(params)
         delegate = _param(params, 2, "delegate", default=None)
-        sub = self.node.drift.subaccount(authority, sub_id, create=True)
-        sub.delegate = None if delegate is None else str(parse_pubkey(delegate, "delegate"))
-        return sub.to_json()
+        key = None if delegate is None else parse_pubkey(delegate, "delegate")
+        record = self._drift_call(lambda: self.node.drift.set_delegate(authority, sub_id, key))
+        return {**self._account(authority, sub_id), "signature": record.signature}
 
     def rpc_localnet_driftConfigure(self, params: list) -> dict[str, Any]:
         config = _config(params, 0)
-        unknown = set(config) - {"pnlPool", "dailyWithdrawLimit"}
+        unknown = set(config) - {"pnlPool", "dailyWithdrawLimit", "perpMarketIndex"}
         if unknown:
             raise invalid_params(f"unknown keys {sorted(unknown)}")
         drift = self.node.drift
-        if "dailyWithdrawLimit" in config:
-            limit = config["dailyWithdrawLimit"]
-            if limit is not None:
-                limit = _int([limit], 0, "dailyWithdrawLimit", 0, U64_MAX)
-            drift.daily_withdraw_limit = limit
-        if "pnlPool" in config:
-            drift.fund_pnl_pool(_int([config["pnlPool"]], 0, "pnlPool", 0, U64_MAX))
-        return {"pnlPool": drift.pnl_pool, "dailyWithdrawLimit": drift.daily_withdraw_limit}
+        markets = [m.index for m in drift.perp_markets]
+        if "perpMarketIndex" in config:
+            markets = [_int([config["perpMarketIndex"]], 0, "perpMarketIndex", 0, 65_535)]
+
+        def configure():
+            if "dailyWithdrawLimit" in config:
+                limit = config["dailyWithdrawLimit"]
+                if limit is not None:
+                    limit = _int([limit], 0, "dailyWithdrawLimit", 0, U64_MAX)
+                drift.set_daily_withdraw_limit(limit)
+            if "pnlPool" in config:
+                amount = _int([config["pnlPool"]], 0, "pnlPool", 0, U64_MAX)
+                for index in markets:
+                    drift.set_pnl_pool(index, amount)
+
+        self._drift_call(configure)
+        with self.node.lock:
+            pools = {str(m.index): drift.pnl_pool(m.index) for m in drift.perp_markets}
+        return {
+            "pnlPool": pools[str(markets[0])],
+            "pnlPools": pools,
+            "dailyWithdrawLimit": drift.daily_withdraw_limit,
+        }
 
     def rpc_localnet_driftTransferOut(self, params: list) -> dict[str, Any]:
         authority, sub_id = self._drift_args(params)
         amount = _int(params, 2, "amount", 1, U64_MAX)
         destination_owner = _pubkey(params, 3, "to")
-        try:
-            self.node.drift.subaccount(authority, sub_id, create=False)
-        except KeyError as exc:
-            raise invalid_params(str(exc)) from exc
         ata = self.node.ensure_usdc_ata(destination_owner)
-        record = self.node.drift.transfer_out(authority, sub_id, amount, ata)
-        sub = self.node.drift.subaccount(authority, sub_id, create=False)
-        return {"signature": record.signature, "to": str(ata), "account": sub.to_json()}
+        record = self._drift_call(lambda: self.node.drift.transfer_out(authority, sub_id, amount, ata))
+        return {"signature": record.signature, "to": str(ata), "account": self._account(authority, sub_id)}
+
+    def rpc_localnet_setOraclePrice(self, params: list) -> dict[str, Any]:
+        """``[perpMarketIndex, price]``: price as an integer with 6 decimals (PRICE_PRECISION,
+        e.g. 150000000 = 150 USDC), set on the market's Prelaunch oracle by Drift's admin."""
+        index = _int(params, 0, "perpMarketIndex", 0, 65_535)
+        price = _int(params, 1, "price", 1, I64_MAX)
+        record = self._drift_call(lambda: self.node.drift.set_oracle_price(index, price))
+        return {"perpMarketIndex": index, "price": price, "signature": record.signature}
 
     def rpc_localnet_advanceSlots(self, params: list) -> dict[str, Any]:
         slots = _int(params, 0, "slots", 0, 1_000_000)
@@ -556,7 +592,7 @@ def transaction_json(
             transaction = [base58.b58encode(record.raw).decode(), "base58"]
         else:
             transaction = body
-    else:  # a synthetic record (localnet_driftTransferOut): no signed bytes exist
+    else:  # a record without signed bytes (none are made today; kept for old snapshots)
         transaction = {
             "signatures": [record.signature],
             "message": {

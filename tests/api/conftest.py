@@ -97,7 +97,6 @@ def api(client) -> SignedClient:
 def chain(localnet, settings):
     """The local node, with ``get_gateway()`` pointed at it."""
     settings.QV_RPC_URLS = [localnet.url]
-    settings.QV_DRIFT_BACKEND = "localnet"
     return localnet
 
 

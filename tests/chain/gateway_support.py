@@ -5,7 +5,7 @@ from __future__ import annotations
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from profitshare.chain.drift.localnet_adapter import LocalnetDriftAdapter
+from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
 from profitshare.chain.gateway import ChainGateway
 from profitshare.chain.rpc import RpcPool
 from profitshare.chain.transactions import Transactions
@@ -27,12 +27,12 @@ def make_pool(*urls: str, max_attempts: int = 3, timeout: float = 5) -> RpcPool:
 
 
 def make_gateway(localnet, *, priority: int = 0, max_attempts: int = 3, **kwargs) -> ChainGateway:
-    """A gateway on the test node with the localnet Drift backend."""
+    """A gateway on the test node (the real Drift program, reached through driftpy)."""
     pool = make_pool(localnet.url, max_attempts=max_attempts)
     return ChainGateway(
         pool,
         usdc_mint=USDC,
-        drift=LocalnetDriftAdapter(pool, usdc_mint=USDC),
+        drift=DriftpyAdapter(pool),
         priority_fee_microlamports=priority,
         payout_compute_unit_limit=60_000,
         transactions=Transactions(pool, poll_interval=0.02),

@@ -1,25 +1,22 @@
-"""DriftpyAdapter: driftpy-built instructions checked against the IDL and our codec; subaccount math.
+"""DriftpyAdapter: driftpy-built instructions checked against the IDL and our codec; subaccount
+math on accounts crafted to exercise each rule (interest, borrows, funding, liquidation).
 
-Offline, no database. How RPC is answered locally: the adapter gets a real solana-py
-``AsyncClient`` whose HTTP session (``client._provider.session``, an ``httpx.AsyncClient``) is
-replaced by one on an ``httpx.MockTransport``. The transport answers JSON-RPC
-``getAccountInfo`` from a dict of accounts encoded with the Drift IDL's own account layouts
-(anchorpy ``AccountsCoder`` built from driftpy's ``drift.json``); any other method fails the test.
-So driftpy's real request/response parsing and account decoding run; only the network is local.
+Offline, no database: the adapter reads through anything with the ``RpcPool.call`` shape, here a
+``LocalRpc`` answering ``getMultipleAccounts`` from a dict of accounts encoded with the Drift IDL's
+own account layouts (anchorpy ``AccountsCoder`` built from driftpy's ``drift.json``); any other
+method fails the test. The same adapter against the real Drift program on the local node is
+tested in ``tests/chain/test_drift_adapter_on_node.py``.
 """
 
-import asyncio
 import base64
 import dataclasses
 import json
 
-import httpx
 import pytest
 from anchorpy import Idl
 from anchorpy.coder.accounts import AccountsCoder, AccountToSerialize
 from driftpy.addresses import get_perp_market_public_key, get_spot_market_public_key
 from driftpy.types import MarketStatus, OracleSource, SpotBalanceType, UserStatus
-from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
@@ -66,29 +63,26 @@ class LocalRpc:
     def put(self, key: Pubkey, data: bytes) -> None:
         self.accounts[str(key)] = data
 
-    def _handle(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        assert body["method"] == "getAccountInfo", body
-        key = body["params"][0]
-        self.requests.append((body["method"], key))
-        data = self.accounts.get(key)
-        value = None
-        if data is not None:
-            value = {
-                "data": [base64.b64encode(data).decode(), "base64"],
-                "executable": False,
-                "lamports": 10_000_000,
-                "owner": str(PID),
-                "rentEpoch": 0,
-                "space": len(data),
-            }
-        result = {"context": {"slot": 42}, "value": value}
-        return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": result})
-
-    def client(self) -> AsyncClient:
-        conn = AsyncClient("http://local-rpc.invalid")
-        conn._provider.session = httpx.AsyncClient(transport=httpx.MockTransport(self._handle))
-        return conn
+    def call(self, method: str, keys, config=None):
+        """``getMultipleAccounts`` from ``self.accounts``, as the node would answer it."""
+        assert method == "getMultipleAccounts", method
+        values = []
+        for key in keys:
+            self.requests.append(("getAccountInfo", key))
+            data = self.accounts.get(key)
+            values.append(
+                None
+                if data is None
+                else {
+                    "data": [base64.b64encode(data).decode(), "base64"],
+                    "executable": False,
+                    "lamports": 10_000_000,
+                    "owner": str(PID),
+                    "rentEpoch": 0,
+                    "space": len(data),
+                }
+            )
+        return {"context": {"slot": 42}, "value": values}
 
 
 @pytest.fixture
@@ -197,7 +191,7 @@ def _assert_idl_prefix(ix, name):
 
 def test_settle_pnl_built_by_driftpy_matches_idl_and_codec(authority):
     rpc = _world(authority.pubkey(), subaccount_id=3, open_position=True)
-    ixs = DriftpyAdapter(rpc.client).build_settle_pnl_instructions(authority, 3, CLOSED_MARKET)
+    ixs = DriftpyAdapter(rpc).build_settle_pnl_instructions(authority, 3, CLOSED_MARKET)
     assert len(ixs) == 1
     ix = ixs[0]
     _assert_idl_prefix(ix, "settlePnl")
@@ -227,7 +221,7 @@ def test_withdraw_built_by_driftpy_matches_idl_and_codec(authority, amount, redu
     rpc = _world(authority.pubkey())
     ata = get_associated_token_address(authority.pubkey(), USDC_MINT)
     rpc.put(ata, bytes(165))  # the token account exists: no create instruction
-    ixs = DriftpyAdapter(rpc.client).build_withdraw_instructions(
+    ixs = DriftpyAdapter(rpc).build_withdraw_instructions(
         authority, 0, 0, amount, reduce_only, user_token_account=ata
     )
     assert len(ixs) == 1
@@ -253,7 +247,7 @@ def test_withdraw_built_by_driftpy_matches_idl_and_codec(authority, amount, redu
 def test_withdraw_prepends_idempotent_ata_creation_when_missing(authority):
     rpc = _world(authority.pubkey())
     ata = get_associated_token_address(authority.pubkey(), USDC_MINT)
-    ixs = DriftpyAdapter(rpc.client).build_withdraw_instructions(
+    ixs = DriftpyAdapter(rpc).build_withdraw_instructions(
         authority, 0, 0, 2_500_000, user_token_account=ata
     )
     assert len(ixs) == 2
@@ -271,7 +265,7 @@ def test_withdraw_prepends_idempotent_ata_creation_when_missing(authority):
 def test_withdraw_to_missing_non_ata_is_refused(authority):
     rpc = _world(authority.pubkey())
     with pytest.raises(ValueError, match="associated token account"):
-        DriftpyAdapter(rpc.client).build_withdraw_instructions(
+        DriftpyAdapter(rpc).build_withdraw_instructions(
             authority, 0, 0, 1, user_token_account=Pubkey.new_unique()
         )
 
@@ -292,7 +286,7 @@ def test_withdraw_bad_input_is_refused_before_any_rpc(authority, kwargs):
     rpc = _world(authority.pubkey())
     args = {"subaccount_id": 0, "spot_market_index": 0, "amount": 1, "reduce_only": True} | kwargs
     with pytest.raises(ValueError):
-        DriftpyAdapter(rpc.client).build_withdraw_instructions(
+        DriftpyAdapter(rpc).build_withdraw_instructions(
             authority, **args, user_token_account=Pubkey.new_unique()
         )
     assert rpc.requests == []
@@ -301,29 +295,29 @@ def test_withdraw_bad_input_is_refused_before_any_rpc(authority, kwargs):
 def test_settle_pnl_bad_index_is_refused(authority):
     rpc = _world(authority.pubkey())
     with pytest.raises(ValueError):
-        DriftpyAdapter(rpc.client).build_settle_pnl_instructions(authority, 0, 65536)
+        DriftpyAdapter(rpc).build_settle_pnl_instructions(authority, 0, 65536)
     assert rpc.requests == []
 
 
 def test_missing_user_account(authority):
     rpc = _world(authority.pubkey(), subaccount_id=0)
     with pytest.raises(DriftAccountNotFound, match="subaccount 1"):
-        DriftpyAdapter(rpc.client).build_settle_pnl_instructions(authority, 1, CLOSED_MARKET)
+        DriftpyAdapter(rpc).build_settle_pnl_instructions(authority, 1, CLOSED_MARKET)
     with pytest.raises(DriftAccountNotFound):
-        DriftpyAdapter(rpc.client).read_subaccount(authority.pubkey(), 1)
+        DriftpyAdapter(rpc).read_subaccount(authority.pubkey(), 1)
 
 
 def test_missing_market(authority):
     rpc = _world(authority.pubkey())
     with pytest.raises(DriftAccountNotFound, match="perp market 9"):
-        DriftpyAdapter(rpc.client).build_settle_pnl_instructions(authority, 0, 9)
+        DriftpyAdapter(rpc).build_settle_pnl_instructions(authority, 0, 9)
 
 
 def test_read_subaccount_usdc_and_closed_position():
     authority = Pubkey.new_unique()
     # 100 USDC of scaled balance with 5 % accrued deposit interest -> 105 USDC.
     rpc = _world(authority, cumulative_deposit_interest=10_500_000_000)
-    state = DriftpyAdapter(rpc.client).read_subaccount(authority, 0)
+    state = DriftpyAdapter(rpc).read_subaccount(authority, 0)
     assert state == DriftSubaccountState(
         collateral=105_000_000 + 12_345_678,
         withdrawable=105_000_000,  # positive unsettled PnL is not withdrawable before settling
@@ -336,7 +330,7 @@ def test_read_subaccount_usdc_and_closed_position():
 def test_read_subaccount_open_winning_position():
     authority = Pubkey.new_unique()
     rpc = _world(authority, cumulative_deposit_interest=10_500_000_000, open_position=True)
-    state = DriftpyAdapter(rpc.client).read_subaccount(authority, 0)
+    state = DriftpyAdapter(rpc).read_subaccount(authority, 0)
     # open long: 1 unit at 150 - entry 100 - 1 USDC funding = +49 USDC; margin 10 % of 150 = 15.
     assert state.unsettled_pnl == 12_345_678 + 49_000_000
     assert state.collateral == 105_000_000 + 12_345_678 + 49_000_000
@@ -350,7 +344,7 @@ def test_read_subaccount_open_losing_position():
         authority, cumulative_deposit_interest=10_500_000_000, open_position=True,
         oracle_price=80_000_000,
     )  # fmt: skip
-    state = DriftpyAdapter(rpc.client).read_subaccount(authority, 0)
+    state = DriftpyAdapter(rpc).read_subaccount(authority, 0)
     # 80 - 100 - 1 = -21 USDC; margin 8 USDC; withdrawable = 105 - 21 - 8 = 76.
     assert state.unsettled_pnl == 12_345_678 - 21_000_000
     assert state.withdrawable == 76_000_000
@@ -363,28 +357,14 @@ def test_read_subaccount_borrow_and_liquidation():
     rpc = _world(authority, scaled_balance=10**9, balance_type=SpotBalanceType.Borrow())
     rpc_market = _spot_market(cumulative_borrow_interest=10**10 + 1)
     rpc.put(rpc_market.pubkey, _encode("SpotMarket", rpc_market))
-    state = DriftpyAdapter(rpc.client).read_subaccount(authority, 0)
+    state = DriftpyAdapter(rpc).read_subaccount(authority, 0)
     assert state.collateral == -1_000_001 + 12_345_678
     assert state.withdrawable == 0
 
     rpc = _world(authority, status=UserStatus.BEING_LIQUIDATED)
-    assert DriftpyAdapter(rpc.client).read_subaccount(authority, 0).withdrawable == 0
+    assert DriftpyAdapter(rpc).read_subaccount(authority, 0).withdrawable == 0
 
 
-def test_async_methods_with_shared_client_and_sync_refusal(authority):
-    rpc = _world(authority.pubkey())
-    conn = rpc.client()
-    adapter = DriftpyAdapter(conn)
-
-    async def run():
-        ixs = await adapter.build_settle_pnl_instructions_async(authority, 0, CLOSED_MARKET)
-        with pytest.raises(RuntimeError, match="running event loop"):
-            DriftpyAdapter(rpc.client).build_settle_pnl_instructions(authority, 0, CLOSED_MARKET)
-        await conn.close()
-        return ixs
-
-    ixs = asyncio.run(run())
-    assert program.decode_instruction(bytes(ixs[0].data), [m.pubkey for m in ixs[0].accounts])
-    with pytest.raises(RuntimeError, match="shared AsyncClient"):
-        adapter.read_subaccount(authority.pubkey(), 0)
+def test_repr_names_no_secret(authority):
+    adapter = DriftpyAdapter(_world(authority.pubkey()))
     assert "secret" not in repr(adapter).lower()

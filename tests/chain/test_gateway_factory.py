@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-from django.core.exceptions import ImproperlyConfigured
-
 from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
-from profitshare.chain.drift.localnet_adapter import LocalnetDriftAdapter
 from profitshare.chain.gateway import get_gateway
 from tests.chain.gateway_support import USDC, funded_agent
 
 
-def test_localnet_backend_from_settings_reaches_the_node(localnet, settings):
+def test_gateway_from_settings_reaches_the_node(localnet, settings):
     settings.QV_RPC_URLS = [localnet.url]
-    settings.QV_DRIFT_BACKEND = "localnet"
     gateway = get_gateway()
-    assert isinstance(gateway.drift, LocalnetDriftAdapter)
+    assert isinstance(gateway.drift, DriftpyAdapter)
+    assert gateway.drift.pool is gateway.pool  # Drift reads fail over with every other read
     assert gateway.usdc_mint == USDC
     assert gateway.pool.urls == [localnet.url]
     assert gateway.payout_compute_unit_limit == settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT
@@ -25,13 +21,6 @@ def test_localnet_backend_from_settings_reaches_the_node(localnet, settings):
     assert gateway.usdc_balance(agent.pubkey()) == 42
 
 
-def test_driftpy_backend_is_built_offline(settings):
+def test_gateway_is_built_offline(settings):
     settings.QV_RPC_URLS = ["http://127.0.0.1:9", "http://127.0.0.1:10"]
-    settings.QV_DRIFT_BACKEND = "driftpy"
     assert isinstance(get_gateway().drift, DriftpyAdapter)
-
-
-def test_unknown_backend_is_a_configuration_error(settings):
-    settings.QV_DRIFT_BACKEND = "mainnet-please"
-    with pytest.raises(ImproperlyConfigured):
-        get_gateway()

@@ -61,7 +61,6 @@ class ProductProcesses:
             "QV_ADMIN_SECRET": ADMIN_SECRET,
             "QV_KEY_ENCRYPTION_KEYS": ",".join(settings.QV_KEY_ENCRYPTION_KEYS),
             "QV_LOG_FORMAT": "plain",
-            "QV_DRIFT_BACKEND": "localnet",
             "PYTHONUNBUFFERED": "1",
             **env,
         }

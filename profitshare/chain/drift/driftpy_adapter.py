@@ -1,54 +1,56 @@
-"""Real-cluster Drift access through driftpy 0.8.89: build settle-PnL / withdraw instructions and
-read a subaccount's USDC figures.
+"""Drift access through driftpy 0.8.89: build settle-PnL / withdraw instructions and read a
+subaccount's USDC figures. The one Drift adapter: on mainnet and on the local node (which runs the
+real Drift v2 program).
 
 This adapter only *builds* instructions and *reads* accounts; signing, sending and confirming is
-the chain gateway's job. Instructions come from driftpy's own builders
-(``DriftClient.get_settle_pnl_ix`` and ``DriftClient.get_withdraw_collateral_ix``, the latter is
-what driftpy calls its withdraw builder), so the remaining accounts (oracles, spot and perp
-markets) are exactly the ones driftpy computes from the subaccount's positions.
+the chain gateway's job. Instructions come from driftpy's own program (its IDL) and driftpy's own
+remaining-account rules (``DriftClient.get_remaining_accounts_for_users`` and
+``add_*_market_to_remaining_account_maps``: oracles, spot markets, perp markets of the user's
+positions, the settled market and USDC writable), exactly what ``DriftClient.get_settle_pnl_ix``
+and ``get_withdraw_collateral_ix`` produce.
 
-How driftpy is driven (no ``subscribe()``, no websocket):
-
-1. a ``DriftClient`` per call, with ``AccountSubscriptionConfig("cached")``, no markets and no
-   oracles (nothing is read at construction);
-2. ``DriftClient.add_user(subaccount_id)`` reads the ``User`` account (one ``getAccountInfo``);
-3. the spot markets (always 0 = USDC) and perp markets the builder needs, i.e. those of the
-   user's non-empty positions plus the one asked for, are read with driftpy's
-   ``get_*_market_account_and_slot`` (one ``getAccountInfo`` each) and handed to the client
-   with ``DriftClient.resurrect`` (driftpy's public way to fill a "cached" client). Oracle
-   prices are not read: instruction building does not need them;
-4. the withdraw builder itself reads the destination token account (``getAccountInfo``) and, if
-   it does not exist, prepends a create-associated-token-account instruction (payer and owner =
-   the authority). We then require the destination to be the authority's associated token
-   account for the market's mint, otherwise that create instruction would fail on chain.
-
-Connections: pass an RPC URL (a fresh ``AsyncClient`` is opened and closed per call, so the
-synchronous methods work from Django/django-q2 workers), a zero-argument factory returning a
-new ``AsyncClient`` (same), or an ``AsyncClient`` instance (the caller owns its lifecycle and
-event loop: only the ``*_async`` methods may be used then).
+Reads go through the gateway's ``RpcPool`` (failover, retries; ``getMultipleAccounts``), never a
+connection of driftpy's own: ``chain/`` is the only package that speaks JSON-RPC, and one RPC
+round per read keeps a batch of payouts cheap. One ``DriftClient`` per adapter is kept, offline,
+for its program (IDL parsing costs ~0.1 s, so it is never done per call) and its market cache;
+markets are read once and refreshed when a read needs current figures.
 
 Units: every amount is in token base units (USDC: 6 decimals, Drift's QUOTE_PRECISION = 1e6).
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import math
-from collections.abc import Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+from anchorpy import Context
 from driftpy.account_subscription_config import AccountSubscriptionConfig
-from driftpy.accounts.get_accounts import (
-    get_perp_market_account_and_slot,
-    get_spot_market_account_and_slot,
+from driftpy.accounts.oracle import (
+    decode_prelaunch_price_info,
+    decode_pyth_price_info,
+    decode_pyth_pull_price_info,
+    decode_swb_on_demand_price_info,
+    decode_swb_price_info,
+    is_pyth_legacy_oracle,
+    is_pyth_pull_oracle,
 )
-from driftpy.accounts.oracle import get_oracle_price_data_and_slot
+from driftpy.accounts.types import DataAndSlot
+from driftpy.addresses import (
+    get_perp_market_public_key,
+    get_spot_market_public_key,
+    get_spot_market_vault_public_key,
+    get_user_account_public_key,
+    get_user_stats_account_public_key,
+)
 from driftpy.constants.numeric_constants import (
     AMM_RESERVE_PRECISION,
     FUNDING_RATE_BUFFER,
     MARGIN_PRECISION,
+    PRICE_PRECISION,
     QUOTE_SPOT_MARKET_INDEX,
     SPOT_IMF_PRECISION,
 )
@@ -57,19 +59,21 @@ from driftpy.math.perp_position import calculate_worst_case_base_asset_amount, i
 from driftpy.math.spot_position import is_spot_position_available
 from driftpy.types import UserStatus, is_variant
 from solana.rpc.async_api import AsyncClient
-from solana.rpc.commitment import Commitment, Confirmed
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from spl.token.instructions import get_associated_token_address
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+)
 
 __all__ = ["DriftAccountNotFound", "DriftSubaccountState", "DriftpyAdapter"]
-
-T = TypeVar("T")
 
 #: Spot balances are stored scaled by SPOT_BALANCE_PRECISION (1e9) and multiplied by a cumulative
 #: interest index with SPOT_CUMULATIVE_INTEREST_PRECISION (1e10): 19 = 9 + 10 decimal places.
 _SPOT_SCALE_DECIMALS = 19
+_MULTIPLE_ACCOUNTS_LIMIT = 100  # Solana RPC: keys per getMultipleAccounts
 
 
 class DriftAccountNotFound(LookupError):
@@ -96,64 +100,63 @@ class DriftSubaccountState:
     unsettled_pnl: int
 
 
-ConnectionSource = str | AsyncClient | Callable[[], AsyncClient]
-
-
 class DriftpyAdapter:
-    """Builds Drift instructions with driftpy and reads subaccounts, against a real RPC node.
+    """Builds Drift instructions with driftpy and reads subaccounts over the gateway's pool.
 
-    ``connection``: an RPC URL, a factory returning a fresh ``AsyncClient``, or an
-    ``AsyncClient`` (async methods only; see the module docstring). ``env`` is driftpy's
-    environment name (``"mainnet"`` or ``"devnet"``; both use the same Drift program id).
-    ``commitment`` is used for URL-created clients.
-
-    Synchronous methods run their coroutine with ``asyncio.run`` and raise ``RuntimeError`` when
-    called from a running event loop or with a shared ``AsyncClient`` instance.
+    ``pool``: the gateway's ``RpcPool`` (anything with ``call(method, *params)`` answering
+    JSON-RPC results). ``env``: driftpy's environment name (``"mainnet"`` or ``"devnet"``; both
+    use the same Drift program id). Thread-safe: the market cache is guarded by a lock.
     """
 
-    def __init__(
-        self,
-        connection: ConnectionSource,
-        *,
-        env: str = "mainnet",
-        commitment: Commitment = Confirmed,
-    ) -> None:
+    def __init__(self, pool, *, env: str = "mainnet") -> None:
+        self.pool = pool
         self._env = env
-        self._commitment = commitment
-        self._shared: AsyncClient | None = None
-        self._factory: Callable[[], AsyncClient] | None = None
-        if isinstance(connection, str):
-            url = connection
-            self._factory = lambda: AsyncClient(url, commitment=commitment)
-        elif isinstance(connection, AsyncClient):
-            self._shared = connection
-        elif callable(connection):
-            self._factory = connection
-        else:
-            raise TypeError("connection must be an RPC URL, an AsyncClient or a factory of one")
+        self._lock = threading.Lock()
+        self._client: DriftClient | None = None
+        self._perp: dict[int, DataAndSlot] = {}
+        self._spot: dict[int, DataAndSlot] = {}
 
     def __repr__(self) -> str:
         return f"DriftpyAdapter(env={self._env!r})"
 
-    # --- public synchronous API -------------------------------------------------------------
+    # --- public API --------------------------------------------------------------------------
 
     def build_settle_pnl_instructions(
         self, authority_keypair: Keypair, subaccount_id: int, perp_market_index: int
     ) -> list[Instruction]:
-        """Build ``[settlePnl]`` for one perp market of the authority's subaccount (driftpy).
+        """Build ``[settlePnl]`` for one perp market of the authority's subaccount.
 
-        Returns one Drift instruction: the IDL accounts (state, user, authority,
-        spotMarketVault of USDC) followed by driftpy's remaining accounts (oracles, spot
-        markets, perp markets of the user's positions; the settled perp market and the USDC
-        spot market writable). Reads the User account and those markets over RPC.
-        Raises ``ValueError`` for an index outside 0..65535, ``DriftAccountNotFound`` if the
-        subaccount or a market does not exist.
+        One Drift instruction: the IDL accounts (state, user, authority, spotMarketVault of
+        USDC) followed by driftpy's remaining accounts (oracles, spot markets, perp markets of
+        the user's positions; the settled perp market and the USDC spot market writable). Reads
+        the User account (and any market not cached yet). Raises ``ValueError`` for an index
+        outside 0..65535, ``DriftAccountNotFound`` if the subaccount or a market does not exist,
+        ``RpcUnavailable`` when no endpoint answers.
         """
-        return self._run(
-            self.build_settle_pnl_instructions_async(
-                authority_keypair, subaccount_id, perp_market_index
-            )
+        _check_u16("subaccount_id", subaccount_id)
+        _check_u16("perp_market_index", perp_market_index)
+        authority = authority_keypair.pubkey()
+        user_key, user = self._user(authority, subaccount_id)
+        client = self._markets(user, perp=[perp_market_index])
+        remaining = self._remaining_accounts(
+            client, user, writable_perp=[perp_market_index], writable_spot=[QUOTE_SPOT_MARKET_INDEX]
         )
+        return [
+            client.program.instruction["settle_pnl"](
+                perp_market_index,
+                ctx=Context(
+                    accounts={
+                        "state": client.get_state_public_key(),
+                        "authority": authority,
+                        "user": user_key,
+                        "spot_market_vault": get_spot_market_vault_public_key(
+                            client.program_id, QUOTE_SPOT_MARKET_INDEX
+                        ),
+                    },
+                    remaining_accounts=remaining,
+                ),
+            )
+        ]
 
     def build_withdraw_instructions(
         self,
@@ -175,22 +178,57 @@ class DriftpyAdapter:
         the authority's associated token account for the market's mint;
         ``DriftAccountNotFound`` if the subaccount or a market does not exist.
         """
-        return self._run(
-            self.build_withdraw_instructions_async(
-                authority_keypair,
-                subaccount_id,
+        _check_u16("subaccount_id", subaccount_id)
+        _check_u16("spot_market_index", spot_market_index)
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount < 2**64:
+            raise ValueError(f"amount must be an int in 0..2**64-1 (base units), got {amount!r}")
+        if not isinstance(reduce_only, bool):
+            raise ValueError(f"reduce_only must be a bool, got {reduce_only!r}")
+        authority = authority_keypair.pubkey()
+        (user_key, user), destination = self._user(authority, subaccount_id, also=[user_token_account])
+        client = self._markets(user, spot=[spot_market_index])
+        spot_market = client.get_spot_market_account(spot_market_index)
+        instructions: list[Instruction] = []
+        if destination is None:
+            ata = get_associated_token_address(authority, spot_market.mint)
+            if user_token_account != ata:
+                raise ValueError(
+                    f"token account {user_token_account} does not exist and is not the "
+                    f"authority's associated token account {ata} for mint {spot_market.mint}"
+                )
+            instructions.append(
+                create_idempotent_associated_token_account(authority, authority, spot_market.mint)
+            )
+        remaining = self._remaining_accounts(client, user, writable_spot=[spot_market_index])
+        instructions.append(
+            client.program.instruction["withdraw"](
                 spot_market_index,
                 amount,
                 reduce_only,
-                user_token_account=user_token_account,
+                ctx=Context(
+                    accounts={
+                        "state": client.get_state_public_key(),
+                        "spot_market": spot_market.pubkey,
+                        "spot_market_vault": spot_market.vault,
+                        "drift_signer": client.get_signer_public_key(),
+                        "user": user_key,
+                        "user_stats": get_user_stats_account_public_key(client.program_id, authority),
+                        "user_token_account": user_token_account,
+                        "authority": authority,
+                        "token_program": TOKEN_PROGRAM_ID,
+                    },
+                    remaining_accounts=remaining,
+                ),
             )
         )
+        return instructions
 
     def read_subaccount(self, authority: Pubkey, subaccount_id: int) -> DriftSubaccountState:
         """Read and decode ``authority``'s subaccount and return its USDC figures.
 
-        Reads: the ``User`` account (decoded with driftpy's IDL layouts), spot market 0 (USDC),
-        the perp market of every non-empty perp position, and the oracle of every *open* one.
+        Reads: the ``User`` account (decoded with driftpy's IDL layouts), then in one round
+        spot market 0 (USDC), the perp market of every non-empty perp position, and the oracle
+        of every *open* one.
         Derivation (all integer arithmetic, mirroring the Drift program's rounding):
 
         * USDC balance = ``scaled_balance * cumulative_deposit_interest // 10**(19 - decimals)``
@@ -213,176 +251,129 @@ class DriftpyAdapter:
         a Drift error, e.g. ``DailyWithdrawLimit`` 6128).
         Raises ``DriftAccountNotFound`` if the subaccount or a needed market/oracle is missing.
         """
-        return self._run(self.read_subaccount_async(authority, subaccount_id))
-
-    # --- async API ---------------------------------------------------------------------------
-
-    async def build_settle_pnl_instructions_async(
-        self, authority_keypair: Keypair, subaccount_id: int, perp_market_index: int
-    ) -> list[Instruction]:
-        """Coroutine version of :meth:`build_settle_pnl_instructions` (same result and errors)."""
         _check_u16("subaccount_id", subaccount_id)
-        _check_u16("perp_market_index", perp_market_index)
-        async with self._connection() as conn:
-            client, user_pubkey, user = await self._loaded_client(
-                conn, authority_keypair, None, subaccount_id, perp_indexes=[perp_market_index]
-            )
-            return [client.get_settle_pnl_ix(user_pubkey, user, perp_market_index)]
-
-    async def build_withdraw_instructions_async(
-        self,
-        authority_keypair: Keypair,
-        subaccount_id: int,
-        spot_market_index: int,
-        amount: int,
-        reduce_only: bool = True,
-        *,
-        user_token_account: Pubkey,
-    ) -> list[Instruction]:
-        """Coroutine version of :meth:`build_withdraw_instructions` (same result and errors)."""
-        _check_u16("subaccount_id", subaccount_id)
-        _check_u16("spot_market_index", spot_market_index)
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount < 2**64:
-            raise ValueError(f"amount must be an int in 0..2**64-1 (base units), got {amount!r}")
-        if not isinstance(reduce_only, bool):
-            raise ValueError(f"reduce_only must be a bool, got {reduce_only!r}")
-        async with self._connection() as conn:
-            client, _, _ = await self._loaded_client(
-                conn, authority_keypair, None, subaccount_id, spot_indexes=[spot_market_index]
-            )
-            ixs = await client.get_withdraw_collateral_ix(
-                amount, spot_market_index, user_token_account, reduce_only, subaccount_id
-            )
-        if len(ixs) > 1:
-            mint = client.get_spot_market_account(spot_market_index).mint
-            ata = get_associated_token_address(authority_keypair.pubkey(), mint)
-            if user_token_account != ata:
-                raise ValueError(
-                    f"token account {user_token_account} does not exist and is not the "
-                    f"authority's associated token account {ata} for mint {mint}"
-                )
-        return list(ixs)
-
-    async def read_subaccount_async(
-        self, authority: Pubkey, subaccount_id: int
-    ) -> DriftSubaccountState:
-        """Coroutine version of :meth:`read_subaccount` (same result and errors)."""
-        _check_u16("subaccount_id", subaccount_id)
-        async with self._connection() as conn:
-            client, _, user = await self._loaded_client(conn, None, authority, subaccount_id)
-            open_positions = [p for p in user.perp_positions if p.base_asset_amount != 0]
-            prices = await _gather(
-                self._oracle_price(conn, client.get_perp_market_account(p.market_index))
-                for p in open_positions
-            )
-        price_by_market = {
-            p.market_index: price for p, price in zip(open_positions, prices, strict=True)
-        }
+        _, user = self._user(authority, subaccount_id)
+        client = self._markets(user, fresh=True)
+        open_positions = [p for p in user.perp_positions if p.base_asset_amount != 0]
+        markets = [client.get_perp_market_account(p.market_index) for p in open_positions]
+        oracles = self._accounts([m.amm.oracle for m in markets])
+        price_by_market = {}
+        for position, market, raw in zip(open_positions, markets, oracles, strict=True):
+            if is_variant(market.status, "Settlement"):
+                price_by_market[position.market_index] = int(market.expiry_price)
+                continue
+            if raw is None:
+                raise DriftAccountNotFound(f"oracle {market.amm.oracle} does not exist")
+            price_by_market[position.market_index] = _oracle_price(raw, market.amm.oracle_source)
         return _subaccount_state(client, user, price_by_market)
 
     # --- internals -------------------------------------------------------------------------
 
-    def _run(self, coro: Awaitable[T]) -> T:
-        if self._shared is not None:
-            coro.close()  # type: ignore[attr-defined]
-            raise RuntimeError(
-                "DriftpyAdapter built on a shared AsyncClient: use the *_async methods, or pass "
-                "an RPC URL / client factory for synchronous use"
+    def _accounts(self, keys: list[Pubkey]) -> list[bytes | None]:
+        """Raw data of ``keys`` (None where there is no account), by ``getMultipleAccounts``."""
+        out: list[bytes | None] = []
+        for start in range(0, len(keys), _MULTIPLE_ACCOUNTS_LIMIT):
+            chunk = [str(k) for k in keys[start : start + _MULTIPLE_ACCOUNTS_LIMIT]]
+            if not chunk:
+                continue
+            result = self.pool.call(
+                "getMultipleAccounts", chunk, {"encoding": "base64", "commitment": "confirmed"}
             )
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            running = False
-        else:
-            running = True
-        if not running:
-            return asyncio.run(coro)  # type: ignore[arg-type]
-        coro.close()  # type: ignore[attr-defined]
-        raise RuntimeError("called from a running event loop: use the *_async methods")
+            out += [
+                None if value is None else base64.b64decode(value["data"][0])
+                for value in result["value"]
+            ]
+        return out
 
-    @asynccontextmanager
-    async def _connection(self):
-        if self._shared is not None:
-            yield self._shared
-            return
-        conn = self._factory()
-        try:
-            yield conn
-        finally:
-            await conn.close()
+    def _offline_client(self) -> DriftClient:
+        if self._client is None:
+            # No I/O is ever done through this connection: reads go through ``self.pool``.
+            self._client = DriftClient(
+                AsyncClient("http://127.0.0.1:9"),
+                Keypair(),
+                env=self._env,
+                account_subscription=AccountSubscriptionConfig("cached"),
+                perp_market_indexes=[],
+                spot_market_indexes=[],
+                oracle_infos=[],
+            )
+        return self._client
 
-    async def _loaded_client(
-        self,
-        conn: AsyncClient,
-        keypair: Keypair | None,
-        authority: Pubkey | None,
-        subaccount_id: int,
-        *,
-        perp_indexes: Iterable[int] = (),
-        spot_indexes: Iterable[int] = (),
-    ) -> tuple[DriftClient, Pubkey, Any]:
-        """A cached-mode DriftClient holding the user and every market the builders touch."""
-        client = DriftClient(
-            conn,
-            keypair if keypair is not None else Keypair(),  # throwaway wallet for reads only
-            env=self._env,
-            authority=authority,
-            account_subscription=AccountSubscriptionConfig("cached", commitment=self._commitment),
-            perp_market_indexes=[],
-            spot_market_indexes=[],
-            oracle_infos=[],
-            sub_account_ids=[subaccount_id],
-            active_sub_account_id=subaccount_id,
-        )
-        await client.add_user(subaccount_id)
-        user_and_slot = client.get_user(subaccount_id).get_user_account_and_slot()
-        user_pubkey = client.get_user_account_public_key(subaccount_id)
-        if user_and_slot is None:
+    def _user(self, authority: Pubkey, subaccount_id: int, *, also: list[Pubkey] = ()):
+        """``(user key, decoded User)``; with ``also``, ``((key, user), *raw data of also)``."""
+        client = self._offline_client()
+        user_key = get_user_account_public_key(client.program_id, authority, subaccount_id)
+        raw, *rest = self._accounts([user_key, *also])
+        if raw is None:
             raise DriftAccountNotFound(
-                f"Drift user account {user_pubkey} (authority {client.authority}, "
-                f"subaccount {subaccount_id}) does not exist"
+                f"Drift user account {user_key} (authority {authority}, subaccount "
+                f"{subaccount_id}) does not exist"
             )
-        user = user_and_slot.data
-        perp = sorted(
-            {p.market_index for p in user.perp_positions if not is_available(p)} | set(perp_indexes)
-        )
-        perp_markets = await _gather(
-            get_perp_market_account_and_slot(client.program, i) for i in perp
-        )
-        for index, market in zip(perp, perp_markets, strict=True):
-            if market is None:
-                raise DriftAccountNotFound(f"Drift perp market {index} does not exist")
-        spot = sorted(
+        pair = (user_key, client.program.coder.accounts.decode(raw))
+        return (pair, *rest) if also else pair
+
+    def _markets(self, user, *, perp: Iterable[int] = (), spot: Iterable[int] = (), fresh: bool = False) -> DriftClient:
+        """The offline client with every market the user's positions (and ``perp``/``spot``)
+        need in its cache; ``fresh`` re-reads them all (current interest and funding)."""
+        client = self._offline_client()
+        perp_needed = {p.market_index for p in user.perp_positions if not is_available(p)} | set(perp)
+        spot_needed = (
             {s.market_index for s in user.spot_positions if not is_spot_position_available(s)}
             | {QUOTE_SPOT_MARKET_INDEX}
-            | {m.data.quote_spot_market_index for m in perp_markets}
-            | set(spot_indexes)
+            | set(spot)
         )
-        spot_markets = await _gather(
-            get_spot_market_account_and_slot(client.program, i) for i in spot
-        )
-        for index, market in zip(spot, spot_markets, strict=True):
-            if market is None:
-                raise DriftAccountNotFound(f"Drift spot market {index} does not exist")
-        spot_map = dict(zip(spot, spot_markets, strict=True))
-        client.resurrect(spot_map, dict(zip(perp, perp_markets, strict=True)), {}, {})
-        return client, user_pubkey, user
+        with self._lock:
+            missing_perp = sorted(perp_needed if fresh else perp_needed - set(self._perp))
+            missing_spot = sorted(spot_needed if fresh else spot_needed - set(self._spot))
+            if missing_perp or missing_spot:
+                keys = [get_perp_market_public_key(client.program_id, i) for i in missing_perp]
+                keys += [get_spot_market_public_key(client.program_id, i) for i in missing_spot]
+                raws = self._accounts(keys)
+                for n, index in enumerate(missing_perp):
+                    if raws[n] is None:
+                        raise DriftAccountNotFound(f"Drift perp market {index} does not exist")
+                    self._perp[index] = DataAndSlot(0, client.program.coder.accounts.decode(raws[n]))
+                for n, index in enumerate(missing_spot, start=len(missing_perp)):
+                    if raws[n] is None:
+                        raise DriftAccountNotFound(f"Drift spot market {index} does not exist")
+                    self._spot[index] = DataAndSlot(0, client.program.coder.accounts.decode(raws[n]))
+                quote = {m.data.quote_spot_market_index for m in self._perp.values()} - set(self._spot)
+                if quote:
+                    raws = self._accounts([get_spot_market_public_key(client.program_id, i) for i in sorted(quote)])
+                    for index, raw in zip(sorted(quote), raws, strict=True):
+                        if raw is None:
+                            raise DriftAccountNotFound(f"Drift spot market {index} does not exist")
+                        self._spot[index] = DataAndSlot(0, client.program.coder.accounts.decode(raw))
+                client.resurrect(dict(self._spot), dict(self._perp), {}, {})
+        return client
 
     @staticmethod
-    async def _oracle_price(conn: AsyncClient, market: Any) -> int:
-        if is_variant(market.status, "Settlement"):
-            return int(market.expiry_price)
-        try:
-            data = await get_oracle_price_data_and_slot(
-                conn, market.amm.oracle, market.amm.oracle_source
-            )
-        except ValueError as exc:  # driftpy: "Oracle account not found"
-            raise DriftAccountNotFound(str(exc)) from exc
-        return int(data.data.price)
+    def _remaining_accounts(client: DriftClient, user, *, writable_perp=(), writable_spot=()):
+        """driftpy's remaining accounts for one user (what ``DriftClient.get_remaining_accounts``
+        returns for a fresh client): the user's markets, then the writable ones."""
+        oracles, spot, perp = client.get_remaining_accounts_for_users([user])
+        for index in writable_perp:
+            client.add_perp_market_to_remaining_account_maps(index, True, oracles, spot, perp)
+        for index in writable_spot:
+            client.add_spot_market_to_remaining_account_maps(index, True, oracles, spot)
+        return [*oracles.values(), *spot.values(), *perp.values()]
 
 
-async def _gather(aws: Iterable[Awaitable[T]]) -> list[T]:
-    return list(await asyncio.gather(*aws))
+def _oracle_price(raw: bytes, source) -> int:
+    """An oracle account's price (PRICE_PRECISION), decoded by driftpy's decoder for ``source``."""
+    if is_variant(source, "QuoteAsset"):
+        return PRICE_PRECISION
+    if is_pyth_pull_oracle(source):
+        return int(decode_pyth_pull_price_info(raw, source).price)
+    if is_pyth_legacy_oracle(source):
+        return int(decode_pyth_price_info(raw, source).price)
+    if is_variant(source, "SwitchboardOnDemand"):
+        return int(decode_swb_on_demand_price_info(raw).price)
+    if is_variant(source, "Switchboard"):
+        return int(decode_swb_price_info(raw).price)
+    if is_variant(source, "Prelaunch"):
+        return int(decode_prelaunch_price_info(raw).price)
+    raise DriftAccountNotFound(f"unsupported oracle source {source}")
 
 
 def _check_u16(what: str, value: int) -> None:

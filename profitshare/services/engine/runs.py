@@ -32,7 +32,7 @@ def default_gateway() -> ChainGateway:
     """One gateway per process and configuration (its RPC connections and cached rent are
     reused across tasks); a change of the chain settings builds a new one."""
     key = (
-        tuple(settings.QV_RPC_URLS), settings.QV_DRIFT_BACKEND, settings.QV_USDC_MINT,
+        tuple(settings.QV_RPC_URLS), settings.QV_DRIFT_ENV, settings.QV_USDC_MINT,
         settings.QV_PRIORITY_FEE_MICROLAMPORTS, settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT,
     )
     if key not in _gateways:
