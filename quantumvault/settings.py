@@ -150,6 +150,8 @@ QV_DRIFT_USDC_MARKET_INDEX = env_int("QV_DRIFT_USDC_MARKET_INDEX", 0)
 # Priority fee: compute-unit price in micro-lamports and the compute-unit limit of a payout.
 QV_PRIORITY_FEE_MICROLAMPORTS = env_int("QV_PRIORITY_FEE_MICROLAMPORTS", 10_000)
 QV_PAYOUT_COMPUTE_UNIT_LIMIT = env_int("QV_PAYOUT_COMPUTE_UNIT_LIMIT", 60_000)
+# Compute-unit limit of Drift's settle and withdraw transactions (measured 47-73k on Drift v2.84.0).
+QV_DRIFT_COMPUTE_UNIT_LIMIT = env_int("QV_DRIFT_COMPUTE_UNIT_LIMIT", 120_000)
 # RPC timeouts and retry budget (seconds / attempts) for idempotent reads.
 QV_RPC_TIMEOUT_SECONDS = env_int("QV_RPC_TIMEOUT_SECONDS", 10)
 QV_RPC_MAX_ATTEMPTS = env_int("QV_RPC_MAX_ATTEMPTS", 4)

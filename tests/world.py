@@ -35,10 +35,13 @@ class World:
         return Pubkey.from_string(self.subscription.bot.creator.address)
 
     def close(self, pnl: int, *, realize: bool = True, market_index: int = 0, kind: str = "full") -> IntakeResult:
-        """A position closes with ``pnl``: realized on the emulated Drift account, then reported."""
+        """A position closes with ``pnl`` in perp market ``market_index``: realized on the
+        subscriber's Drift account (Drift's own ``settle_pnl`` settles it), then reported."""
         sub = self.subscription
         if realize:
-            self.localnet.rpc("localnet_driftRealizePnl", sub.agent_wallet.pubkey, sub.drift_subaccount_id, pnl)
+            self.localnet.rpc(
+                "localnet_driftRealizePnl", sub.agent_wallet.pubkey, sub.drift_subaccount_id, pnl, market_index
+            )
         report = CloseReport(
             close_id=f"close-{next(_close_ids)}",
             subscription_id=sub.subscription_id,
@@ -73,7 +76,7 @@ def token_balance(localnet, owner: Pubkey) -> int:
 
 def make_world(localnet, *, lamports: int = 100_000_000, collateral: int = 1_000_000_000, **sub_kwargs) -> World:
     """A subscription (factory) whose agent has ``lamports`` SOL and ``collateral`` USDC base
-    units deposited in its emulated Drift subaccount."""
+    units deposited in its Drift subaccount (a real Drift deposit on the node)."""
     sub = SubscriptionFactory(**sub_kwargs)
     if lamports:
         localnet.rpc("requestAirdrop", sub.agent_wallet.pubkey, lamports)

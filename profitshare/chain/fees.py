@@ -34,8 +34,12 @@ BASE_FEE_LAMPORTS_PER_SIGNATURE = 5_000
 TOKEN_ACCOUNT_SIZE = 165
 MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
 #: Compute-unit limit we set on Drift transactions (settlePnl, withdraw) unless
-#: ``QV_DRIFT_COMPUTE_UNIT_LIMIT`` says otherwise; Solana's default per-instruction budget.
-DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT = 200_000
+#: ``QV_DRIFT_COMPUTE_UNIT_LIMIT`` says otherwise. Measured on the real Drift v2.84.0 program on
+#: the local node (whole transaction): settlePnl 47-59k, withdraw 47-52k, withdraw with the
+#: idempotent creation of the agent's USDC account 72.5k; 120k leaves headroom for subaccounts
+#: with more positions (Drift's margin check reads every market) without paying priority fees
+#: on Solana's 200k default.
+DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT = 120_000
 
 
 def _non_negative_int(name: str, value: int) -> None:

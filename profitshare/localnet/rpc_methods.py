@@ -462,7 +462,7 @@ class RpcMethods:
 
     def rpc_localnet_driftConfigure(self, params: list) -> dict[str, Any]:
         config = _config(params, 0)
-        unknown = set(config) - {"pnlPool", "dailyWithdrawLimit", "perpMarketIndex"}
+        unknown = set(config) - {"pnlPool", "pnlPools", "dailyWithdrawLimit", "perpMarketIndex"}
         if unknown:
             raise invalid_params(f"unknown keys {sorted(unknown)}")
         drift = self.node.drift
@@ -476,6 +476,14 @@ class RpcMethods:
                 if limit is not None:
                     limit = _int([limit], 0, "dailyWithdrawLimit", 0, U64_MAX)
                 drift.set_daily_withdraw_limit(limit)
+            pools = config.get("pnlPools") or {}
+            if not isinstance(pools, dict):
+                raise invalid_params("pnlPools must be an object {perpMarketIndex: amount}")
+            for index, amount in pools.items():
+                drift.set_pnl_pool(
+                    _int([int(index) if str(index).isdigit() else index], 0, "pnlPools key", 0, 65_535),
+                    _int([amount], 0, "pnlPools amount", 0, U64_MAX),
+                )
             if "pnlPool" in config:
                 amount = _int([config["pnlPool"]], 0, "pnlPool", 0, U64_MAX)
                 for index in markets:

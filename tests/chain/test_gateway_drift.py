@@ -1,6 +1,9 @@
-"""Drift through the gateway on the local node (emulated Drift program, real USDC token accounts).
+"""Drift through the gateway on the local node (the real Drift v2.84.0 program, real USDC token
+accounts).
 
-What arrived is checked on the agent's SPL token account (seed 001 #6), never on Drift's figures.
+What arrived is checked on the agent's SPL token account, never on Drift's figures (docs/design.md,
+"Measure what arrived"). Drift's ``collateral`` here is the adapter's: USDC balance + unsettled
+PnL; Drift's scaled balances round a remainder down by at most one base unit.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def _subscriber(localnet, *, collateral: int, pnl: int = 0, usdc: int = 0, lampo
 
 @pytest.fixture
 def drift_config(localnet):
-    """Change the emulator's pool / daily limit for one test, then restore them."""
+    """Change the node's PnL pools / Drift withdraw guard for one test, then restore them."""
     saved = localnet.rpc("localnet_driftConfigure", {})
     yield lambda **config: localnet.rpc("localnet_driftConfigure", config)
     localnet.rpc("localnet_driftConfigure", saved)
@@ -37,7 +40,8 @@ def test_settle_moves_unsettled_pnl_into_collateral(localnet):
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=10_000_000, pnl=2_500_000)
     before = gateway.drift_subaccount(agent.pubkey(), 0)
-    assert (before.collateral, before.unsettled_pnl, before.settled_pnl) == (10_000_000, 2_500_000, 0)
+    assert (before.collateral, before.unsettled_pnl, before.settled_pnl) == (12_500_000, 2_500_000, 0)
+    assert before.withdrawable == 10_000_000  # an unsettled profit is not withdrawable
 
     signature = gateway.settle_pnl(agent, 0, 0)
 
@@ -51,14 +55,14 @@ def test_settle_moves_unsettled_pnl_into_collateral(localnet):
 def test_settle_failure_is_settle_failed_with_the_drift_error_name(localnet, drift_config):
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=1_000_000, pnl=5_000_000)
-    drift_config(pnlPool=1_000)  # the pool cannot pay this profit
+    drift_config(pnlPool=0)  # an empty pool cannot pay this profit (Drift settles what it can)
     with pytest.raises(SettleFailed) as caught:
         gateway.settle_pnl(agent, 0, 0)
     assert caught.value.reason == "PnlPoolCantSettleUser"
     assert caught.value.code == "settle_failed"
     assert caught.value.signature is None  # refused by preflight: no fee
     state = gateway.drift_subaccount(agent.pubkey(), 0)
-    assert (state.collateral, state.unsettled_pnl) == (1_000_000, 5_000_000)
+    assert (state.collateral, state.unsettled_pnl) == (6_000_000, 5_000_000)
     assert gateway.sol_balance(agent.pubkey()) == 10**9
 
 
@@ -81,7 +85,7 @@ def test_withdraw_delivers_to_the_agent_token_account_creating_it(localnet):
 
     assert (result.requested, result.delivered, result.shortfall) == (3_000_000, 3_000_000, 0)
     assert gateway.usdc_balance(agent.pubkey()) == 3_000_000
-    assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 5_000_000
+    assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 4_999_999
     assert gateway.sol_balance(agent.pubkey()) == 10**9 - FEE - ATA_RENT
 
 
@@ -103,17 +107,21 @@ def test_partial_withdraw_reports_what_the_token_account_received(localnet):
     assert gateway.usdc_balance(agent.pubkey()) == 1_111 + 800_000 + 400_000
 
 
-def test_reduce_only_clamps_to_withdrawable_and_a_larger_plain_withdraw_fails(localnet):
+def test_an_unsettled_loss_is_margin_and_reduce_only_clamps_to_the_deposit(localnet):
+    """Drift: while a loss is unsettled, a withdraw must leave it covered (plain or reduce-only:
+    ``InsufficientCollateral``); once settled, reduce-only clamps the amount to the deposit."""
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=1_000_000, pnl=-300_000)  # unsettled loss
     assert gateway.drift_subaccount(agent.pubkey(), 0).withdrawable == 700_000
 
-    with pytest.raises(WithdrawFailed) as caught:
-        gateway.withdraw(agent, 0, 900_000, reduce_only=False)
-    assert caught.value.reason == "InsufficientCollateral"
-    assert caught.value.code == "withdraw_failed"
+    for reduce_only in (False, True):
+        with pytest.raises(WithdrawFailed) as caught:
+            gateway.withdraw(agent, 0, 900_000, reduce_only=reduce_only)
+        assert caught.value.reason == "InsufficientCollateral"
+        assert caught.value.code == "withdraw_failed"
     assert gateway.usdc_balance(agent.pubkey()) == 0
 
+    gateway.settle_pnl(agent, 0, 0)
     result = gateway.withdraw(agent, 0, 900_000, reduce_only=True)
     assert (result.requested, result.delivered) == (900_000, 700_000)
     assert gateway.usdc_balance(agent.pubkey()) == 700_000
@@ -155,7 +163,7 @@ def test_the_whole_money_path_settle_withdraw_pay(localnet):
     assert gateway.usdc_balance(creator) == share == 300_000
     assert gateway.usdc_balance(agent.pubkey()) == 0
     assert gateway.read_payout(signed.signature).amount == share
-    assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 24_000_000 - share
+    assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 24_000_000 - share - 1
 
 
 def test_two_equal_withdraws_in_one_slot_are_two_transactions(localnet):
@@ -166,4 +174,4 @@ def test_two_equal_withdraws_in_one_slot_are_two_transactions(localnet):
     assert first.signature != second.signature
     assert first.delivered == second.delivered == 500_000
     assert gateway.usdc_balance(agent.pubkey()) == 1_000_001
-    assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 2_000_000
+    assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 1_999_999

@@ -87,8 +87,8 @@ def test_pre_flight_counts_priority_fees_the_local_node_does_not_charge(localnet
     agent = funded_agent(localnet, lamports=10**9, usdc=1_000_000)
     creator = Keypair().pubkey()
     needed = gateway.payout_sol_needed(creator, include_withdraw=True)
-    # transfer: 5,000 + ceil(10,000 × 60,000 / 1e6) = 5,600; withdraw: 5,000 + 2,000
-    assert needed == 5_600 + 7_000 + ATA_RENT
+    # transfer: 5,000 + ceil(10,000 × 60,000 / 1e6) = 5,600; withdraw: 5,000 + 10,000 × 120,000 / 1e6
+    assert needed == 5_600 + 6_200 + ATA_RENT
     signed = gateway.build_payout(agent, creator, 1)
     gateway.send(signed)
     gateway.confirm(signed.signature, signed.last_valid_block_height)
