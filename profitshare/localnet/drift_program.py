@@ -18,6 +18,7 @@ import driftpy
 from anchorpy import Program, Provider, Wallet
 from anchorpy_core.idl import Idl
 from driftpy import addresses
+from solders.instruction import AccountMeta
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -115,3 +116,33 @@ def perp_market_pda(index: int) -> Pubkey:
 
 def prelaunch_oracle_pda(perp_market_index: int) -> Pubkey:
     return addresses.get_prelaunch_oracle_public_key(DRIFT_PROGRAM_ID, perp_market_index)
+
+
+def position_empty(position) -> bool:
+    """True when a decoded ``PerpPosition`` holds nothing (Drift's ``is_available``)."""
+    return (
+        position.base_asset_amount == 0
+        and position.quote_asset_amount == 0
+        and position.open_orders == 0
+        and position.lp_shares == 0
+    )
+
+
+def remaining_accounts(user, *, writable_spot=(), writable_perp=()) -> list[AccountMeta]:
+    """Drift's remaining accounts for a decoded ``user`` (None: a new user) on the node: the
+    Prelaunch oracles, then USDC spot market 0, then the perp markets of every non-empty position
+    plus ``writable_perp`` (the order of Drift's ``load_maps``; the traded market and its oracle
+    writable). The node has only the USDC spot market and Prelaunch-oracle perp markets."""
+    perp = set(writable_perp)
+    if user is not None:
+        perp |= {p.market_index for p in user.perp_positions if not position_empty(p)}
+    oracles = [
+        AccountMeta(prelaunch_oracle_pda(i), is_signer=False, is_writable=i in writable_perp)
+        for i in sorted(perp)
+    ]
+    spot = [AccountMeta(spot_market_pda(0), is_signer=False, is_writable=0 in writable_spot)]
+    markets = [
+        AccountMeta(perp_market_pda(i), is_signer=False, is_writable=i in writable_perp)
+        for i in sorted(perp)
+    ]
+    return [*oracles, *spot, *markets]

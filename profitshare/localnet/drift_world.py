@@ -81,6 +81,7 @@ class PerpMarketSpec:
 DEFAULT_PERP_MARKETS = (
     PerpMarketSpec(0, "SOL-PERP", 150 * PRICE_PRECISION),
     PerpMarketSpec(1, "BTC-PERP", 60_000 * PRICE_PRECISION, base_reserve=10_000),
+    PerpMarketSpec(2, "ETH-PERP", 3_000 * PRICE_PRECISION, base_reserve=50_000),
 )
 
 
@@ -474,23 +475,10 @@ class DriftWorld:
             ]
         )
 
-    def remaining_accounts(self, user, *, writable_spot=(), writable_perp=()) -> list[AccountMeta]:
-        """Drift's remaining accounts for ``user``: oracles, then spot markets, then perp markets
-        of every non-empty position plus the writable ones asked for (Drift's ``load_maps``
-        order). Only USDC spot market 0 exists on the node."""
-        perp = set(writable_perp)
-        if user is not None:
-            perp |= {p.market_index for p in user.perp_positions if not _position_empty(p)}
-        oracles = [
-            AccountMeta(dp.prelaunch_oracle_pda(i), is_signer=False, is_writable=i in writable_perp)
-            for i in sorted(perp)
-        ]
-        spot = [AccountMeta(dp.spot_market_pda(0), is_signer=False, is_writable=0 in writable_spot)]
-        markets = [
-            AccountMeta(dp.perp_market_pda(i), is_signer=False, is_writable=i in writable_perp)
-            for i in sorted(perp)
-        ]
-        return [*oracles, *spot, *markets]
+    @staticmethod
+    def remaining_accounts(user, *, writable_spot=(), writable_perp=()) -> list[AccountMeta]:
+        """See ``drift_program.remaining_accounts``."""
+        return dp.remaining_accounts(user, writable_spot=writable_spot, writable_perp=writable_perp)
 
     # --- world building: direct writes --------------------------------------------------------
     def realize_pnl(self, authority: Pubkey, subaccount_id: int, pnl: int, market_index: int = 0) -> None:
@@ -720,13 +708,7 @@ class DriftWorld:
         return user.authority, user.sub_account_id
 
 
-def _position_empty(position) -> bool:
-    return (
-        position.base_asset_amount == 0
-        and position.quote_asset_amount == 0
-        and position.open_orders == 0
-        and position.lp_shares == 0
-    )
+_position_empty = dp.position_empty
 
 
 def _name(text: str) -> list[int]:

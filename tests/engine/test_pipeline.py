@@ -211,3 +211,22 @@ def test_worker_killed_between_send_and_record_is_resolved_by_signature(localnet
     assert attempt.status == AttemptStatus.LANDED
     assert world.creator_usdc() == 3_000_000  # not paid twice
     assert PayoutAttempt.objects.filter(distribution=distribution).count() == 1
+
+
+def test_a_close_whose_pnl_an_earlier_settle_took_is_paid_without_settling_again(localnet, gateway):
+    """Drift settles a position's whole unsettled PnL: the first close's settle also settles the
+    second's, and Drift refuses the second settle (``UserHasNoPositionInMarket``). That refusal
+    means "already settled": the second share is withdrawn and paid, not owed."""
+    world = make_world(localnet)
+    first = world.close(10_000_000).distribution
+    second = world.close(30_000_000).distribution
+    process_distribution(first.pk, gateway=gateway)
+    assert world.drift()["unsettledPnl"] == 0  # both closes' PnL settled by the first settle
+    process_distribution(second.pk, gateway=gateway)
+    second.refresh_from_db()
+    assert (second.status, second.paid, second.owed) == (DistributionStatus.PAID, 3_000_000, 0)
+    assert world.creator_usdc() == 4_000_000
+    assert not IOU.objects.exists()
+    reasons = list(AuditEvent.objects.filter(entity="distribution", entity_id=str(second.pk)).values_list("reason", flat=True))
+    assert "PnL already settled (Drift: UserHasNoPositionInMarket)" in reasons
+    assert_balanced(second)

@@ -68,7 +68,7 @@ def logs(localnet, signature) -> list[str]:
 def test_the_node_runs_the_vendored_drift_binary(localnet):
     info = localnet.rpc("localnet_info")
     assert info["driftProgram"] == str(dp.DRIFT_PROGRAM_ID) and info["driftVersion"] == "2.84.0"
-    assert [m["index"] for m in info["perpMarkets"]] == [0, 1]
+    assert [m["index"] for m in info["perpMarkets"]] == [0, 1, 2]
     program = Client(localnet.url).get_account_info(dp.DRIFT_PROGRAM_ID).value
     assert program is not None and program.executable
 
@@ -158,7 +158,7 @@ def test_an_empty_pnl_pool_cannot_settle_a_profit(localnet, adapter):
             settle(client, adapter, agent)
     finally:
         localnet.rpc("localnet_driftConfigure", {"pnlPool": 1_000_000_000_000})
-    assert config["pnlPools"] == {"0": 0, "1": 0}
+    assert config["pnlPools"] == {"0": 0, "1": 0, "2": 0}
     settle(client, adapter, agent)
     assert account(localnet, agent)["collateral"] == 7_000_000
 

@@ -171,9 +171,17 @@ def _send_all(batch: Batch, signed: dict[int, SignedTransaction], items: list[It
     return pending
 
 
+#: Drift's answers to a settle with nothing left to settle in that market: ``settle_pnl`` settles a
+#: position's whole unsettled PnL, so an earlier settle (another close's, or this one's before a
+#: crash) may already have settled this close's PnL. Drift refuses the repeat rather than doing
+#: nothing; for the payout it means "settled".
+NOTHING_TO_SETTLE = frozenset({"UserHasNoPositionInMarket", "NoUnsettledPnl"})
+
+
 def settle(batch: Batch) -> None:
     """Settle PnL on Drift for the items not settled yet and wait for confirmation; a refusal or
-    failure owes the share (``settle_failed``), no answer owes it as ``rpc_unavailable``."""
+    failure owes the share (``settle_failed``), no answer owes it as ``rpc_unavailable``. Drift's
+    "nothing to settle" (``NOTHING_TO_SETTLE``) counts as settled: the PnL is in collateral."""
     items = [i for i in batch.live() if not i.dist.settled]
     if not items:
         return
@@ -183,7 +191,12 @@ def settle(batch: Batch) -> None:
         market = item.dist.close.market_index if item.dist.close else 0
         return gateway.build_settle(item.keypair, item.dist.subscription.drift_subaccount_id, market, recent, check_unique=False)
 
+    already: dict[int, str] = {}
+
     def refused(item: Item, error: str) -> None:
+        if error in NOTHING_TO_SETTLE:
+            already[item.dist.pk] = error
+            return
         owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {error}")
 
     try:
@@ -207,7 +220,13 @@ def settle(batch: Batch) -> None:
             continue
         tx = signed[item.dist.pk]
         status = outcome.get(tx.signature)
-        if getattr(status, "state", None) == "landed":
+        error = describe_error(status.err, tx.program_ids) if getattr(status, "state", None) == "failed" else None
+        if item.dist.pk in already or error in NOTHING_TO_SETTLE:
+            item.dist.settled = True
+            settled.append(item.dist)
+            why = already.get(item.dist.pk) or error
+            events.append(event("distribution", item.dist.pk, actor=batch.actor, reason=f"PnL already settled (Drift: {why})"))
+        elif getattr(status, "state", None) == "landed":
             item.dist.settled = True
             settled.append(item.dist)
             events.append(event("distribution", item.dist.pk, actor=batch.actor, reason="PnL settled", settle_signature=tx.signature))
