@@ -427,6 +427,13 @@ class ChainGateway(BatchOps):
             raise SettleFailed(f"AccountNotFound: {exc}", None) from exc
         return self._submit_drift(agent_keypair, instructions, SettleFailed)
 
+    def prefetch_drift(self, agents: list[tuple[Pubkey, int]], *, with_usdc_accounts: bool = False) -> None:
+        """Read many agents' Drift ``User`` accounts (and, ``with_usdc_accounts``, their USDC
+        ATAs) in one round for the ``build_settle`` / ``build_withdraw`` calls of a batch step
+        that follow (``DriftpyAdapter.prefetch``). Raises ``RpcUnavailable``."""
+        also = [usdc_ata(agent, self.usdc_mint) for agent, _ in agents] if with_usdc_accounts else []
+        self._drift().prefetch(agents, also=also)
+
     def drift_subaccount(self, authority: Address, subaccount_id: int) -> DriftSubaccountState:
         """``DriftSubaccountState(collateral, withdrawable, settled_pnl, unsettled_pnl)`` (ints,
         USDC base units). Raises ``DriftSubaccountMissing``, ``RpcUnavailable``."""

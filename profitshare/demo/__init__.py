@@ -4,9 +4,12 @@
 
 * ``world``: creators publish bots (``POST /api/v1/bots``), subscribers subscribe
   (``POST /api/v1/subscriptions`` returns the agent wallet), agent wallets get SOL and USDC
-  collateral in their emulated Drift subaccounts (the node's ``localnet_*`` methods);
-* ``stream``: closes (winners, losers, partial closes, flips) realized on the emulated Drift
-  account, then reported signed over HTTP (``POST /api/v1/trade-closes``);
+  collateral in their Drift subaccounts (real Drift deposits by the node's ``localnet_*``
+  methods), and the platform becomes each subaccount's Drift delegate;
+* ``trading`` and ``stream``: real positions (winners, losers, partial closes, flips' closing
+  legs) opened and closed with Drift's ``place_and_take_perp_order`` against the AMM while the
+  node's oracles follow the price, each close reported signed over HTTP (``POST
+  /api/v1/trade-closes``) with the realized PnL Drift booked for its fill;
 * ``cases``: staged hard cases, so the pages show something true (an IOU for too little SOL
   then paid, a short withdraw, a creator token account created by its first payout, dust
   carried, an invalid creator address refused, a delinquent subscriber, an expired IOU);

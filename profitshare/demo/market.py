@@ -14,12 +14,13 @@ import httpx
 from profitshare.demo import cases, world
 from profitshare.demo.clients import ApiError, IntakeClient, NodeClient, NodeError
 from profitshare.demo.stage import UNRESOLVED, Stage, StageTimeout
-from profitshare.demo.stream import random_close, report
+from profitshare.demo.stream import report, traded_close
+from profitshare.demo.trading import DemoTrader
 from profitshare.models import Subscription, SubscriptionStatus
 
 logger = logging.getLogger(__name__)
 
-PNL_POOL_FLOOR = 100_000 * world.USDC  # top the emulated Drift PnL pool back up below this
+PNL_POOL_FLOOR = 100_000 * world.USDC  # top the Drift perp markets' PnL pools back up below this
 PNL_POOL_REFILL = 1_000_000 * world.USDC
 STATUS_EVERY_SECONDS = 30.0
 
@@ -56,7 +57,11 @@ class Market:
         logs them and keeps going)."""
         opts = self.options
         self.world = world.plan(opts.seed, opts.subscribers, cases.staged_subscriptions())
+        self.trader = DemoTrader(self.node, opts.seed)
+        self.trader.prepare()
         counts = world.build(self.world, self.api, self.node)
+        for sub in self.world.stream():
+            self.trader.delegate_to_platform(sub.agent_wallet)
         self.say(
             f"demo world {opts.seed}: {len(self.world.bot_creator)} bots of {len(self.world.creators)} creators, "
             f"{len(self.world.subscriptions)} subscriptions (new: {counts['bots']} bots, "
@@ -100,7 +105,7 @@ class Market:
         subs = subs if subs is not None else self.tradable()
         if not subs:
             return None
-        close = random_close(rng, self.options.seed, rng.choice(subs))
+        close = traded_close(rng, self.options.seed, rng.choice(subs), self.trader)
         report(close, self.api, self.node)
         self.reported += 1
         return close.close_id
@@ -139,7 +144,7 @@ class Market:
         self.say(f"demo market stopped after {self.reported} closes")
 
     def housekeeping(self) -> None:
-        """Keep the emulated Drift PnL pool funded; print one status line."""
+        """Keep the Drift PnL pools funded (the node's world building); print one status line."""
         pool = self.node.rpc("localnet_driftConfigure", {})["pnlPool"]
         if pool < PNL_POOL_FLOOR:
             self.node.rpc("localnet_driftConfigure", {"pnlPool": PNL_POOL_REFILL})

@@ -2,7 +2,7 @@
 
 Built through the intake API (``POST /bots``, ``POST /subscriptions``: the answer names the new
 agent wallet) and funded on the local node (``requestAirdrop`` for SOL, ``localnet_driftDeposit``
-for USDC collateral in the agent's emulated Drift subaccount). Every step is idempotent: the API
+for USDC collateral in the agent's Drift subaccount, a real Drift deposit). Every step is idempotent: the API
 answers 200 for a bot or subscription that already exists with the same fields, and an agent is
 funded only when its Drift subaccount does not exist on the node yet, so a re-run resumes.
 """

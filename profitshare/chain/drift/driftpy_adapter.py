@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import math
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,7 @@ __all__ = ["DriftAccountNotFound", "DriftSubaccountState", "DriftpyAdapter"]
 #: interest index with SPOT_CUMULATIVE_INTEREST_PRECISION (1e10): 19 = 9 + 10 decimal places.
 _SPOT_SCALE_DECIMALS = 19
 _MULTIPLE_ACCOUNTS_LIMIT = 100  # Solana RPC: keys per getMultipleAccounts
+_PREFETCH_SECONDS = 5.0  # a prefetched account serves builds this long (within one batch step)
 
 
 class DriftAccountNotFound(LookupError):
@@ -115,6 +117,7 @@ class DriftpyAdapter:
         self._client: DriftClient | None = None
         self._perp: dict[int, DataAndSlot] = {}
         self._spot: dict[int, DataAndSlot] = {}
+        self._prefetched: dict[Pubkey, tuple[float, bytes | None]] = {}
 
     def __repr__(self) -> str:
         return f"DriftpyAdapter(env={self._env!r})"
@@ -267,10 +270,31 @@ class DriftpyAdapter:
             price_by_market[position.market_index] = _oracle_price(raw, market.amm.oracle_source)
         return _subaccount_state(client, user, price_by_market)
 
+    def prefetch(self, users: list[tuple[Pubkey, int]], *, also: list[Pubkey] = ()) -> None:
+        """Read the ``User`` accounts of ``users`` (authority, subaccount id) and the accounts
+        ``also`` (e.g. withdraw destinations) in one ``getMultipleAccounts`` round per 100 keys,
+        for the builds of one batch step that follow: each prefetched account serves the next
+        build that needs it, once, within a few seconds (a batch of 128 payouts then costs two
+        RPC rounds per step instead of 128). Raises ``RpcUnavailable``."""
+        client = self._offline_client()
+        keys = [get_user_account_public_key(client.program_id, a, s) for a, s in users] + list(also)
+        now = time.monotonic()
+        fetched = dict(zip(keys, self._accounts(keys), strict=True))
+        with self._lock:
+            self._prefetched = {k: v for k, v in self._prefetched.items() if now - v[0] < _PREFETCH_SECONDS}
+            self._prefetched.update({key: (now, raw) for key, raw in fetched.items()})
+
     # --- internals -------------------------------------------------------------------------
 
-    def _accounts(self, keys: list[Pubkey]) -> list[bytes | None]:
-        """Raw data of ``keys`` (None where there is no account), by ``getMultipleAccounts``."""
+    def _accounts(self, keys: list[Pubkey], *, prefetched: bool = False) -> list[bytes | None]:
+        """Raw data of ``keys`` (None where there is no account), by ``getMultipleAccounts``;
+        with ``prefetched``, what ``prefetch`` read recently is used (once) instead."""
+        if prefetched:
+            now = time.monotonic()
+            with self._lock:
+                found = [self._prefetched.pop(k, None) for k in keys]
+            if all(f is not None and now - f[0] < _PREFETCH_SECONDS for f in found):
+                return [f[1] for f in found]
         out: list[bytes | None] = []
         for start in range(0, len(keys), _MULTIPLE_ACCOUNTS_LIMIT):
             chunk = [str(k) for k in keys[start : start + _MULTIPLE_ACCOUNTS_LIMIT]]
@@ -303,7 +327,7 @@ class DriftpyAdapter:
         """``(user key, decoded User)``; with ``also``, ``((key, user), *raw data of also)``."""
         client = self._offline_client()
         user_key = get_user_account_public_key(client.program_id, authority, subaccount_id)
-        raw, *rest = self._accounts([user_key, *also])
+        raw, *rest = self._accounts([user_key, *also], prefetched=True)
         if raw is None:
             raise DriftAccountNotFound(
                 f"Drift user account {user_key} (authority {authority}, subaccount "

@@ -200,6 +200,7 @@ def settle(batch: Batch) -> None:
         owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {error}")
 
     try:
+        gateway.prefetch_drift([(i.keypair.pubkey(), i.dist.subscription.drift_subaccount_id) for i in items])
         signed = _sign_unique(batch, items, sign)
         drift_actions.record(batch, DriftActionKind.SETTLE, signed)
         pending = _send_all(batch, signed, items, refused)
@@ -310,6 +311,9 @@ def withdraw(batch: Batch) -> None:
         item.fall_short(IouReason.WITHDRAW_FAILED, f"WithdrawFailed: {error}")
 
     try:
+        gateway.prefetch_drift(
+            [(i.keypair.pubkey(), i.dist.subscription.drift_subaccount_id) for i in items], with_usdc_accounts=True
+        )
         signed = _sign_unique(batch, items, sign)
         drift_actions.record(batch, DriftActionKind.WITHDRAW, signed, asked)
         pending = _send_all(batch, signed, items, refused)
