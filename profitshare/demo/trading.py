@@ -102,9 +102,9 @@ class DemoTrader:
             position = self._position(agent, index)
         held = position.base_asset_amount
         long = held > 0
-        # the crowd moves the AMM: with the position 55 % of the time (the position wins)
-        push = _step(abs(held) * rng.randint(20, 120))
-        crowd_long = long if rng.random() < 0.55 else not long
+        # the crowd moves the AMM (about 0.5-3 %): with the position 65 % of the time (it wins)
+        push = _step(abs(held) * rng.randint(60, 300))
+        crowd_long = long if rng.random() < 0.65 else not long
         self._order(self.crowd, self.crowd.pubkey(), index, _direction(crowd_long), push)
         self.follow_oracle(index)
         if kind == "partial":

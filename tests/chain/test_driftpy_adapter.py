@@ -368,3 +368,26 @@ def test_read_subaccount_borrow_and_liquidation():
 def test_repr_names_no_secret(authority):
     adapter = DriftpyAdapter(_world(authority.pubkey()))
     assert "secret" not in repr(adapter).lower()
+
+
+@pytest.mark.parametrize("open_position", [False, True])
+def test_positions_read_from_bytes_equal_anchorpys_full_decode(authority, open_position):
+    """The builders read positions at IDL offsets (``positions.read_positions``); every field
+    they read equals anchorpy's decode of the same bytes."""
+    from profitshare.chain.drift.positions import read_positions
+
+    rpc = _world(authority.pubkey(), open_position=open_position, balance_type=SpotBalanceType.Borrow())
+    raw = rpc.accounts[str(program.user_pda(authority.pubkey(), 0))]
+    full, fast = _CODER.decode(raw), read_positions(raw)
+    for ours, theirs in zip(fast.spot_positions, full.spot_positions, strict=True):
+        assert (ours.scaled_balance, ours.open_bids, ours.open_asks, ours.market_index, ours.open_orders) == (
+            theirs.scaled_balance, theirs.open_bids, theirs.open_asks, theirs.market_index, theirs.open_orders)
+        assert ours.balance_type == (1 if "Borrow" in type(theirs.balance_type).__name__ else 0)
+    for ours, theirs in zip(fast.perp_positions, full.perp_positions, strict=True):
+        assert (ours.base_asset_amount, ours.quote_asset_amount, ours.quote_entry_amount, ours.lp_shares,
+                ours.market_index, ours.open_orders) == (
+            theirs.base_asset_amount, theirs.quote_asset_amount, theirs.quote_entry_amount, theirs.lp_shares,
+            theirs.market_index, theirs.open_orders)
+    assert any(p.market_index == CLOSED_MARKET and p.quote_asset_amount == 12_345_678 for p in fast.perp_positions)
+    with pytest.raises(ValueError):
+        read_positions(raw[:400])

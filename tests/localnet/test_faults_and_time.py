@@ -18,9 +18,11 @@ from solana.rpc.types import TxOpts
 from solders.keypair import Keypair
 from spl.token.instructions import get_associated_token_address
 
-from profitshare.chain.drift import program
+from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
+from profitshare.localnet import drift_program
 from profitshare.localnet.node import LocalNode
 from profitshare.localnet.server import RpcHttpServer
+from tests.chain.gateway_support import make_pool
 from tests.localnet.helpers import USDC, drift_transaction, funded_wallet, usdc_payout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,11 +96,12 @@ def test_partial_withdraw_delivers_part(localnet):
     localnet.rpc("localnet_driftDeposit", str(agent.pubkey()), 0, 10_000_000)
     localnet.rpc("localnet_setFaults", {"partialWithdrawRatio": 0.25})
     ata = get_associated_token_address(agent.pubkey(), USDC)
-    ix = program.build_withdraw_ix(agent.pubkey(), 0, 0, 4_000_001, True, ata)
-    client.send_transaction(drift_transaction(client, agent, [ix]))
+    adapter = DriftpyAdapter(make_pool(localnet.url))
+    ixs = adapter.build_withdraw_instructions(agent, 0, 0, 4_000_001, True, user_token_account=ata)
+    client.send_transaction(drift_transaction(client, agent, ixs))
     assert token_amount(client, agent.pubkey()) == 1 + 1_000_000  # floor(4_000_001 / 4)
     state = localnet.rpc("localnet_driftAccount", str(agent.pubkey()), 0)
-    assert state["collateral"] == 9_000_000
+    assert state["collateral"] == 9_000_000  # the rest of the deposit stays the subscriber's
 
 
 def test_slots_advance_on_a_clock():
@@ -142,13 +145,14 @@ def test_snapshot_restores_state_and_remembers_signatures(tmp_path):
         assert token_amount(client, creator) == 1_234
         assert token_amount(client, payer.pubkey()) == 5_000 - 1_234
         assert client.get_signature_statuses([signature], search_transaction_history=True).value[0]
-        assert restored.drift.subaccount(payer.pubkey(), 2, create=False).collateral == 77
+        assert restored.drift.account_json(payer.pubkey(), 2)["collateral"] == 77
+        restored.drift.check_invariants()
         assert client.get_transaction(signature).value.transaction.meta.fee == 5_000
         # the old bytes cannot land again, and new payouts work
         client.send_transaction(tx, opts=TxOpts(skip_preflight=True))
         client.send_transaction(usdc_payout(client, payer, creator, 6))
         assert token_amount(client, creator) == 1_240
-        vault = program.spot_market_vault_pda(0)
+        vault = drift_program.spot_vault_pda(0)
         assert int(client.get_token_account_balance(vault).value.amount) >= 77
     finally:
         server.stop()

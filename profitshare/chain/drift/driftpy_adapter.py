@@ -69,6 +69,8 @@ from spl.token.instructions import (
     get_associated_token_address,
 )
 
+from profitshare.chain.drift.positions import read_positions
+
 __all__ = ["DriftAccountNotFound", "DriftSubaccountState", "DriftpyAdapter"]
 
 #: Spot balances are stored scaled by SPOT_BALANCE_PRECISION (1e9) and multiplied by a cumulative
@@ -255,7 +257,7 @@ class DriftpyAdapter:
         Raises ``DriftAccountNotFound`` if the subaccount or a needed market/oracle is missing.
         """
         _check_u16("subaccount_id", subaccount_id)
-        _, user = self._user(authority, subaccount_id)
+        _, user = self._user(authority, subaccount_id, full=True)
         client = self._markets(user, fresh=True)
         open_positions = [p for p in user.perp_positions if p.base_asset_amount != 0]
         markets = [client.get_perp_market_account(p.market_index) for p in open_positions]
@@ -323,8 +325,10 @@ class DriftpyAdapter:
             )
         return self._client
 
-    def _user(self, authority: Pubkey, subaccount_id: int, *, also: list[Pubkey] = ()):
-        """``(user key, decoded User)``; with ``also``, ``((key, user), *raw data of also)``."""
+    def _user(self, authority: Pubkey, subaccount_id: int, *, also: list[Pubkey] = (), full: bool = False):
+        """``(user key, User)``; with ``also``, ``((key, user), *raw data of also)``. The User is
+        its positions (``positions.read_positions``, what the builders need) or, with ``full``,
+        anchorpy's whole decode (``read_subaccount``)."""
         client = self._offline_client()
         user_key = get_user_account_public_key(client.program_id, authority, subaccount_id)
         raw, *rest = self._accounts([user_key, *also], prefetched=True)
@@ -333,7 +337,7 @@ class DriftpyAdapter:
                 f"Drift user account {user_key} (authority {authority}, subaccount "
                 f"{subaccount_id}) does not exist"
             )
-        pair = (user_key, client.program.coder.accounts.decode(raw))
+        pair = (user_key, client.program.coder.accounts.decode(raw) if full else read_positions(raw))
         return (pair, *rest) if also else pair
 
     def _markets(self, user, *, perp: Iterable[int] = (), spot: Iterable[int] = (), fresh: bool = False) -> DriftClient:
