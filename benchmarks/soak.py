@@ -1,4 +1,4 @@
-"""Fault soak (issue 5, the reliability bar): many closes across subscriptions and creators
+"""Fault soak (the reliability bar): many closes across subscriptions and creators
 while the local node drops sends, loses responses, answers 429/503 and delivers partial
 withdraws, with one worker process SIGKILLed mid-payout and restarted.
 

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line (issue 5 "Structured logs").
+"""Structured logs: one JSON object per line (one per state change, no key material).
 
 ``JsonFormatter`` renders a record as ``{"ts", "level", "logger", "message", ...extra}``; state
 changes are logged with ``log_state_change`` so every one carries the same keys (entity, id,

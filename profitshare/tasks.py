@@ -88,16 +88,17 @@ def resolve_stale_task() -> dict[str, int]:
     return resolver.resolve_stale()
 
 
-# --- operations (issue 5) ------------------------------------------------------------------------
+# --- operations -------------------------------------------------------------------------------------
 def expire_ious_task() -> int:
-    """TTL sweep (seed 000 #8): open IOUs past ``expires_at`` become expired; returns how many."""
+    """TTL sweep (docs/design.md, "TTL frees the subscriber, not the debt"): open IOUs past
+    ``expires_at`` become expired; returns how many."""
     from profitshare.services import ttl
 
     return len(ttl.expire_due_ious())
 
 
 def reconcile_task() -> dict:
-    """Reconciliation (seed 000 #10): ledger vs chain; returns the report's counts."""
+    """Reconciliation: ledger vs chain; returns the report's counts."""
     from profitshare.services import reconciliation
 
     report = reconciliation.reconcile()
@@ -122,14 +123,14 @@ _connect_signals()
 
 
 def detect_delinquency_task() -> dict[str, int]:
-    """Delinquency watch (seed 001 #5): mark subscriptions that moved funds out while owing."""
+    """Delinquency watch: mark subscriptions that moved funds out while owing."""
     from profitshare.services import delinquency
 
     return delinquency.detect_delinquency()
 
 
 def deliver_notifications_task() -> dict[str, int]:
-    """Outbox (seed 000 #12): queue payout and alert notices, then send what is due."""
+    """Outbox: queue payout and alert notices, then send what is due."""
     from profitshare.services import notifications
 
     queued = notifications.queue_payout_notices() + notifications.queue_alert_notices()
@@ -138,7 +139,7 @@ def deliver_notifications_task() -> dict[str, int]:
 
 
 def watch_rpc_failures_task() -> bool:
-    """Alert admins on repeated RPC failure of payouts (seed 000 #12)."""
+    """Alert admins on repeated RPC failure (docs/design.md, "Repeated RPC failure")."""
     from profitshare.services import health
 
     return health.alert_on_repeated_rpc_failures()

@@ -1,4 +1,4 @@
-"""Raising admin alerts (DESIGN.md "Admins are told")."""
+"""Raising admin alerts (docs/design.md, "Admins are told")."""
 
 from __future__ import annotations
 

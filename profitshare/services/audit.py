@@ -1,4 +1,4 @@
-"""Writing the append-only audit trail (DESIGN.md "Append-only history")."""
+"""Writing the append-only audit trail (docs/design.md, "Append-only history")."""
 
 from __future__ import annotations
 

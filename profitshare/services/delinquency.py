@@ -1,4 +1,4 @@
-"""Delinquency (seed 001 #5; DESIGN.md "Debts block exits"): a subscriber who moves funds out
+"""Delinquency (docs/design.md, "Delinquency"): a subscriber who moves funds out
 on-chain while owing is marked delinquent and stops receiving new copied entries.
 
 **The baseline.** When an IOU that blocks exits (``open`` or ``processing``) is created, the

@@ -1,5 +1,5 @@
-"""Debts block exits (seed 000 #9): a subscriber's withdrawal or bot deletion first retries the
-open IOUs, then is allowed or refused with what is still owed."""
+"""Debts block exits (docs/design.md, "Debts block exits"): a subscriber's withdrawal or bot
+deletion first retries the open IOUs, then is allowed or refused with what is still owed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``/healthz`` checks (issue 5): the database, the django-q2 broker and the Solana RPC.
+"""``/healthz`` checks: the database, the django-q2 broker and the Solana RPC.
 
 Each check answers ``{"ok": bool, ...details}``; one failing makes the whole answer unhealthy.
 Failed django-q2 tasks are reported (``failed_tasks``) but do not make the service unhealthy.
@@ -77,7 +77,7 @@ def health() -> tuple[bool, dict[str, dict[str, Any]]]:
 
 
 def alert_on_repeated_rpc_failures(now=None) -> bool:
-    """Raise one ``rpc_failure`` alert (seed 000 #12 "repeated RPC failure") when at least
+    """Raise one ``rpc_failure`` alert (docs/design.md, "Repeated RPC failure") when at least
     ``QV_RPC_FAILURE_ALERT_THRESHOLD`` IOUs were created with reason ``rpc_unavailable`` in the
     last ``QV_RPC_FAILURE_WINDOW_MINUTES`` and no such alert was raised within that window.
     Read from the database, so it holds across processes. Returns True when it alerted."""

@@ -50,8 +50,8 @@ def _claim(iou: IOU, actor: str, now) -> None:
 
 
 def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
-    """Void what remains of an IOU (admins only, DESIGN.md): the distribution's ``owed`` moves
-    to ``voided``. Raises ``InvalidInput`` (empty reason), ``NotFound``, ``Conflict`` (paid,
+    """Void what remains of an IOU (admins only, with a reason: docs/design.md, "Void needs a
+    reason and an admin"): the distribution's ``owed`` moves to ``voided``. Raises ``InvalidInput`` (empty reason), ``NotFound``, ``Conflict`` (paid,
     already voided, or being retried right now). Nothing changes on error."""
     reason = (reason or "").strip()
     if not reason:

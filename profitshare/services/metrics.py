@@ -1,4 +1,4 @@
-"""Prometheus metrics (issue 5 "What an operator expects"), with prometheus-client.
+"""Prometheus metrics (what an operator expects to scrape), with prometheus-client.
 
 Two sources, both safe with several web and worker processes:
 

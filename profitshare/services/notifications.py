@@ -1,5 +1,5 @@
-"""Admin alerts by rule and notifications through an outbox (seed 000 #12, seed 002 open
-question 3).
+"""Admin alerts by rule and notifications through an outbox (docs/design.md,
+"Admins are told").
 
 * ``alert``: store an ``Alert`` with the severity of its kind's rule (``QV_ALERT_RULES`` in
   settings, not code) and, when the rule says ``notify``, queue a Telegram message to every
@@ -47,7 +47,7 @@ def alert_rule(kind: str) -> dict[str, Any]:
 
 
 def alert(kind: str, subject: str, *, amount: int | None = None, **data: Any) -> Alert:
-    """Raise an admin alert by its rule (seed 000 #12): the ``Alert`` row with the rule's
+    """Raise an admin alert by its rule: the ``Alert`` row with the rule's
     severity, and one outbox message per admin chat when the rule notifies. ``amount``: USDC
     base units. Call inside the transaction of the change it reports."""
     rule = alert_rule(kind)

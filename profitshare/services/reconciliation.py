@@ -1,4 +1,4 @@
-"""Reconciliation: the ledger against the chain (seed 000 #10).
+"""Reconciliation: the ledger against the chain (docs/design.md, "Reconciliation").
 
 Two directions, both read from the chain with the gateway:
 

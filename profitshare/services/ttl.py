@@ -1,5 +1,4 @@
-"""The IOU time limit (seed 000 #8; DESIGN.md "A time limit frees the subscriber, not the
-debt").
+"""The IOU time limit (see docs/design.md, "TTL frees the subscriber, not the debt").
 
 After ``QV_IOU_TTL_DAYS`` (the IOU's ``expires_at``, set by the engine at creation) an open IOU
 becomes ``expired``: it no longer blocks the subscriber's withdrawal or bot deletion

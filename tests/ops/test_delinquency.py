@@ -1,5 +1,5 @@
-"""Delinquency (seed 001 #5): funds moved out on-chain while owing — USDC out of the agent's
-token account or Drift subaccount, SOL out of the agent wallet — mark the subscription
+"""Delinquency (docs/design.md, "Delinquency"): funds moved out on-chain while owing — USDC
+out of the agent's token account or Drift subaccount, SOL out of the agent wallet — mark the subscription
 delinquent (amount, lamports, signature, alert), from the slot the IOU opened at; our own
 settles, withdraws and payouts never do; it clears when the debts are paid."""
 

@@ -1,4 +1,5 @@
-"""Telegram notifications through the outbox (seed 000 #12): creators hear of each payout,
+"""Telegram notifications through the outbox (docs/design.md, "Admins are
+told"): creators hear of each payout,
 admins of alerts; deliveries go to a fake Bot API — a real HTTP server started in the test —
 and an outage, a 429 or a refusal loses nothing and never blocks a payout."""
 

@@ -1,5 +1,5 @@
-"""Reconciliation (seed 000 #10): landed payouts read back from the local node, agent wallets
-scanned for payouts the ledger does not know; mismatches alert with both sides; a report is kept."""
+"""Reconciliation (docs/design.md, "Reconciliation"): landed payouts read back from the local
+node, agent wallets scanned for payouts the ledger does not know; mismatches alert with both sides; a report is kept."""
 
 from __future__ import annotations
 

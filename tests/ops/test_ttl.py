@@ -1,5 +1,5 @@
-"""TTL (seed 000 #8): an open IOU past its time limit becomes expired, stops blocking the
-subscriber, stays owed and is still collected; admins are told by rule."""
+"""TTL (docs/design.md, "TTL frees the subscriber, not the debt"): an open IOU past its time
+limit becomes expired, stops blocking the subscriber, stays owed and is still collected; admins are told by rule."""
 
 from __future__ import annotations
 
