@@ -146,5 +146,5 @@ class Market:
         from profitshare.models import IOU, Distribution, IouStatus
 
         paid = Distribution.objects.filter(bot__bot_id__startswith=f"demo{self.options.seed}-", paid__gt=0).count()
-        open_ious = IOU.objects.filter(status__in=[IouStatus.OPEN, IouStatus.EXPIRED]).count()
+        open_ious = IOU.objects.filter(status__in=IouStatus.ACTIVE).count()
         self.say(f"demo market: {self.reported} closes reported this run; {paid} payouts so far; {open_ious} IOUs owed")

@@ -62,7 +62,6 @@ from profitshare.services.reconciliation import signatures_since
 logger = logging.getLogger(__name__)
 
 ACTOR = "schedule:delinquency"
-BLOCKING = (IouStatus.OPEN, IouStatus.PROCESSING)
 BASELINE_TIMEOUT_SECONDS = 2.0  # the slot read when an IOU opens: one short try per endpoint
 
 
@@ -186,7 +185,7 @@ def open_watch(subscription_pk: int, opened_at: datetime) -> DelinquencyWatch | 
 
 def on_iou_saved(sender, instance: IOU, created: bool, **kwargs) -> None:
     """``post_save`` of ``IOU``: a new blocking IOU opens the watch after commit."""
-    if created and instance.status in BLOCKING:
+    if created and instance.status in IouStatus.BLOCKING:
         subscription_pk, opened_at = instance.subscription_id, instance.created_at or timezone.now()
 
         def start() -> None:
@@ -210,7 +209,7 @@ def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200)
         from profitshare.services.engine import default_gateway
 
         gateway = default_gateway()
-    owing = IOU.objects.filter(status__in=BLOCKING).values("subscription_id")
+    owing = IOU.objects.filter(status__in=IouStatus.BLOCKING).values("subscription_id")
     stopped, _ = DelinquencyWatch.objects.exclude(subscription_id__in=owing).delete()
     subs = list(
         Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, pk__in=owing)
@@ -223,7 +222,7 @@ def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200)
         watch = watches.get(sub.pk)
         if watch is None:
             slot = slot if slot is not None else int(gateway.pool.call("getSlot", {"commitment": "confirmed"}))
-            opened_at = IOU.objects.filter(subscription=sub, status__in=BLOCKING).aggregate(t=Min("created_at"))["t"]
+            opened_at = IOU.objects.filter(subscription=sub, status__in=IouStatus.BLOCKING).aggregate(t=Min("created_at"))["t"]
             watch, _ = DelinquencyWatch.objects.get_or_create(
                 subscription=sub, defaults={"since_slot": slot, "baseline": WatchBaseline.WATCH_STARTED,
                                             "opened_at": opened_at})

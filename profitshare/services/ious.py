@@ -11,8 +11,6 @@ from profitshare.services.earnings import record_voided
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.notifications import alert
 
-RETRYABLE = (IouStatus.OPEN, IouStatus.EXPIRED)
-
 
 def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=None) -> list[int]:
     """Claim up to ``limit`` IOUs due for retry: ``SELECT … FOR UPDATE SKIP LOCKED``, so workers
@@ -22,7 +20,7 @@ def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=No
     with transaction.atomic():
         ious = list(
             IOU.objects.select_for_update(skip_locked=True)
-            .filter(status__in=RETRYABLE, next_retry_at__lte=now)
+            .filter(status__in=IouStatus.RETRYABLE, next_retry_at__lte=now)
             .order_by("created_at", "id")[:limit]
         )
         for iou in ious:
@@ -35,7 +33,7 @@ def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:
     not retryable or another worker holds it."""
     now = now or timezone.now()
     with transaction.atomic():
-        iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=RETRYABLE).first()
+        iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=IouStatus.RETRYABLE).first()
         if iou is None:
             return False
         _claim(iou, actor, now)
@@ -60,7 +58,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         iou = IOU.objects.select_for_update().filter(pk=iou_id).first()
         if iou is None:
             raise NotFound("iou", str(iou_id))
-        if iou.status not in RETRYABLE:
+        if iou.status not in IouStatus.RETRYABLE:
             raise Conflict(f"IOU {iou_id} is {iou.status}; only open or expired IOUs can be voided")
         dist = Distribution.objects.select_for_update().get(pk=iou.distribution_id)
         remaining = iou.remaining

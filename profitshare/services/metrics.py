@@ -124,10 +124,10 @@ class LedgerCollector:
             paid = Distribution.objects.filter(status=DistributionStatus.PAID).count()
             usdc_paid = PayoutAttempt.objects.filter(status=AttemptStatus.LANDED).aggregate(t=Sum("amount"))["t"] or 0
             ious = IOU.objects.aggregate(
-                open=Count("id", filter=Q(status__in=(IouStatus.OPEN, IouStatus.PROCESSING))),
+                open=Count("id", filter=Q(status__in=IouStatus.BLOCKING)),
                 expired=Count("id", filter=Q(status=IouStatus.EXPIRED)),
                 owed=Sum(F("amount") - F("paid_amount"),
-                         filter=Q(status__in=(IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED))),
+                         filter=Q(status__in=IouStatus.ACTIVE)),
             )
             histogram = self._payout_histogram(PayoutAttempt, AttemptStatus)
             delinquent = Subscription.objects.filter(status=SubscriptionStatus.DELINQUENT).count()
