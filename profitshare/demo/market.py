@@ -16,11 +16,12 @@ from profitshare.demo.clients import ApiError, IntakeClient, NodeClient, NodeErr
 from profitshare.demo.stage import UNRESOLVED, Stage, StageTimeout
 from profitshare.demo.stream import random_close, report
 from profitshare.models import Subscription, SubscriptionStatus
+from profitshare.money import USDC
 
 logger = logging.getLogger(__name__)
 
-PNL_POOL_FLOOR = 100_000 * world.USDC  # top the emulated Drift PnL pool back up below this
-PNL_POOL_REFILL = 1_000_000 * world.USDC
+PNL_POOL_FLOOR = 100_000 * USDC  # top the emulated Drift PnL pool back up below this
+PNL_POOL_REFILL = 1_000_000 * USDC
 STATUS_EVERY_SECONDS = 30.0
 
 

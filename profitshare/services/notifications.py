@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from profitshare.models import Alert, AttemptStatus, PayoutAttempt
 from profitshare.models.ops import OutboxMessage, OutboxStatus
+from profitshare.money import explorer_url, format_usdc
 from profitshare.services.alerts import raise_alert
 
 logger = logging.getLogger(__name__)
@@ -57,11 +57,6 @@ def alert(kind: str, subject: str, *, amount: int | None = None, **data: Any) ->
         for chat_id in settings.QV_TELEGRAM_ADMIN_CHAT_IDS:
             enqueue(chat_id, _alert_text(row), dedupe_key=f"alert:{row.pk}:{chat_id}")
     return row
-
-
-def usdc(base_units: int) -> str:
-    """USDC base units as a decimal string for display (``1234567`` -> ``"1.234567"``, ``4000000`` -> ``"4"``)."""
-    return format(Decimal(base_units).scaleb(-settings.QV_USDC_DECIMALS).normalize(), "f")
 
 
 def enqueue(chat_id: str, text: str, *, dedupe_key: str | None = None, now=None) -> OutboxMessage | None:
@@ -96,8 +91,8 @@ def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
     queued = 0
     for attempt in attempts:
         dist = attempt.distribution
-        link = settings.QV_EXPLORER_TX_URL.format(signature=attempt.signature)
-        text = f"You were paid {usdc(attempt.amount)} USDC from {dist.bot.name}. {link}"
+        link = explorer_url(attempt.signature)
+        text = f"You were paid {format_usdc(attempt.amount, grouping=False, trim=True)} USDC from {dist.bot.name}. {link}"
         if enqueue(dist.creator.telegram_chat_id, text, dedupe_key=f"payout:{attempt.signature}"):
             queued += 1
     return queued
@@ -124,7 +119,7 @@ def queue_alert_notices(*, since_hours: int = 24, limit: int = 500) -> int:
 def _alert_text(row: Alert) -> str:
     text = f"[{row.severity.upper()}] {row.kind}: {row.subject}"
     if row.amount is not None:
-        text += f" ({usdc(row.amount)} USDC)"
+        text += f" ({format_usdc(row.amount, grouping=False, trim=True)} USDC)"
     return text
 
 

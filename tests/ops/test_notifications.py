@@ -93,6 +93,17 @@ def test_creator_gets_one_message_per_payout(localnet, gateway, bot_api, setting
     assert notifications.deliver_due() == notifications.DeliveryCounts()  # nothing sent twice
 
 
+def test_the_notice_links_the_payout_as_the_pages_do(localnet, gateway, bot_api, settings):
+    """One explorer link for pages and notices: an explorer URL with other braces in it (a
+    cluster parameter) is kept as written, only ``{signature}`` is replaced."""
+    settings.QV_EXPLORER_TX_URL = "https://explorer.example/tx/{signature}?cluster={custom}"
+    _, distribution = paid_to_a_linked_creator(localnet, gateway)
+    assert notifications.queue_payout_notices() == 1
+    signature = distribution.attempts_log.get().signature
+    text = OutboxMessage.objects.get().text
+    assert f"https://explorer.example/tx/{signature}?cluster={{custom}}" in text
+
+
 def test_creators_without_a_chat_get_nothing(localnet, gateway, bot_api):
     world = make_world(localnet)
     process_distribution(world.close(50_000_000).distribution.pk, gateway=gateway)
