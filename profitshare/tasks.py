@@ -131,9 +131,9 @@ def detect_delinquency_task() -> dict[str, int]:
 
 def deliver_notifications_task() -> dict[str, int]:
     """Outbox: queue payout and alert notices, then send what is due."""
-    from profitshare.services import notifications
+    from profitshare.services import alerts, notifications
 
-    queued = notifications.queue_payout_notices() + notifications.queue_alert_notices()
+    queued = notifications.queue_payout_notices() + alerts.queue_alert_notices()
     counts = notifications.deliver_due()
     return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed}
 

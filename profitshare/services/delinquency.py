@@ -55,8 +55,8 @@ from profitshare.models import (
     SubscriptionStatus,
 )
 from profitshare.models.ops import DelinquencyWatch, WatchBaseline
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
 from profitshare.services.reconciliation import signatures_since
 
 logger = logging.getLogger(__name__)
@@ -300,7 +300,7 @@ def _mark(sub: Subscription, found: list[Outflow]) -> bool:
     why = "funds moved out on-chain while owing"
     record_event("subscription", sub.subscription_id, actor=ACTOR, from_status=SubscriptionStatus.ACTIVE,
                  to_status=SubscriptionStatus.DELINQUENT, reason=why, **facts)
-    alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
-          f"while owing (tx {first.signature})",
-          amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
+    raise_alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
+                f"while owing (tx {first.signature})",
+                amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
     return True

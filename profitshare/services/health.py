@@ -86,7 +86,7 @@ def alert_on_repeated_rpc_failures(now=None) -> bool:
     from django.utils import timezone
 
     from profitshare.models import IOU, Alert, IouReason
-    from profitshare.services.notifications import alert
+    from profitshare.services.alerts import raise_alert
 
     now = now or timezone.now()
     since = now - timedelta(minutes=settings.QV_RPC_FAILURE_WINDOW_MINUTES)
@@ -97,6 +97,6 @@ def alert_on_repeated_rpc_failures(now=None) -> bool:
     if Alert.objects.filter(kind="rpc_failure", created_at__gte=since, data__source="payouts").exists():
         return False
     owed = sum(iou.remaining for iou in failures)
-    alert("rpc_failure", f"{count} payouts failed for RPC unavailability in {settings.QV_RPC_FAILURE_WINDOW_MINUTES} min",
-          amount=owed, source="payouts", count=count, rpc_urls=[redact_url(u) for u in settings.QV_RPC_URLS])
+    raise_alert("rpc_failure", f"{count} payouts failed for RPC unavailability in {settings.QV_RPC_FAILURE_WINDOW_MINUTES} min",
+                amount=owed, source="payouts", count=count, rpc_urls=[redact_url(u) for u in settings.QV_RPC_URLS])
     return True

@@ -6,10 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.earnings import record_voided
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
-from profitshare.services.notifications import alert
 
 
 def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=None) -> list[int]:
@@ -77,5 +77,5 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
             "distribution", dist.pk, actor=actor, from_status=dist_before, to_status=dist.status,
             reason=f"IOU {iou.pk} voided: {reason}", voided=remaining,
         )
-        alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
+        raise_alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
     return iou

@@ -37,8 +37,8 @@ from profitshare.chain.gateway import ChainGateway
 from profitshare.chain.payouts import LandedPayout, NotAPayout, parse_landed_payout
 from profitshare.models import AgentWallet, AttemptStatus, Distribution, PayoutAttempt
 from profitshare.models.ops import ReconciledAttempt, ReconciliationBookmark, ReconciliationReport
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
 
 logger = logging.getLogger(__name__)
 
@@ -218,10 +218,10 @@ def _finish(report: ReconciliationReport, mismatches: list[dict[str, Any]]) -> N
         for m in mismatches:
             what = m.get("signature") or f"distribution {m.get('distribution')}"
             amount = (m.get("ours") or m.get("chain") or {}).get("amount")
-            alert("reconciliation_mismatch", f"{m['kind']} {what}: {', '.join(m['fields'])} differ",
-                  amount=amount, report=report.pk, mismatch=m)
+            raise_alert("reconciliation_mismatch", f"{m['kind']} {what}: {', '.join(m['fields'])} differ",
+                        amount=amount, report=report.pk, mismatch=m)
         if report.error:
-            alert("rpc_failure", f"reconciliation {report.pk} stopped: {report.error}", report=report.pk)
+            raise_alert("rpc_failure", f"reconciliation {report.pk} stopped: {report.error}", report=report.pk)
 
 
 def latest_report() -> ReconciliationReport | None:

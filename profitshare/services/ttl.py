@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, IouStatus
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
 
 ACTOR = "schedule:iou-ttl"
 
@@ -46,7 +46,7 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
             }
             record_event("iou", iou.pk, actor=ACTOR, from_status=IouStatus.OPEN, to_status=IouStatus.EXPIRED,
                          reason="TTL reached: no longer blocks, still owed", **facts)
-            alert("iou_expired",
-                  f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
-                  amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
+            raise_alert("iou_expired",
+                        f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
+                        amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
     return [iou.pk for iou in due]

@@ -20,10 +20,10 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import append_events, event, record_event
 from profitshare.services.earnings import record_paid
 from profitshare.services.engine.batch import Batch, Item, group
-from profitshare.services.notifications import alert
 
 
 def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
@@ -134,11 +134,11 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
                 expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
             )
             record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
-            alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
+            raise_alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
                         amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
             if reason == IouReason.INVALID_CREATOR_WALLET:
-                alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
-                      amount=dist.owed, creator=dist.creator.address)
+                raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
+                            amount=dist.owed, creator=dist.creator.address)
             return
         before = iou.status
         iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
