@@ -120,21 +120,3 @@ class ReconciledAttempt(models.Model):
     def __str__(self) -> str:
         return f"reconciled attempt {self.attempt_id} ({'matched' if self.matched else 'mismatch'})"
 
-
-def _iou_saved(sender, **kwargs) -> None:
-    from profitshare.services.delinquency import on_iou_saved
-
-    on_iou_saved(sender, **kwargs)
-
-
-def _connect() -> None:
-    from django.db.models.signals import post_save
-
-    from profitshare.logging import connect_state_logging
-
-    connect_state_logging()
-    # a blocking IOU opens its delinquency watch from the chain's slot at that moment
-    post_save.connect(_iou_saved, sender="profitshare.IOU", dispatch_uid="qv-delinquency-baseline")
-
-
-_connect()  # one JSON log line per recorded state change (issue 5); delinquency baseline

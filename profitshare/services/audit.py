@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from profitshare.logging import log_state_change
 from profitshare.models import AuditEvent
 from profitshare.services.bulk_sql import insert_rows
 
@@ -72,8 +73,6 @@ def append_events(events: list[PendingEvent]) -> None:
     insert_rows(AuditEvent, _COLUMNS, [
         (e.entity, e.entity_id, e.actor, e.from_status, e.to_status, e.reason, e.data, now) for e in events
     ])
-
-    from profitshare.logging import log_state_change
 
     def log() -> None:
         for e in events:

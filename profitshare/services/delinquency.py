@@ -2,9 +2,9 @@
 on-chain while owing is marked delinquent and stops receiving new copied entries.
 
 **The baseline.** When an IOU that blocks exits (``open`` or ``processing``) is created, the
-chain's current slot is read right after its transaction commits (``open_watch``, a
-``post_save`` hook on ``IOU``) and a ``DelinquencyWatch`` starts from that slot
-(``baseline = iou_opened``). When that read fails (the RPC is down — often why the IOU exists),
+chain's current slot is read right after its transaction commits (``open_watch``, started by
+``watch_new_debt``, which the engine calls when it opens the IOU) and a ``DelinquencyWatch``
+starts from that slot (``baseline = iou_opened``). When that read fails (the RPC is down — often why the IOU exists),
 the schedule starts the watch on its next run from the slot it reads then
 (``watch_started``); on a cluster whose block times are wall time, transactions whose
 ``blockTime`` is at or after the IOU's opening are examined too, so the gap is closed there.
@@ -183,32 +183,32 @@ def open_watch(subscription_pk: int, opened_at: datetime) -> DelinquencyWatch | 
     return watch if created else None
 
 
-def on_iou_saved(sender, instance: IOU, created: bool, **kwargs) -> None:
-    """``post_save`` of ``IOU``: a new blocking IOU opens the watch after commit."""
-    if created and instance.status in IouStatus.BLOCKING:
-        subscription_pk, opened_at = instance.subscription_id, instance.created_at or timezone.now()
+def watch_new_debt(iou: IOU) -> None:
+    """Open the delinquency watch of a newly opened blocking IOU once the transaction that
+    created it commits (``open_watch``). The service that opens an IOU calls this itself, in
+    its transaction (``engine.ledger.owe``). Never raises: a failed start leaves the watch to
+    the schedule, and the payout that opened the IOU is never broken by it."""
+    if iou.status not in IouStatus.BLOCKING:
+        return
+    subscription_pk, opened_at = iou.subscription_id, iou.created_at or timezone.now()
 
-        def start() -> None:
-            try:
-                open_watch(subscription_pk, opened_at)
-            except Exception:  # noqa: BLE001 - never break the payout that created the IOU
-                logger.exception("delinquency watch for subscription %s not started", subscription_pk)
+    def start() -> None:
+        try:
+            open_watch(subscription_pk, opened_at)
+        except Exception:  # noqa: BLE001 - never break the payout that created the IOU
+            logger.exception("delinquency watch for subscription %s not started", subscription_pk)
 
-        transaction.on_commit(start)
+    transaction.on_commit(start)
 
 
 # --- the schedule -----------------------------------------------------------------------------------
-def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200) -> dict[str, int]:
+def detect_delinquency(*, gateway: ChainGateway, limit: int = 200) -> dict[str, int]:
     """Scan the agent wallets of active subscriptions that owe a blocking IOU; mark those whose
     funds moved out delinquent. Returns ``{"watched", "started", "delinquent", "stopped",
     "signatures"}`` (``started``: watches this run had to start itself, from the current slot;
     ``stopped``: watches dropped because nothing blocks any more; ``signatures``: transactions
     listed). Raises the gateway's ``ChainError`` when the RPC fails (the schedule runs again;
     what a scan did not finish is read again, nothing is half-written)."""
-    if gateway is None:
-        from profitshare.services.engine import default_gateway
-
-        gateway = default_gateway()
     owing = IOU.objects.filter(status__in=IouStatus.BLOCKING).values("subscription_id")
     stopped, _ = DelinquencyWatch.objects.exclude(subscription_id__in=owing).delete()
     subs = list(

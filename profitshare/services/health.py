@@ -6,11 +6,18 @@ Failed django-q2 tasks are reported (``failed_tasks``) but do not make the servi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import Failure
+
+from profitshare.models import IOU, Alert, IouReason
+from profitshare.services.alerts import raise_alert
 
 
 def check_database() -> dict[str, Any]:
@@ -27,9 +34,6 @@ def check_database() -> dict[str, Any]:
 def check_broker() -> dict[str, Any]:
     """The django-q2 broker answers a ping and its queue size (ORM broker: a query on its
     table; Redis: a round trip)."""
-    from django_q.brokers import get_broker
-    from django_q.models import Failure
-
     try:
         broker = get_broker()
         if not broker.ping():
@@ -81,13 +85,6 @@ def alert_on_repeated_rpc_failures(now=None) -> bool:
     ``QV_RPC_FAILURE_ALERT_THRESHOLD`` IOUs were created with reason ``rpc_unavailable`` in the
     last ``QV_RPC_FAILURE_WINDOW_MINUTES`` and no such alert was raised within that window.
     Read from the database, so it holds across processes. Returns True when it alerted."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from profitshare.models import IOU, Alert, IouReason
-    from profitshare.services.alerts import raise_alert
-
     now = now or timezone.now()
     since = now - timedelta(minutes=settings.QV_RPC_FAILURE_WINDOW_MINUTES)
     failures = IOU.objects.filter(reason=IouReason.RPC_UNAVAILABLE, created_at__gte=since, created_at__lte=now)

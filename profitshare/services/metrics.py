@@ -24,6 +24,7 @@ import threading
 
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django_q.models import Failure
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -34,6 +35,17 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from profitshare.chain.rpc import rpc_error_counts
+from profitshare.models import (
+    IOU,
+    AttemptStatus,
+    Distribution,
+    DistributionStatus,
+    IouStatus,
+    PayoutAttempt,
+    Subscription,
+    SubscriptionStatus,
+)
+from profitshare.models.ops import OutboxMessage, OutboxStatus, ReconciliationReport
 from profitshare.services.health import redact_url
 
 logger = logging.getLogger(__name__)
@@ -105,20 +117,6 @@ class LedgerCollector:
     instead of failing the scrape."""
 
     def collect(self):
-        from django_q.models import Failure
-
-        from profitshare.models import (
-            IOU,
-            AttemptStatus,
-            Distribution,
-            DistributionStatus,
-            IouStatus,
-            PayoutAttempt,
-            Subscription,
-            SubscriptionStatus,
-        )
-        from profitshare.models.ops import OutboxMessage, OutboxStatus, ReconciliationReport
-
         up = GaugeMetricFamily("qv_metrics_database_up", "1 when the ledger metrics could be read")
         try:
             paid = Distribution.objects.filter(status=DistributionStatus.PAID).count()

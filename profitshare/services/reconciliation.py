@@ -84,19 +84,15 @@ def check_attempt(attempt: PayoutAttempt, landed: LandedPayout | None, usdc_mint
     return problems
 
 
-def reconcile(*, gateway: ChainGateway | None = None, now=None) -> ReconciliationReport:
+def reconcile(*, gateway: ChainGateway, now=None) -> ReconciliationReport:
     """Run both directions of the reconciliation and return the stored report.
 
-    ``gateway``: the chain gateway (default: the engine's). Counts: ``checked`` landed attempts
+    ``gateway``: the chain gateway to read with (the task passes the engine's). Counts: ``checked`` landed attempts
     read back, ``matched`` / ``mismatched`` of them (plus distributions whose ``paid`` differs
     from their landed attempts, counted in ``mismatched``), ``signatures_scanned`` and
     ``unrecorded`` from the agent-wallet scan. Never raises on chain trouble: an RPC failure is
     recorded in ``report.error`` with an ``rpc_failure`` alert.
     """
-    if gateway is None:
-        from profitshare.services.engine import default_gateway
-
-        gateway = default_gateway()
     now = now or timezone.now()
     since = now - timedelta(hours=settings.QV_RECONCILE_WINDOW_HOURS)
     report = ReconciliationReport.objects.create(started_at=now)
