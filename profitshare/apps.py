@@ -15,7 +15,7 @@ class ProfitShareConfig(AppConfig):
         from django.db.models.signals import post_save
         from django_q.signals import post_spawn, pre_execute
 
-        from profitshare.logging import log_audit_event
+        from profitshare.log_format import log_audit_event
         from profitshare.tasks import sync_metrics_before_task
 
         post_save.connect(log_audit_event, sender="profitshare.AuditEvent", dispatch_uid="qv-state-log")

@@ -233,7 +233,7 @@ QV_RPC_FAILURE_WINDOW_MINUTES = env_int("QV_RPC_FAILURE_WINDOW_MINUTES", 10)
 QV_METRICS_TOKEN = os.environ.get("QV_METRICS_TOKEN", "")
 # Log lines as JSON (one object per line) or plain text.
 QV_LOG_FORMAT = os.environ.get("QV_LOG_FORMAT", "json")
-LOGGING["formatters"]["json"] = {"()": "profitshare.logging.JsonFormatter"}
+LOGGING["formatters"]["json"] = {"()": "profitshare.log_format.JsonFormatter"}
 if QV_LOG_FORMAT == "json":
     LOGGING["handlers"]["console"]["formatter"] = "json"
 

@@ -34,7 +34,7 @@ from profitshare.demo.clients import ApiError
 from profitshare.demo.stage import Stage, run_task_now
 from profitshare.demo.world import AGENT_SOL, DRIFT_SUBACCOUNT, LOW_SOL, bot_id
 from profitshare.models import IOU, IouStatus, Subscription
-from profitshare.models.ops import DelinquencyWatch
+from profitshare.models.delinquency import DelinquencyWatch
 from profitshare.money import USDC, format_usdc
 from profitshare.services import ttl
 

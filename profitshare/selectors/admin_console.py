@@ -20,7 +20,7 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.models.ops import ReconciliationReport
+from profitshare.models.reconciliation import ReconciliationReport
 
 BULK_RETRY_LIMIT = 200
 # what the debts table shows (the joined subscription and creator load only these too)

@@ -8,9 +8,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from profitshare.logging import log_state_change
+from profitshare.db.bulk import insert_rows
+from profitshare.log_format import log_state_change
 from profitshare.models import AuditEvent
-from profitshare.services.bulk_sql import insert_rows
 
 ENGINE = "engine"
 RESOLVER = "resolver"
@@ -63,7 +63,7 @@ def event(
 
 
 def append_events(events: list[PendingEvent]) -> None:
-    """Append many audit events in one statement (batch phases, intake; see ``bulk_sql``), all
+    """Append many audit events in one statement (batch phases, intake; see ``db.bulk``), all
     stamped with the same ``created_at``. Each is logged as a state-change line once the
     transaction commits, exactly as ``record_event``'s are. Raises ``TypeError`` if a ``data``
     value is not JSON-serialisable (nothing is written)."""

@@ -54,7 +54,7 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.models.ops import DelinquencyWatch, WatchBaseline
+from profitshare.models.delinquency import DelinquencyWatch, WatchBaseline
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.reconciliation import signatures_since

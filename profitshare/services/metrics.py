@@ -45,7 +45,8 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.models.ops import OutboxMessage, OutboxStatus, ReconciliationReport
+from profitshare.models.outbox import OutboxMessage, OutboxStatus
+from profitshare.models.reconciliation import ReconciliationReport
 from profitshare.services.health import redact_url
 
 logger = logging.getLogger(__name__)

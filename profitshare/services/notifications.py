@@ -23,7 +23,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from profitshare.models import AttemptStatus, PayoutAttempt
-from profitshare.models.ops import OutboxMessage, OutboxStatus
+from profitshare.models.outbox import OutboxMessage, OutboxStatus
 from profitshare.money import explorer_url, format_usdc
 
 logger = logging.getLogger(__name__)

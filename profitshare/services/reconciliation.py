@@ -36,7 +36,11 @@ from profitshare.chain.errors import ChainError
 from profitshare.chain.gateway import ChainGateway
 from profitshare.chain.payouts import LandedPayout, NotAPayout, parse_landed_payout
 from profitshare.models import AgentWallet, AttemptStatus, Distribution, PayoutAttempt
-from profitshare.models.ops import ReconciledAttempt, ReconciliationBookmark, ReconciliationReport
+from profitshare.models.reconciliation import (
+    ReconciledAttempt,
+    ReconciliationBookmark,
+    ReconciliationReport,
+)
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 

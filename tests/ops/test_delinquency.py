@@ -18,7 +18,7 @@ from solders.transaction import Transaction
 
 from profitshare.chain.errors import RpcUnavailable
 from profitshare.models import IOU, Alert, AuditEvent, IouStatus, SubscriptionStatus
-from profitshare.models.ops import DelinquencyWatch, WatchBaseline
+from profitshare.models.delinquency import DelinquencyWatch, WatchBaseline
 from profitshare.services import ious
 from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from profitshare.models import CreatorWallet, DistributionStatus
-from profitshare.models.ops import OutboxMessage, OutboxStatus
+from profitshare.models.outbox import OutboxMessage, OutboxStatus
 from profitshare.services import notifications
 from profitshare.services.engine import process_distribution
 from profitshare.tasks import deliver_notifications_task

@@ -11,7 +11,11 @@ from solders.keypair import Keypair
 from solders.signature import Signature
 
 from profitshare.models import Alert, AuditEvent, PayoutAttempt
-from profitshare.models.ops import ReconciledAttempt, ReconciliationBookmark, ReconciliationReport
+from profitshare.models.reconciliation import (
+    ReconciledAttempt,
+    ReconciliationBookmark,
+    ReconciliationReport,
+)
 from profitshare.services.engine import process_distribution
 from profitshare.services.reconciliation import latest_report, reconcile
 from profitshare.tasks import reconcile_task

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from profitshare.models import IOU, Alert, AuditEvent, DistributionStatus, IouStatus
-from profitshare.models.ops import OutboxMessage
+from profitshare.models.outbox import OutboxMessage
 from profitshare.services import ious
 from profitshare.services.engine import retry_iou
 from profitshare.services.guards import guard
