@@ -10,7 +10,7 @@ Which operations may be retried is decided by the caller from the type:
   From a *send*, it means every endpoint refused the bytes with HTTP 429/503 or could not be
   connected to; the engine still resolves the payout by its signature (recorded before sending).
 * ``SendOutcomeUnknown``: the signed bytes may have reached a node. Never sign a new transaction
-  for it until ``signature_status`` says unknown *and* its blockhash has expired (DESIGN.md,
+  for it until ``signature_status`` says unknown *and* its blockhash has expired (docs/design.md,
   "Exactly once").
 """
 
@@ -94,7 +94,7 @@ class SendOutcomeUnknown(ChainError):
 
 
 class InsufficientSol(ChainError):
-    """The payer has fewer lamports than the payout needs (DESIGN.md money path 5, seed 000 #7).
+    """The payer has fewer lamports than the payout needs (docs/design.md, "SOL pre-flight").
 
     ``needed_lamports``, ``available_lamports``: ints.
     """
@@ -108,7 +108,7 @@ class InsufficientSol(ChainError):
 
 
 class InsufficientUsdc(ChainError):
-    """The agent's USDC token account holds less than the payout (seed 001 #6: the SPL token
+    """The agent's USDC token account holds less than the payout (docs/design.md, "Measure what arrived": the SPL token
     account balance, not Drift collateral). ``needed``, ``available``: USDC base units."""
 
     code = "insufficient_usdc"
@@ -120,7 +120,7 @@ class InsufficientUsdc(ChainError):
 
 
 class WithdrawShort(ChainError):
-    """A Drift withdraw landed but delivered less than requested (seed 000 #2).
+    """A Drift withdraw landed but delivered less than requested (docs/design.md, "Measure what arrived").
 
     ``requested``, ``delivered``: USDC base units measured on the agent's token account;
     ``signature``: the landed withdraw. Raised only when the caller asks for strictness.
@@ -178,7 +178,7 @@ class BlockhashExpired(ChainError):
 
 class InvalidAddress(ChainError):
     """Not a Solana address: empty, not base58, or not 32 bytes. ``value``: what was given;
-    ``why``: which rule failed. Code ``invalid_creator_wallet`` (seed 000 #5: a voidable IOU)."""
+    ``why``: which rule failed. Code ``invalid_creator_wallet`` (docs/design.md, "Invalid creator address": a voidable IOU)."""
 
     code = "invalid_creator_wallet"
 

@@ -1,4 +1,4 @@
-"""The SOL (lamports) a payout needs before it is attempted (seed 000 #7, DESIGN.md money path 5).
+"""The SOL (lamports) a payout needs before it is attempted (docs/design.md, "SOL pre-flight").
 
 Rules (Solana docs, "Fees"; "Compute budget"; SPL Token docs):
 

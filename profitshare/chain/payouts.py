@@ -1,7 +1,7 @@
 """Build and sign a USDC payout, and read a landed one back from the chain alone.
 
 A payout is one legacy transaction, paid and signed by the subscriber's agent wallet
-(DESIGN.md money path 6; seed 001 #2: any valid address can receive, it need not be an agent):
+(docs/design.md, "Pay the creator's own wallet": any valid address can receive, it need not be an agent):
 
 1. ``SetComputeUnitLimit(QV_PAYOUT_COMPUTE_UNIT_LIMIT)`` and
    ``SetComputeUnitPrice(QV_PRIORITY_FEE_MICROLAMPORTS)`` (Solana docs, "Compute budget");
@@ -18,7 +18,7 @@ A payout is one legacy transaction, paid and signed by the subscriber's agent wa
    The memo also lets a payout be matched to its distribution from the chain alone.
 
 The signature and ``lastValidBlockHeight`` are known before sending, so the engine records them
-durably first (DESIGN.md, "Exactly once"); the same ``raw`` bytes may be re-broadcast until the
+durably first (docs/design.md, "Exactly once"); the same ``raw`` bytes may be re-broadcast until the
 blockhash expires and can land at most once.
 """
 

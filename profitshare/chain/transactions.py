@@ -11,7 +11,7 @@ Rules (Solana RPC docs: ``getLatestBlockhash``, ``sendTransaction``, ``getSignat
   happens), otherwise *unknown* (never seen, or only ``processed``);
 * a transaction is *expired* when the **finalized** block height is past its last valid block
   height: no fork can include it any more, so (and only then) an unlanded payout may be replaced
-  by a newly signed one (DESIGN.md, "Exactly once"). Using finalized rather than confirmed height
+  by a newly signed one (docs/design.md, "Exactly once"). Using finalized rather than confirmed height
   costs ~13 s of extra waiting on a real cluster and rules out a fork landing the old bytes.
 """
 

@@ -1,4 +1,4 @@
-"""SOL pre-flight of a payout (seed 000 #7): the pure arithmetic, then what the node really charges."""
+"""SOL pre-flight of a payout (docs/design.md, "SOL pre-flight"): the pure arithmetic, then what the node really charges."""
 
 from __future__ import annotations
 

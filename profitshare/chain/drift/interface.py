@@ -7,7 +7,7 @@ the agent, sends, confirms and names failures. The same contract as
 (the local node's emulated Drift); ``get_gateway()`` picks one by ``QV_DRIFT_BACKEND``.
 
 Amounts are integers in USDC base units (6 decimals); PnL is signed. What a withdraw
-*delivered* is measured by the gateway on the agent's SPL token account (seed 001 #6), never
+*delivered* is measured by the gateway on the agent's SPL token account (docs/design.md, "Measure what arrived"), never
 taken from Drift's own bookkeeping.
 """
 

@@ -1,6 +1,6 @@
 """Payout transfers, exactly once: each attempt (signed bytes, signature, last valid block
 height) is committed before its first send; outcomes are decided by signature status; a crashed
-run's attempts are resolved from the chain before anything new is signed (seed 001 #4)."""
+run's attempts are resolved from the chain before anything new is signed (docs/design.md, "Stale work is decided by the chain")."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from django.utils import timezone
 from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import ChainError, TransactionFailed
 from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.db.bulk import insert_rows
 from profitshare.models import AttemptStatus, DistributionStatus, IouReason, PayoutAttempt
 from profitshare.services.audit import append_events, event
-from profitshare.services.bulk_sql import insert_rows
 from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, refresh
 from profitshare.services.engine.ledger import apply_landed, owe
 

@@ -193,7 +193,7 @@ def collect_ious(batch: Batch, ious: list[IOU]) -> None:
 
 
 def _collect_expired_first(batch: Batch) -> None:
-    """Expired debts are collected first from later profits (issue 5, seed 000 #8): before a
+    """Expired debts are collected first from later profits (docs/design.md, "Expired debts first"): before a
     subscription's new share is withdrawn and paid, its expired IOUs are claimed and paid,
     oldest first, from the PnL this batch just settled. One query when there are none."""
     items = [i for i in batch.live() if i.iou is None]
