@@ -2,7 +2,9 @@
 
 * ``process_distribution_task``: one per close that owes something (enqueued by intake);
 * ``retry_due_ious_task``: the IOU retry sweep (schedule, every minute);
-* ``resolve_stale_task``: the stale-work resolver (schedule, every minute).
+* ``resolve_stale_task``: the stale-work resolver (schedule, every minute);
+* ``deliver_webhooks_task``: webhook deliveries (queued after each commit that emits events,
+  and a schedule every minute).
 
 Schedules are created by ``python manage.py setup_schedules`` (idempotent; ``make run`` runs it).
 """
@@ -142,3 +144,26 @@ def watch_rpc_failures_task() -> bool:
     from profitshare.services import health
 
     return health.alert_on_repeated_rpc_failures()
+
+
+# --- webhooks ---------------------------------------------------------------------------------------
+WEBHOOK_GROUP = "webhooks"
+
+
+def enqueue_webhook_delivery() -> None:
+    """Queue a delivery task (after a transaction that wrote webhook events commits, and after
+    a redelivery). Never raises: when the broker is unreachable the schedule delivers them."""
+    try:
+        async_task("profitshare.tasks.deliver_webhooks_task", group=WEBHOOK_GROUP, broker=_broker(), save=False)
+    except Exception:  # noqa: BLE001 - a payout must never fail because a notice could not be queued
+        import logging
+
+        logging.getLogger(__name__).warning("webhook delivery task not queued; the schedule delivers", exc_info=True)
+
+
+def deliver_webhooks_task() -> dict[str, int]:
+    """Deliver due webhook deliveries (in order per subscription; SKIP LOCKED across workers)."""
+    from profitshare.services import webhook_delivery
+
+    counts = webhook_delivery.deliver_due()
+    return {"delivered": counts.delivered, "retried": counts.retried, "failed": counts.failed}

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, IouStatus
+from profitshare.services import webhooks
 from profitshare.services.audit import record_event
 from profitshare.services.notifications import alert
 
@@ -50,4 +51,5 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
             alert("iou_expired",
                   f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
                   amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
+        webhooks.ious_expired(due)
     return [iou.pk for iou in due]
