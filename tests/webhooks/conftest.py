@@ -35,12 +35,14 @@ class Received:
 
 class Receiver:
     """The trading platform's endpoint, in a thread. ``answers``: statuses to give, in order
-    (then 200); ``delay``: seconds to wait before answering."""
+    (then 200); ``refuse``: a predicate of requests to answer 503; ``delay``: seconds to wait
+    before answering (or a callable giving them)."""
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.answers: list[int] = []
         self.delay = 0.0
+        self.refuse = None  # optional predicate on a Received: answer 503 to it
         self.port = 0
         self._lock = threading.Lock()
         self.start()
@@ -51,12 +53,15 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                delay = receiver.delay() if callable(receiver.delay) else receiver.delay
+                if delay:  # the network's latency: requests sent together may arrive in any order
+                    time.sleep(delay)
+                received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, self.headers)
                 with receiver._lock:
-                    receiver.requests.append(Received(
-                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, self.headers))
+                    receiver.requests.append(received)
                     status = receiver.answers.pop(0) if receiver.answers else 200
-                if receiver.delay:
-                    time.sleep(receiver.delay)
+                if receiver.refuse is not None and receiver.refuse(received):
+                    status = 503
                 payload = b'{"ok":true}' if status < 300 else b'{"error":"boom"}'
                 try:
                     self.send_response(status)
@@ -96,3 +101,11 @@ def receiver(settings):
     settings.QV_WEBHOOK_TIMEOUT_SECONDS = 2
     yield r
     r.stop()
+
+
+@pytest.fixture
+def q_sync(monkeypatch):
+    """django-q2 runs queued tasks at once, in this process (its ``sync`` mode)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
