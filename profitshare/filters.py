@@ -9,7 +9,16 @@ from datetime import UTC, datetime, time, timedelta
 import django_filters
 from django import forms
 
-from profitshare.models import IOU, DistributionStatus, IouReason, IouStatus, PublishedBot
+from profitshare.models import (
+    IOU,
+    DeliveryStatus,
+    DistributionStatus,
+    IouReason,
+    IouStatus,
+    PublishedBot,
+    WebhookDelivery,
+    WebhookEventType,
+)
 
 OPEN_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
 
@@ -68,3 +77,18 @@ class OpenIouFilter(django_filters.FilterSet):
     class Meta:
         model = IOU
         fields = ["status", "reason", "creator", "subscriber"]
+
+
+class WebhookDeliveryFilter(django_filters.FilterSet):
+    """The admin console's webhook deliveries: by status, event type, endpoint (exact) and
+    subscription (the event's ordering key, exact)."""
+
+    status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices, empty_label="Any status")
+    type = django_filters.ChoiceFilter(field_name="event__type", choices=WebhookEventType.choices,
+                                       empty_label="Any event", label="Event")
+    endpoint = django_filters.CharFilter(label="Endpoint")
+    subscription = django_filters.CharFilter(field_name="ordering_key", label="Subscription")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["status", "type", "endpoint", "subscription"]

@@ -3,7 +3,15 @@ history, admin console and the public marketplace snippet. The API lives under `
 
 from django.urls import path
 
-from profitshare.views import auth, console, creator, demo, marketplace, subscriber
+from profitshare.views import (
+    auth,
+    console,
+    console_webhooks,
+    creator,
+    demo,
+    marketplace,
+    subscriber,
+)
 
 app_name = "pages"
 
@@ -32,6 +40,10 @@ urlpatterns = [
     path("console/alerts/<int:alert_id>/ack/", console.acknowledge, name="console-alert-ack"),
     path("console/delinquent/", console.delinquent, name="console-delinquent"),
     path("console/health/", console.health, name="console-health"),
+    path("console/webhooks/", console_webhooks.deliveries, name="console-webhooks"),
+    path("console/webhooks/redeliver/", console_webhooks.redeliver_filtered, name="console-webhooks-redeliver"),
+    path("console/webhooks/<int:delivery_id>/redeliver/", console_webhooks.redeliver_one,
+         name="console-webhook-redeliver"),
     path("bots/<str:bot_id>/snippet/", marketplace.bot_snippet, name="bot-snippet"),
     path("demo/", demo.demo_page, name="demo"),
 ]

@@ -109,3 +109,6 @@ def q_sync(monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
+
+
+from tests.pages.conftest import staff_client  # noqa: E402, F401 - the console tests' staff sign-in
