@@ -51,7 +51,8 @@ class WebhookDelivery(models.Model):
     from its creation or its last redelivery); ``ordering_key`` is the event's (the in-order
     claim reads it without a join)."""
 
-    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
+    # the (event, endpoint) unique index serves lookups by event: no second index on the key
+    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
     endpoint = models.CharField(max_length=500)
     ordering_key = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
@@ -69,7 +70,6 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_due"),
             models.Index(fields=["endpoint", "ordering_key", "event"], condition=Q(status="pending"),
                          name="webhook_pending_queue"),
-            models.Index(fields=["status", "id"], name="webhook_status"),
         ]
 
     def __str__(self) -> str:

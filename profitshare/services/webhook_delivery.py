@@ -37,7 +37,7 @@ from datetime import UTC, timedelta
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from profitshare.models import DeliveryStatus, WebhookDelivery, WebhookEvent
@@ -130,18 +130,19 @@ def _claim(limit: int, now) -> list[WebhookDelivery]:
 
 
 def _record(deliveries: list[WebhookDelivery], answers: list[Answer], now) -> tuple[int, int, int]:
-    delivered = retried = failed = 0
+    delivered: dict[int | None, list[int]] = {}  # status code -> ids: one UPDATE per code
+    changed: list[WebhookDelivery] = []
+    failed = 0
     for delivery, answer in zip(deliveries, answers, strict=True):
+        if answer.ok:
+            delivered.setdefault(answer.status_code, []).append(delivery.pk)
+            continue
         delivery.attempts += 1
         delivery.last_status_code, delivery.last_error = answer.status_code, answer.error
-        if answer.ok:
-            delivery.status, delivery.delivered_at = DeliveryStatus.DELIVERED, now
-            delivered += 1
-            continue
+        changed.append(delivery)
         next_at = now + retry_delay(delivery.attempts)
         if next_at <= delivery.give_up_at:
             delivery.next_attempt_at = next_at
-            retried += 1
             continue
         delivery.status = DeliveryStatus.FAILED
         failed += 1
@@ -150,9 +151,14 @@ def _record(deliveries: list[WebhookDelivery], answers: list[Answer], now) -> tu
               f"webhook {event.type} {event.uuid} to {delivery.endpoint} failed after {delivery.attempts} attempts: "
               f"{answer.error}", delivery=delivery.pk, event=str(event.uuid), endpoint=delivery.endpoint,
               subscription=event.ordering_key)
-    WebhookDelivery.objects.bulk_update(
-        deliveries, ["attempts", "last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
-    return delivered, retried, failed
+    for code, pks in delivered.items():
+        WebhookDelivery.objects.filter(pk__in=pks).update(
+            status=DeliveryStatus.DELIVERED, delivered_at=now, attempts=F("attempts") + 1, last_status_code=code,
+            last_error="")
+    if changed:
+        WebhookDelivery.objects.bulk_update(changed, ["attempts", "last_status_code", "last_error", "status",
+                                                      "next_attempt_at"])
+    return sum(len(pks) for pks in delivered.values()), len(changed) - failed, failed
 
 
 def deliver_due(*, limit: int | None = None, now=None, drain_seconds: float = DRAIN_SECONDS,
