@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--intake-threads", type=int, default=8)
     parser.add_argument("--no-webhooks", action="store_true")
+    parser.add_argument("--backlog", type=int, default=0,
+                        help="then write this many more events (batches of 128, 300 subscriptions) and time the drain")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -142,6 +144,8 @@ def main() -> None:
         for role in cpu_after:
             used = cpu_after[role] - cpu_before.get(role, 0.0)
             print(f"CPU {role:28s} {used:6.2f} s  ({used / paid * 1000:6.1f} ms per payout)")
+        if args.backlog and not args.no_webhooks:
+            drain_backlog(hook_port, args.backlog)
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
@@ -179,6 +183,30 @@ def report_webhooks(port: int, started: float, paid: int) -> None:
           f"{bench.percentile(latencies, 0.99):.2f} s")
     if len(arrivals) != len(events) or stats["bad"] or not in_order or len(events) < paid:
         raise SystemExit("webhooks: not every event arrived once, signed and in order")
+
+
+def drain_backlog(port: int, count: int) -> None:
+    """Write ``count`` events as the engine would (one transaction per 128) while the cluster
+    is idle; print how fast its delivery tasks get them to the receiver."""
+    import httpx
+    from django.db import transaction
+
+    from profitshare.models import WebhookDelivery
+    from profitshare.services.webhooks import PendingWebhook, emit_many
+
+    before = len(httpx.get(f"http://127.0.0.1:{port}/stats", timeout=30).json()["received"])
+    started = time.time()
+    for first in range(0, count, 128):
+        with transaction.atomic():
+            emit_many(PendingWebhook("distribution.paid", f"bench-{n % 300}", {"subscription_id": f"bench-{n % 300}", "n": n})
+                      for n in range(first, min(count, first + 128)))
+    written = time.time() - started
+    while WebhookDelivery.objects.filter(status="pending").exists() and time.time() < started + 600:
+        time.sleep(0.1)
+    received = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=30).json()["received"][before:]
+    last = max(at for at, _, _ in received)
+    print(f"backlog: {count} events written in {written:.2f} s ({written / count * 1000:.2f} ms each), "
+          f"{len(received)} received; delivered/s (first write to last received): {len(received) / (last - started):8.1f}")
 
 
 if __name__ == "__main__":
