@@ -131,12 +131,16 @@ def detect_delinquency_task() -> dict[str, int]:
 
 
 def deliver_notifications_task() -> dict[str, int]:
-    """Outbox (seed 000 #12): queue payout and alert notices, then send what is due."""
-    from profitshare.services import notifications
+    """Outbox: link chats that sent their one-time code, queue payout, creator and alert
+    notices, then send what is due."""
+    from profitshare.services import notifications, telegram_links
 
-    queued = notifications.queue_payout_notices() + notifications.queue_alert_notices()
+    linked = telegram_links.read_bot_updates()  # chats that sent their link code
+    queued = (notifications.queue_payout_notices() + notifications.queue_creator_notices()
+              + notifications.queue_alert_notices())
     counts = notifications.deliver_due()
-    return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed}
+    return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed,
+            "linked": linked.linked}
 
 
 def watch_rpc_failures_task() -> bool:
