@@ -106,29 +106,10 @@ def main() -> None:
         "QV_WEBHOOK_URLS": "" if args.no_webhooks else f"http://127.0.0.1:{hook_port}/hooks",
         "QV_WEBHOOK_SECRET": SECRET,
     }
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"
-    import django
-
-    django.setup()
-    import httpx
-    import redis
-    from django.core.management import call_command
-
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    call_command("migrate", verbosity=0)
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    procs = [subprocess.Popen([*manage, "localnet", "--port", str(rpc_port), "--slot-ms", "400"], env=env,
-                              start_new_session=True, stdout=subprocess.DEVNULL)]
-    procs.append(subprocess.Popen([sys.executable, __file__, "--serve", str(hook_port)], start_new_session=True))
+    node, manage = bench.prepare(env, rpc_port)
+    procs = [node, subprocess.Popen([sys.executable, __file__, "--serve", str(hook_port)], start_new_session=True)]
     try:
         url = f"http://127.0.0.1:{rpc_port}"
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/health", timeout=1).text == "ok":
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         subscriptions, creator = bench.build_world(url, args.subscribers)
         procs.append(subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True))
         bench.wait_until_idle(procs[0].pid, procs[2].pid)

@@ -63,12 +63,14 @@ def emit_many(events: Iterable[PendingWebhook]) -> None:
     that transaction commits a delivery task is queued (once per transaction); the schedule
     delivers anyway if that queueing fails. Nothing happens without endpoints.
 
-    Raises ``ValueError`` for an unknown type or an empty key, ``TypeError`` for data that is
-    not JSON-serialisable; nothing is written then."""
+    Raises ``RuntimeError`` outside a transaction, ``ValueError`` for an unknown type or an
+    empty key, ``TypeError`` for data that is not JSON-serialisable; nothing is written then."""
     urls = settings.QV_WEBHOOK_URLS
     events = list(events) if urls else []
     if not events:
         return
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("webhook events are written inside the transaction.atomic() of the change they report")
     for e in events:
         if e.type not in T.values:
             raise ValueError(f"unknown webhook event type {e.type!r}")

@@ -207,6 +207,8 @@ def test_unknown_types_and_missing_keys_are_refused_and_write_nothing(receiver):
         emit(("distribution.paid", "", {}))
     with pytest.raises(TypeError):
         emit(("distribution.paid", "sub-a", {"when": object()}))
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        webhooks.emit("distribution.paid", {}, key="sub-a")  # autocommit: it could half-write
     assert not WebhookEvent.objects.exists() and not WebhookDelivery.objects.exists()
 
 

@@ -5,10 +5,7 @@ the test) and chooses which notices they get."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -19,63 +16,23 @@ from profitshare.services import notifications, telegram_links
 from profitshare.services.bots import publish_bot
 from profitshare.services.errors import InvalidInput
 from profitshare.tasks import deliver_notifications_task
+from tests.ops.test_notifications import TOKEN, FakeBotApi
 from tests.pages.conftest import sign_in_as
 from tests.world import make_world, owe_for_lack_of_sol
 
 pytestmark = pytest.mark.django_db(transaction=True)
-TOKEN = "4242:LINK-token"
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-class FakeBot:
-    """``getUpdates`` answers ``updates`` from the asked offset (as Telegram does: updates
-    below the offset are confirmed and gone); ``sendMessage`` is recorded in ``sent``."""
-
-    def __init__(self) -> None:
-        self.updates: list[dict] = []
-        self.sent: list[dict] = []
-        self.offsets: list[int] = []
-        bot = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-                if self.path == f"/bot{TOKEN}/getUpdates":
-                    bot.offsets.append(body.get("offset", 0))
-                    answer = {"ok": True, "result": [u for u in bot.updates if u["update_id"] >= body.get("offset", 0)]}
-                elif self.path == f"/bot{TOKEN}/sendMessage":
-                    bot.sent.append(body)
-                    answer = {"ok": True, "result": {"message_id": len(bot.sent)}}
-                else:
-                    answer = {"ok": False, "description": "Not Found"}
-                payload = json.dumps(answer).encode()
-                self.send_response(200 if answer["ok"] else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def user_sends(self, chat_id: int, text: str) -> None:
-        self.updates.append({"update_id": 1000 + len(self.updates),
-                             "message": {"message_id": 1, "chat": {"id": chat_id, "type": "private"}, "text": text}})
 
 
 @pytest.fixture
 def bot(settings):
-    fake = FakeBot()
+    """The fake Bot API of the notification tests (``sendMessage`` and ``getUpdates``)."""
+    fake = FakeBotApi()
     settings.QV_TELEGRAM_BOT_TOKEN = TOKEN
     settings.QV_TELEGRAM_API_URL = fake.url
     settings.QV_TELEGRAM_BOT_USERNAME = "QuantumVaultBot"
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.stop()
 
 
 # --- subscribers: a scheduled terms change on their page -------------------------------------------
@@ -126,7 +83,7 @@ def test_a_creator_links_a_chat_by_sending_the_code_to_the_bot(client, localnet,
     assert creator.telegram_chat_id == "5551234"
     code.refresh_from_db()
     assert code.used_at is not None and code.chat_id == "5551234"
-    assert [m["chat_id"] for m in bot.sent] == ["5551234"] and "Linked to creator wallet" in bot.sent[0]["text"]
+    assert [m["chat_id"] for m in bot.requests] == ["5551234"] and "Linked to creator wallet" in bot.requests[0]["text"]
     assert AuditEvent.objects.filter(entity="creator", entity_id=creator.address, reason="telegram chat linked").exists()
     assert deliver_notifications_task()["linked"] == 0  # the offset moved past what was read
     assert bot.offsets[-1] == 1002
@@ -147,7 +104,7 @@ def test_a_used_expired_or_unknown_code_links_nothing_and_says_so(localnet, bot)
     assert (counts.updates, counts.linked, counts.refused) == (4, 1, 3)
     assert CreatorWallet.objects.get(pk=creator.pk).telegram_chat_id == "1"
     notifications.deliver_due()
-    refusals = [m for m in bot.sent if m["chat_id"] in ("2", "3", "4")]
+    refusals = [m for m in bot.requests if m["chat_id"] in ("2", "3", "4")]
     assert len(refusals) == 3 and all("unknown, used or expired" in m["text"] for m in refusals)
 
 
