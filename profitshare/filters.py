@@ -84,7 +84,7 @@ class WebhookDeliveryFilter(django_filters.FilterSet):
     subscription (the event's ordering key, exact)."""
 
     status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices, empty_label="Any status")
-    type = django_filters.ChoiceFilter(field_name="event__type", choices=WebhookEventType.choices,
+    type = django_filters.ChoiceFilter(field_name="event__type", choices=[(t, t) for t in WebhookEventType.values],
                                        empty_label="Any event", label="Event")
     endpoint = django_filters.CharFilter(label="Endpoint")
     subscription = django_filters.CharFilter(field_name="ordering_key", label="Subscription")

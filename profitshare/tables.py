@@ -425,7 +425,6 @@ class WebhookDeliveryTable(LightTable):
 
     id = tables.Column("#", accessor="pk")
     event_type = tables.Column("Event", accessor="event__type")
-    event_uuid = tables.Column("Event id", accessor="event__uuid")
     ordering_key = tables.Column("Subscription")
     endpoint = tables.Column("Endpoint")
     status = tables.Column("Status")
@@ -447,9 +446,9 @@ class WebhookDeliveryTable(LightTable):
         super().__init__(*args, **kwargs)
         self.csrf_token = csrf_token
 
-    def render_event_uuid(self, value):
-        """The event id, shortened (full on hover)."""
-        return mark_safe(f'<code title="{_esc(value)}">{_esc(str(value)[:8])}…</code>')  # noqa: S308
+    def render_event_type(self, value, record):
+        """The event's type; its id (``X-QV-Event-Id``) on hover."""
+        return mark_safe(f'<span title="event id {_esc(record.event.uuid)}">{_esc(value)}</span>')  # noqa: S308
 
     def render_status(self, value):
         """A status badge."""

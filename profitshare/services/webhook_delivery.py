@@ -24,6 +24,7 @@ console (``redeliver``): due at once, a new window of ``QV_WEBHOOK_GIVE_UP_HOURS
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -104,6 +105,14 @@ def post(client: httpx.Client, delivery: WebhookDelivery) -> Answer:
     return Answer(False, response.status_code, f"HTTP {response.status_code}: {response.text[:300]}")
 
 
+@functools.cache
+def _client(timeout: float) -> httpx.Client:
+    """One HTTP client per process and timeout, shared by the delivery threads (httpx clients
+    are thread-safe): its connections stay open between rounds and tasks, and building one
+    (its TLS context) costs more CPU than a round of deliveries."""
+    return httpx.Client(timeout=timeout)
+
+
 @dataclass(frozen=True)
 class DeliveryCounts:
     """What ``deliver_due`` did: ``delivered``, ``retried`` (failed, due again later), ``failed``
@@ -166,29 +175,26 @@ def deliver_due(*, limit: int | None = None, now=None, drain_seconds: float = DR
     """Deliver what is due, round after round (each: up to ``limit``, default
     ``QV_WEBHOOK_BATCH_SIZE``, queue heads, POSTed ``QV_WEBHOOK_CONCURRENCY`` at a time, their
     answers recorded in the round's transaction) until a round finds nothing or
-    ``drain_seconds`` passed. ``now`` fixes the clock (tests); default: the time of each round.
+    ``drain_seconds`` passed; a round lasts at most ⌈limit / concurrency⌉ ×
+    ``QV_WEBHOOK_TIMEOUT_SECONDS`` (its rows stay locked until then, so no other worker sends
+    them meanwhile). ``now`` fixes the clock (tests); default: the time of each round.
     Returns the counts. Raises only database errors (a round then changes nothing)."""
     limit = limit or settings.QV_WEBHOOK_BATCH_SIZE
     deadline = time.monotonic() + drain_seconds
     delivered = retried = failed = rounds = 0
-    own = client is None
-    client = client or httpx.Client(timeout=settings.QV_WEBHOOK_TIMEOUT_SECONDS)
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, settings.QV_WEBHOOK_CONCURRENCY)) as pool:
-            while True:
-                with transaction.atomic():
-                    moment = now or timezone.now()
-                    claimed = _claim(limit, moment)
-                    if not claimed:
-                        break
-                    answers = list(pool.map(lambda d: post(client, d), claimed))
-                    d, r, f = _record(claimed, answers, now or timezone.now())
-                delivered, retried, failed, rounds = delivered + d, retried + r, failed + f, rounds + 1
-                if time.monotonic() >= deadline:
+    client = client or _client(settings.QV_WEBHOOK_TIMEOUT_SECONDS)
+    with ThreadPoolExecutor(max_workers=max(1, settings.QV_WEBHOOK_CONCURRENCY)) as pool:
+        while True:
+            with transaction.atomic():
+                moment = now or timezone.now()
+                claimed = _claim(limit, moment)
+                if not claimed:
                     break
-    finally:
-        if own:
-            client.close()
+                answers = list(pool.map(lambda d: post(client, d), claimed))
+                d, r, f = _record(claimed, answers, now or timezone.now())
+            delivered, retried, failed, rounds = delivered + d, retried + r, failed + f, rounds + 1
+            if time.monotonic() >= deadline:
+                break
     if rounds:
         logger.info("webhooks: %s delivered, %s retried, %s failed in %s rounds", delivered, retried, failed, rounds)
     return DeliveryCounts(delivered, retried, failed, rounds)

@@ -136,7 +136,7 @@ def test_an_endpoint_down_for_a_while_is_caught_up_in_order(receiver):
 
 def test_a_failing_queue_does_not_hold_up_another(receiver):
     emit(paid("sub-a", 1), paid("sub-a", 2), paid("sub-b", 1), paid("sub-b", 2))
-    receiver.answers = [500]  # the first request (sub-a's head) fails
+    receiver.refuse = lambda request: request.json["data"] == {"subscription_id": "sub-a", "n": 1, "amount": 1_000_001}
     counts = webhook_delivery.deliver_due(drain_seconds=5)
     assert (counts.delivered, counts.retried) == (2, 1)
     got = [(r.json["data"]["subscription_id"], r.json["data"]["n"]) for r in receiver.requests]
@@ -226,3 +226,16 @@ def test_the_task_reports_its_counts(receiver):
     emit(paid("sub-a", 1))
     receiver.answers = [500]
     assert deliver_webhooks_task() == {"delivered": 0, "retried": 1, "failed": 0}
+
+
+def test_a_batch_of_events_is_one_insert_per_table(receiver, settings):
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    settings.QV_WEBHOOK_URLS = [receiver.url, receiver.url + "/second"]
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        webhooks.emit_many(PendingWebhook(*paid(f"sub-{n % 7}", n)) for n in range(50))
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]
+    assert len(statements) == 2 and all(s.startswith("INSERT") for s in statements)
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+    assert (WebhookEvent.objects.count(), WebhookDelivery.objects.count()) == (50, 100)
