@@ -272,9 +272,9 @@ QV_WEBHOOK_RETRY_MAX_SECONDS = env_int("QV_WEBHOOK_RETRY_MAX_SECONDS", 3600)
 QV_WEBHOOK_GIVE_UP_HOURS = env_int("QV_WEBHOOK_GIVE_UP_HOURS", 72)
 # POSTs in flight at once per delivery task, and deliveries claimed per round. A round holds
 # its rows locked until every answer is in: at most ceil(batch / concurrency) x the timeout
-# (2 x 10 s by default), well inside QV_Q_TIMEOUT.
+# (4 x 10 s by default), well inside QV_Q_TIMEOUT.
 QV_WEBHOOK_CONCURRENCY = env_int("QV_WEBHOOK_CONCURRENCY", 16)
-QV_WEBHOOK_BATCH_SIZE = env_int("QV_WEBHOOK_BATCH_SIZE", 32)
+QV_WEBHOOK_BATCH_SIZE = env_int("QV_WEBHOOK_BATCH_SIZE", 64)
 # Telegram linking: the bot's username (for the t.me link on the dashboard) and how long a
 # one-time link code stays valid (minutes).
 QV_TELEGRAM_BOT_USERNAME = os.environ.get("QV_TELEGRAM_BOT_USERNAME", "")
