@@ -4,6 +4,7 @@ creator's Telegram link and notice choices."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import timezone
 
 from profitshare.models import CreatorNotices, CreatorWallet, Policy, Subscription, TelegramLinkCode
 
@@ -29,8 +30,6 @@ def telegram_link(creator: CreatorWallet | None) -> dict:
     one-time ``code`` (newest, unused, unexpired; None) and its ``start_url`` (``t.me`` deep
     link when ``QV_TELEGRAM_BOT_USERNAME`` is set), and the notice choices ``notices``
     (``CreatorNotices``, defaults when none were saved)."""
-    from django.utils import timezone
-
     if creator is None:
         return {"linked": False, "code": None, "start_url": "", "notices": CreatorNotices(), "bot": ""}
     code = (

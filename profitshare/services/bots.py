@@ -48,8 +48,9 @@ def publish_bot(
 
     A rate decrease reaches every existing subscription at once; an increase or a policy change
     is set pending on them until ``QV_FEE_CHANGE_TIMELOCK_DAYS`` pass (drift-vaults' fee
-    timelock). Raises ``InvalidInput`` (invalid creator address — publishing with one is
-    refused, seed 000 #5 — bps outside 0..1000, unknown policy, empty name) with nothing written.
+    timelock). Raises ``InvalidInput`` (an invalid creator address: publishing with one is
+    refused, docs/design.md "Invalid creator address"; bps outside 0..1000, unknown policy,
+    empty name) with nothing written.
     """
     address = validate_wallet_address("creator_wallet", creator_wallet)
     validate_terms(profit_share_bps, policy)

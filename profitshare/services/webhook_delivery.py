@@ -42,8 +42,9 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from profitshare.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
+from profitshare.services.webhooks import queue_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +157,10 @@ def _record(deliveries: list[WebhookDelivery], answers: list[Answer], now) -> tu
         delivery.status = DeliveryStatus.FAILED
         failed += 1
         event = delivery.event
-        alert("webhook_failed",
-              f"webhook {event.type} {event.uuid} to {delivery.endpoint} failed after {delivery.attempts} attempts: "
-              f"{answer.error}", delivery=delivery.pk, event=str(event.uuid), endpoint=delivery.endpoint,
-              subscription=event.ordering_key)
+        raise_alert("webhook_failed",
+                    f"webhook {event.type} {event.uuid} to {delivery.endpoint} failed after {delivery.attempts} "
+                    f"attempts: {answer.error}", delivery=delivery.pk, event=str(event.uuid),
+                    endpoint=delivery.endpoint, subscription=event.ordering_key)
     for code, pks in delivered.items():
         WebhookDelivery.objects.filter(pk__in=pks).update(
             status=DeliveryStatus.DELIVERED, delivered_at=now, attempts=F("attempts") + 1, last_status_code=code,
@@ -219,7 +220,5 @@ def redeliver(delivery_ids: list[int], *, actor: str, now=None) -> list[int]:
                          reason="redelivery requested", endpoint=row.endpoint, attempts=row.attempts)
         WebhookDelivery.objects.bulk_update(rows, ["status", "next_attempt_at", "give_up_at", "delivered_at"])
     if rows:
-        from profitshare.tasks import enqueue_webhook_delivery
-
-        enqueue_webhook_delivery()
+        queue_delivery()
     return [row.pk for row in rows]

@@ -4,7 +4,7 @@ Each state change the platform acts on calls one function here *inside the trans
 makes the change*, so an event exists exactly when its change committed: none is lost, none
 describes a rolled-back change. Every event gets one ``WebhookDelivery`` per endpoint of
 ``QV_WEBHOOK_URLS``; with no endpoint configured nothing is written (and nothing is read).
-Batches are written with one INSERT of events and one of deliveries (``bulk_sql``), as the
+Batches are written with one INSERT of events and one of deliveries (``profitshare.db.bulk``), as the
 engine writes its audit events. Delivery is ``services.webhook_delivery``.
 
 ``data`` of every event: external ids (``subscription_id``, ``close_id``, ``bot_id``), our
@@ -14,6 +14,8 @@ row ids (``distribution_id``, ``iou_id``), amounts in USDC base units (integers)
 
 from __future__ import annotations
 
+import functools
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.tasks import async_task
 
+from profitshare.db.bulk import insert_rows
 from profitshare.models import (
     IOU,
     Distribution,
@@ -32,9 +37,9 @@ from profitshare.models import (
     WebhookEvent,
     WebhookEventType,
 )
-from profitshare.services.bulk_sql import insert_rows
 
 T = WebhookEventType
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +93,30 @@ def emit_many(events: Iterable[PendingWebhook]) -> None:
     _deliver_after_commit()
 
 
-def _kick() -> None:
-    from profitshare.tasks import enqueue_webhook_delivery
+DELIVERY_TASK = "profitshare.tasks.deliver_webhooks_task"  # the django-q2 entry point, by name
+DELIVERY_GROUP = "webhooks"
 
-    enqueue_webhook_delivery()
+
+@functools.cache
+def _broker():
+    """One django-q2 broker per process (building one per enqueue costs a connection pool)."""
+    return get_broker()
+
+
+def queue_delivery() -> None:
+    """Queue a delivery task now. Never raises: when the broker is unreachable the
+    ``qv-webhooks`` schedule delivers (a payout must never fail because of a webhook)."""
+    try:
+        async_task(DELIVERY_TASK, group=DELIVERY_GROUP, broker=_broker(), save=False)
+    except Exception:  # noqa: BLE001 - see above
+        logger.warning("webhook delivery task not queued; the schedule delivers", exc_info=True)
 
 
 def _deliver_after_commit() -> None:
     connection = transaction.get_connection()
-    if any(func is _kick for _, func, _ in connection.run_on_commit):
+    if any(func is queue_delivery for _, func, _ in connection.run_on_commit):
         return  # already queued for this transaction
-    transaction.on_commit(_kick, robust=True)
+    transaction.on_commit(queue_delivery, robust=True)
 
 
 # --- the events, built where the state changes ------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from profitshare.models import AuditEvent, CreatorNotices, CreatorWallet, TelegramLinkCode
-from profitshare.models.ops import OutboxMessage
+from profitshare.models.outbox import OutboxMessage
 from profitshare.services import notifications, telegram_links
 from profitshare.services.bots import publish_bot
 from profitshare.services.errors import InvalidInput

@@ -8,6 +8,7 @@ from profitshare.api.auth import PlatformAuth
 from profitshare.api.routes.common import AUTH_ERRORS, actor
 from profitshare.api.schemas import CloseAccepted, CloseIn, CloseStatusOut, ErrorOut
 from profitshare.selectors.closes import NOTHING_OWED, close_status
+from profitshare.services.errors import NotFound
 from profitshare.services.intake import CloseReport, record_close
 from profitshare.tasks import enqueue_distribution
 
@@ -33,4 +34,7 @@ def report_close(request, payload: CloseIn):
 def get_close(request, close_id: str):
     """A close's payout: status, share / paid / owed / carried (USDC base units) and landed
     payout signatures, oldest first. 404 unknown close."""
-    return close_status(close_id)
+    found = close_status(close_id)
+    if found is None:
+        raise NotFound("close", close_id)
+    return found
