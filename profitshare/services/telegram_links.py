@@ -1,5 +1,5 @@
-"""Linking a creator's Telegram chat to their wallet, and their notice choices (README
-"Notices").
+"""Linking a creator's Telegram chat to their wallet, and their notice choices (docs/design.md,
+"Notices before changes apply").
 
 A signed-in creator asks for a one-time code on their dashboard (``issue_link_code``) and
 sends it to the product's bot (``/start <code>``, or the ``t.me/<bot>?start=<code>`` link,

@@ -1,5 +1,6 @@
 """Delivering webhook events: at least once, in order per subscription, signed, with
-exponential backoff and jitter for up to ``QV_WEBHOOK_GIVE_UP_HOURS`` (README "Webhooks").
+exponential backoff and jitter for up to ``QV_WEBHOOK_GIVE_UP_HOURS`` (docs/design.md, "The
+platform is told"; README "Webhooks").
 
 **The request.** One HTTP POST per (event, endpoint) of the JSON body
 ``{"id", "type", "created_at", "data"}`` (``id``: the event's UUID, ``created_at``: ISO 8601

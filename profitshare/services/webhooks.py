@@ -1,4 +1,5 @@
-"""Webhook events for the trading platform, written as an outbox (README "Webhooks").
+"""Webhook events for the trading platform, written as an outbox (docs/design.md, "The
+platform is told"; the contract: README "Webhooks").
 
 Each state change the platform acts on calls one function here *inside the transaction that
 makes the change*, so an event exists exactly when its change committed: none is lost, none
