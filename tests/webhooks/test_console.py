@@ -112,3 +112,33 @@ def test_redeliver_without_javascript_redirects_with_a_message(staff_client, his
     assert "Redelivery: 1 queued" in response.content.decode()
     assert response.redirect_chain[-1][0] == "/console/webhooks/?status=pending"
     assert staff_client.post("/console/webhooks/999999/redeliver/").status_code == 404
+
+
+def test_a_delivery_being_sent_right_now_is_not_redelivered(staff_client, history):
+    """A worker holds the row (it is sending it): the redelivery changes nothing and says so."""
+    import threading
+
+    delivery = WebhookDelivery.objects.get(event__type="iou.opened")
+    locked, release = threading.Event(), threading.Event()
+
+    def worker():
+        from django.db import connection
+
+        with transaction.atomic():
+            WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        response = staff_client.post(f"/console/webhooks/{delivery.pk}/redeliver/", **HTMX)
+        assert response.status_code == 409 and "Being sent right now" in response.content.decode()
+        assert not AuditEvent.objects.filter(entity="webhook_delivery").exists()
+    finally:
+        release.set()
+        thread.join()
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"

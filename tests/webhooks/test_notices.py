@@ -171,3 +171,15 @@ def test_only_a_signed_in_creator_can_link(client, localnet):
     sign_in_as(client, "11111111111111111111111111111111")  # a wallet that is no creator
     assert client.post("/creator/telegram/code/", **HTMX).status_code == 404
     assert not TelegramLinkCode.objects.exists()
+
+
+def test_an_unreachable_bot_api_changes_nothing(localnet, settings):
+    from profitshare.models import TelegramUpdateOffset
+
+    world = make_world(localnet)
+    code = telegram_links.issue_link_code(world.subscription.bot.creator.address)
+    settings.QV_TELEGRAM_BOT_TOKEN = TOKEN
+    settings.QV_TELEGRAM_API_URL = "http://127.0.0.1:9"  # nothing listens
+    assert telegram_links.read_bot_updates() == telegram_links.UpdateCounts()
+    code.refresh_from_db()
+    assert code.used_at is None and TelegramUpdateOffset.objects.get().offset == 0
