@@ -76,12 +76,13 @@ class BatchOps:
 
     def wait_for(
         self, pending: dict[str, int], *, timeout: float, poll: float = 0.05
-    ) -> dict[str, SignatureStatus | str]:
-        """Poll until each signature (``{signature: last_valid_block_height}``) is landed or
-        failed (its ``SignatureStatus``), ``"expired"`` (finalized height past its last valid
-        block height and still unknown: it can never land), or ``"unknown"`` at ``timeout``.
-        The height is read before the statuses, so a last-block landing is never "expired"."""
-        decided: dict[str, SignatureStatus | str] = {}
+    ) -> dict[str, SignatureStatus]:
+        """Poll until each signature (``{signature: last_valid_block_height}``) is decided:
+        ``{signature: SignatureStatus}`` with state landed or failed, ``expired`` (finalized
+        height past its last valid block height and still unknown: it can never land), or
+        ``unknown`` at ``timeout``. The height is read before the statuses, so a last-block
+        landing is never "expired"."""
+        decided: dict[str, SignatureStatus] = {}
         waiting = dict(pending)
         deadline = time.monotonic() + timeout
         while waiting:
@@ -91,12 +92,12 @@ class BatchOps:
                     decided[signature] = status
                     del waiting[signature]
                 elif height > waiting[signature]:
-                    decided[signature] = "expired"
+                    decided[signature] = SignatureStatus("expired")
                     del waiting[signature]
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(poll)
-        decided.update({signature: "unknown" for signature in waiting})
+        decided.update({signature: SignatureStatus("unknown") for signature in waiting})
         return decided
 
     def send_signed(self, signed: SignedTransaction) -> None:

@@ -1,48 +1,40 @@
-"""``ChainGateway``: the one interface the payout engine uses to reach Solana and Drift.
+"""``ChainGateway``: the one door the product has to Solana and Drift.
 
 All amounts are integers: lamports for SOL, base units (6 decimals) for USDC. Addresses may be
 given as ``Pubkey`` or base58 text (parsed by ``parse_address``: ``InvalidAddress`` on bad input,
 code ``invalid_creator_wallet``). Errors are the typed ``profitshare.chain.errors``; each has a
 stable ``code`` for IOU reasons.
 
-The money path it serves (DESIGN.md; seeds 000 and 001 correct seed 002):
-``settle_pnl`` → ``withdraw`` (delivered measured on the agent's USDC token account, seed 001
-#6) → ``payout_sol_needed`` / ``check_payout_funds`` (seed 000 #7) → ``build_payout`` (record
-``signature`` + ``last_valid_block_height`` durably) → ``send`` → ``confirm`` → ``read_payout``.
-A payout whose send outcome is unknown is resolved with ``signature_status`` and ``is_expired``;
-the same ``SignedPayout.raw`` may be re-sent until expiry, and only an expired, unlanded payout
-may be replaced by a newly built one.
+The money path it serves is the engine's batch (docs/design.md, "The money path"): signed
+settles and withdraws (``build_settle`` / ``build_withdraw``, Drift instructions from the driftpy
+adapter, read in one round per batch with ``prefetch_drift``), signed payouts
+(``build_payout``: ``signature`` + ``last_valid_block_height`` known before sending, recorded
+durably by the engine first), then the batched primitives of ``BatchOps`` (``send_many``,
+``wait_for``, ``statuses``, ``wallet_states``). What a withdraw delivered is read from the
+transaction's token balances (``withdraw_delivered``; docs/design.md, "Measure what arrived").
+Reads for the operations services are typed here too (``transaction``, ``slot``,
+``signatures_for_address``, ``latest_blockhash``), so no module outside ``chain/`` speaks
+JSON-RPC.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from solana.rpc.commitment import Confirmed
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from solders.token.state import TokenAccount
-from spl.token.constants import TOKEN_PROGRAM_ID
 
 from profitshare.chain.addresses import parse_address, usdc_ata
 from profitshare.chain.batch import BatchOps
 from profitshare.chain.drift.interface import DriftAdapter, DriftSubaccountState
 from profitshare.chain.errors import (
-    BlockhashExpired,
     ChainError,
     DriftSubaccountMissing,
-    InsufficientSol,
-    InsufficientUsdc,
-    SendOutcomeUnknown,
     SettleFailed,
-    TokenAccountMissing,
-    TransactionFailed,
     WithdrawFailed,
-    WithdrawShort,
 )
 from profitshare.chain.fees import (
     DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT,
@@ -50,6 +42,7 @@ from profitshare.chain.fees import (
     TxFeeBudget,
     payout_sol_needed,
 )
+from profitshare.chain.landed import LandedTransaction, parse_transaction
 from profitshare.chain.payouts import (
     USDC_DECIMALS,
     LandedPayout,
@@ -63,30 +56,14 @@ from profitshare.chain.transactions import (
     SignatureStatus,
     SignedTransaction,
     Transactions,
-    describe_error,
     sign_transaction,
 )
 
-__all__ = ["ChainGateway", "WithdrawResult", "get_gateway"]
+__all__ = ["ChainGateway", "get_gateway"]
 
 Address = Pubkey | str
 _CU_NONCE_RANGE = 1_000
 _UNIQUE_SIGNING_TRIES = 5
-
-
-@dataclass(frozen=True)
-class WithdrawResult:
-    """A landed Drift withdraw: ``signature`` (base58), ``requested`` and ``delivered`` (USDC
-    base units; delivered = what the agent's USDC token account gained in that transaction)."""
-
-    signature: str
-    requested: int
-    delivered: int
-
-    @property
-    def shortfall(self) -> int:
-        """``requested - delivered`` (>= 0): what the engine owes as an IOU."""
-        return max(0, self.requested - self.delivered)
 
 
 def _check_amount(amount: int) -> None:
@@ -133,46 +110,7 @@ class ChainGateway(BatchOps):
         self.confirm_timeout = confirm_timeout
         self._rent: dict[int, int] = {}
 
-    # --- balances --------------------------------------------------------------------------------
-    def sol_balance(self, owner: Address) -> int:
-        """Lamports held by ``owner`` (``getBalance`` at confirmed; 0 for a missing account)."""
-        key = parse_address(owner)
-        return self.pool.read("getBalance", lambda c: c.get_balance(key, Confirmed).value)
-
-    def _token_account(self, pubkey: Pubkey) -> TokenAccount | None:
-        account = self.pool.read(
-            "getAccountInfo", lambda c: c.get_account_info(pubkey, Confirmed, "base64").value
-        )
-        if account is None:
-            return None
-        if account.owner != TOKEN_PROGRAM_ID or len(account.data) != TOKEN_ACCOUNT_SIZE:
-            raise TokenAccountMissing(str(pubkey))
-        return TokenAccount.from_bytes(bytes(account.data))
-
-    def usdc_balance(self, owner: Address) -> int:
-        """USDC base units in ``owner``'s USDC associated token account; 0 if it does not exist.
-
-        The SPL token account, never Drift collateral (seed 001 #6).
-        """
-        state = self._token_account(usdc_ata(parse_address(owner), self.usdc_mint))
-        return 0 if state is None else state.amount
-
-    def token_account_balance(self, pubkey: Address) -> int:
-        """Base units held by the SPL token account at ``pubkey``.
-
-        Raises ``TokenAccountMissing`` if there is no token account there.
-        """
-        key = parse_address(pubkey)
-        state = self._token_account(key)
-        if state is None:
-            raise TokenAccountMissing(str(key))
-        return state.amount
-
-    def ata_exists(self, owner: Address) -> bool:
-        """True if ``owner``'s USDC associated token account exists."""
-        return self._token_account(usdc_ata(parse_address(owner), self.usdc_mint)) is not None
-
-    # --- fees ------------------------------------------------------------------------------------
+    # --- reads ------------------------------------------------------------------------------------
     def token_account_rent(self) -> int:
         """Rent-exempt minimum of a 165-byte token account in lamports
         (``getMinimumBalanceForRentExemption(165)``, cached per gateway)."""
@@ -183,50 +121,48 @@ class ChainGateway(BatchOps):
             )
         return self._rent[TOKEN_ACCOUNT_SIZE]
 
-    def payout_sol_needed(
-        self, creator_owner: Address, include_withdraw: bool, *, agent_owner: Address | None = None
-    ) -> int:
-        """Lamports the agent needs for a payout to ``creator_owner`` (see ``fees``).
-
-        Counts the transfer transaction, the Drift withdraw transaction when
-        ``include_withdraw``, the rent of the creator's USDC ATA when it is missing, and, if
-        ``agent_owner`` is given, the rent of the agent's USDC ATA when it is missing.
-        """
-        missing = 0 if self.ata_exists(creator_owner) else 1
-        if agent_owner is not None and not self.ata_exists(agent_owner):
-            missing += 1
+    def payout_lamports_needed(self, *, include_withdraw: bool, missing_token_accounts: int) -> int:
+        """Lamports a payout needs before it is attempted (docs/design.md, "SOL pre-flight"):
+        the transfer's fee and priority fee (``payout_compute_unit_limit``), the Drift
+        withdraw's when ``include_withdraw`` (``drift_compute_unit_limit``), and the rent of
+        each of ``missing_token_accounts`` token accounts it creates (read once, cached)."""
+        price = self.priority_fee_microlamports
         return payout_sol_needed(
-            transfer=TxFeeBudget(self.payout_compute_unit_limit, self.priority_fee_microlamports),
-            withdraw=(
-                TxFeeBudget(self.drift_compute_unit_limit, self.priority_fee_microlamports)
-                if include_withdraw
-                else None
-            ),
-            token_account_rent=self.token_account_rent() if missing else 0,
-            missing_token_accounts=missing,
+            transfer=TxFeeBudget(self.payout_compute_unit_limit, price),
+            withdraw=TxFeeBudget(self.drift_compute_unit_limit, price) if include_withdraw else None,
+            token_account_rent=self.token_account_rent() if missing_token_accounts else 0,
+            missing_token_accounts=missing_token_accounts,
         )
 
-    def check_payout_funds(
-        self, agent_owner: Address, creator_owner: Address, amount: int, *, include_withdraw: bool
-    ) -> int:
-        """Pre-flight of a payout; returns the lamports needed.
+    def latest_blockhash(self) -> RecentBlockhash:
+        """A blockhash to sign with and its last valid block height (``confirmed``)."""
+        return self.transactions.latest_blockhash()
 
-        Raises ``InsufficientSol(needed, available)`` when the agent's SOL is short;
-        ``InsufficientUsdc(amount, available)`` when, without a withdraw still to come, the
-        agent's USDC token account holds less than ``amount``.
-        """
-        _check_amount(amount)
-        needed = self.payout_sol_needed(
-            creator_owner, include_withdraw, agent_owner=agent_owner if include_withdraw else None
-        )
-        available = self.sol_balance(agent_owner)
-        if available < needed:
-            raise InsufficientSol(needed, available)
-        if not include_withdraw:
-            usdc = self.usdc_balance(agent_owner)
-            if usdc < amount:
-                raise InsufficientUsdc(amount, usdc)
-        return needed
+    def slot(self, *, quick: float | None = None) -> int:
+        """The ``confirmed`` slot (``getSlot``), with the pool's retries and failover; ``quick``
+        (seconds): one short try per endpoint, for the payout path. Raises ``RpcUnavailable``."""
+        return int(self.pool.call("getSlot", {"commitment": "confirmed"}, quick=quick))
+
+    def transaction(self, signature: str) -> LandedTransaction | None:
+        """The landed transaction ``signature`` (``getTransaction``, parsed once for every
+        reader), or None when the node does not have it. Raises ``RpcUnavailable``."""
+        tx = self.transactions.get_transaction(signature)
+        if not tx or not tx.get("meta"):
+            return None
+        return parse_transaction(signature, tx)
+
+    def signatures_for_address(
+        self, address: Address, *, limit: int, before: str | None = None, until: str | None = None
+    ) -> list[dict]:
+        """``getSignaturesForAddress`` of ``address`` at ``confirmed``, newest first: up to
+        ``limit`` (1..1000) entries ``{"signature", "slot", "err", "blockTime", ...}`` before
+        ``before`` and after ``until`` (signatures). Raises ``RpcUnavailable``."""
+        config: dict = {"limit": limit, "commitment": "confirmed"}
+        if before:
+            config["before"] = before
+        if until:
+            config["until"] = until
+        return self.pool.call("getSignaturesForAddress", str(parse_address(address)), config) or []
 
     # --- payouts ---------------------------------------------------------------------------------
     def build_payout(
@@ -236,7 +172,6 @@ class ChainGateway(BatchOps):
         amount: int,
         *,
         reference: str | None = None,
-        check_funds: bool = True,
         recent: RecentBlockhash | None = None,
         create_destination_ata: bool = True,
     ) -> SignedPayout:
@@ -244,15 +179,13 @@ class ChainGateway(BatchOps):
 
         ``reference``: memo text identifying the payout (e.g. ``"qv:dist:42"``; 1..64 bytes;
         random when None) — it also keeps two equal payouts in one blockhash distinct.
-        With ``check_funds`` (default) runs ``check_payout_funds`` first. Raises
-        ``InvalidAddress``, ``ValueError`` (amount, reference), ``InsufficientSol``,
-        ``InsufficientUsdc``, ``RpcUnavailable``. ``recent``: a blockhash to sign with (batches
-        sign many payouts with one).
+        ``recent``: a blockhash to sign with (batches sign many payouts with one).
+        ``create_destination_ata``: prepend the idempotent creation of the creator's ATA.
+        Raises ``InvalidAddress``, ``ValueError`` (amount, reference), ``RpcUnavailable``.
+        The SOL pre-flight is the engine's, for the whole batch (``fees.payout_sol_needed``).
         """
         creator = parse_address(creator_owner)
         _check_amount(amount)
-        if check_funds:
-            self.check_payout_funds(agent_keypair.pubkey(), creator, amount, include_withdraw=False)
         return sign_payout(
             agent_keypair,
             creator,
@@ -266,47 +199,9 @@ class ChainGateway(BatchOps):
             create_destination_ata=create_destination_ata,
         )
 
-    def send(self, signed: SignedPayout) -> None:
-        """Send the payout's bytes once. Safe to call again with the same ``signed`` until expiry.
-
-        Raises ``BlockhashExpired`` (refused: blockhash too old, it can never land),
-        ``TransactionFailed`` (refused by preflight, e.g. insufficient funds: nothing landed),
-        ``SendOutcomeUnknown`` (response lost: resolve by ``signature_status``),
-        ``RpcUnavailable``. Returns normally once a node accepted it (or it landed already).
-        """
-        self.transactions.send(
-            SignedTransaction(
-                signature=signed.signature,
-                raw=signed.raw,
-                blockhash=signed.blockhash,
-                last_valid_block_height=signed.last_valid_block_height,
-                program_ids=(),
-            )
-        )
-
     def signature_status(self, signature: str) -> SignatureStatus:
-        """``SignatureStatus(state="landed"|"failed"|"unknown", slot, err)`` of ``signature``."""
+        """The ``SignatureStatus`` of one ``signature`` (see ``BatchOps.statuses`` for many)."""
         return self.transactions.signature_status(signature)
-
-    def block_height(self) -> int:
-        """Current block height at ``confirmed``."""
-        return self.transactions.block_height()
-
-    def is_expired(self, last_valid_block_height: int) -> bool:
-        """True when the finalized block height is past ``last_valid_block_height``."""
-        return self.transactions.is_expired(last_valid_block_height)
-
-    def confirm(
-        self, signature: str, last_valid_block_height: int, timeout: float | None = None
-    ) -> SignatureStatus:
-        """Wait until ``signature`` lands (returns its status) — see ``Transactions.confirm``.
-
-        Raises ``TransactionFailed`` (landed with an error), ``BlockhashExpired`` (never landed
-        and never will), ``SendOutcomeUnknown`` (still undecided after ``timeout`` seconds).
-        """
-        return self.transactions.confirm(
-            signature, last_valid_block_height, self.confirm_timeout if timeout is None else timeout
-        )
 
     def read_payout(self, signature: str) -> LandedPayout | None:
         """The payout transaction ``signature`` as recorded on chain, or None if not found.
@@ -322,40 +217,6 @@ class ChainGateway(BatchOps):
             raise ChainError("this gateway was built without a Drift adapter")
         return self.drift
 
-    def _submit_drift(
-        self,
-        signer: Keypair,
-        instructions: list[Instruction],
-        failure: Callable[[str, str | None], ChainError],
-    ) -> str:
-        """Sign (compute budget first), send once, confirm; name failures with ``failure``.
-
-        Two equal Drift instructions signed with one blockhash would be byte-identical (ed25519
-        is deterministic): the second would answer ``AlreadyProcessed`` and report the first's
-        result. So the compute-unit limit carries a random nonce (limit − 0..999; the fee
-        pre-flight counts the full limit) and a signature already known to the chain is
-        re-signed. (The local node's Drift emulator refuses a Memo in a Drift transaction.)
-        A lost send response is resolved by the signature's status, never by re-signing.
-        """
-        signed = self.sign_drift(signer, instructions, failure)
-        try:
-            self.transactions.send(signed)
-        except TransactionFailed as exc:  # refused by preflight: nothing landed, no fee
-            raise failure(describe_error(exc.err, signed.program_ids), None) from exc
-        except BlockhashExpired as exc:
-            raise failure("BlockhashExpired", None) from exc
-        except SendOutcomeUnknown:
-            pass  # resolved below by the signature's status
-        try:
-            self.transactions.confirm(
-                signed.signature, signed.last_valid_block_height, self.confirm_timeout
-            )
-        except TransactionFailed as exc:  # landed with an error: fee charged, nothing moved
-            raise failure(describe_error(exc.err, signed.program_ids), signed.signature) from exc
-        except BlockhashExpired as exc:  # never landed and never will
-            raise failure("BlockhashExpired", signed.signature) from exc
-        return signed.signature
-
     def sign_drift(
         self,
         signer: Keypair,
@@ -367,7 +228,7 @@ class ChainGateway(BatchOps):
     ) -> SignedTransaction:
         """Sign Drift instructions (compute budget first) into bytes no earlier transaction has:
         the compute-unit limit carries a random nonce and a signature the chain already knows
-        is re-signed (see ``_submit_drift``). ``recent``: a blockhash to reuse (batches);
+        is re-signed. ``recent``: a blockhash to reuse (batches);
         ``check_unique=False`` skips the status check (a batch checks all its signatures in one
         ``statuses`` call and re-signs the few that collide)."""
         recent = recent or self.transactions.latest_blockhash()
@@ -413,20 +274,6 @@ class ChainGateway(BatchOps):
             raise WithdrawFailed(f"AccountNotFound: {exc}", None) from exc
         return self.sign_drift(agent_keypair, instructions, WithdrawFailed, recent, check_unique=check_unique)
 
-    def settle_pnl(self, agent_keypair: Keypair, subaccount_id: int, perp_market_index: int) -> str:
-        """Settle the perp market's PnL of the agent's subaccount and wait for confirmation;
-        returns the signature. Raises ``SettleFailed(reason, signature|None)`` where reason is
-        the Drift error name (e.g. ``"PnlPoolCantSettleUser"``) or ``"BlockhashExpired"``;
-        ``SendOutcomeUnknown`` (undecided after ``confirm_timeout``), ``RpcUnavailable``."""
-        drift = self._drift()
-        try:
-            instructions = drift.build_settle_pnl_instructions(
-                agent_keypair, subaccount_id, perp_market_index
-            )
-        except LookupError as exc:
-            raise SettleFailed(f"AccountNotFound: {exc}", None) from exc
-        return self._submit_drift(agent_keypair, instructions, SettleFailed)
-
     def prefetch_drift(self, agents: list[tuple[Pubkey, int]], *, with_usdc_accounts: bool = False) -> None:
         """Read many agents' Drift ``User`` accounts (and, ``with_usdc_accounts``, their USDC
         ATAs) in one round for the ``build_settle`` / ``build_withdraw`` calls of a batch step
@@ -449,72 +296,14 @@ class ChainGateway(BatchOps):
             unsettled_pnl=state.unsettled_pnl,
         )
 
-    def withdraw(
-        self,
-        agent_keypair: Keypair,
-        subaccount_id: int,
-        amount: int,
-        reduce_only: bool = True,
-        *,
-        strict: bool = False,
-    ) -> WithdrawResult:
-        """Withdraw ``amount`` USDC base units from Drift to the agent's USDC token account.
-
-        ``delivered`` is what the agent's token account gained in the landed withdraw
-        transaction (its pre/post token balances; if the node cannot return the transaction,
-        the balance change read around it). By default a short delivery is *returned*, not
-        raised: the engine pays what arrived and owes the rest as an IOU (seed 000 #2). With
-        ``strict=True`` it raises ``WithdrawShort(requested, delivered, signature)``.
-        Raises ``WithdrawFailed(reason, signature|None)`` (nothing moved; reason = Drift error
-        name such as ``"DailyWithdrawLimit"``), ``SendOutcomeUnknown``, ``RpcUnavailable``.
-        """
-        _check_amount(amount)
-        drift = self._drift()
-        agent = agent_keypair.pubkey()
-        ata = usdc_ata(agent, self.usdc_mint)
-        before = self.usdc_balance(agent)
-        try:
-            instructions = drift.build_withdraw_instructions(
-                agent_keypair,
-                subaccount_id,
-                self.drift_spot_market_index,
-                amount,
-                reduce_only,
-                user_token_account=ata,
-            )
-        except LookupError as exc:
-            raise WithdrawFailed(f"AccountNotFound: {exc}", None) from exc
-        signature = self._submit_drift(agent_keypair, instructions, WithdrawFailed)
-        delivered = self._gained(signature, ata)
-        if delivered is None:
-            delivered = self.usdc_balance(agent) - before
-        if strict and delivered < amount:
-            raise WithdrawShort(amount, delivered, signature)
-        return WithdrawResult(signature=signature, requested=amount, delivered=delivered)
-
     def withdraw_delivered(self, signature: str, agent: Address) -> int | None:
         """USDC base units the agent's token account gained in the landed transaction
-        ``signature`` (its pre/post token balances), or None if the node cannot return that
+        ``signature`` (its token balances), or None if the node cannot return that
         transaction. Raises ``RpcUnavailable``."""
-        return self._gained(signature, usdc_ata(parse_address(agent), self.usdc_mint))
-
-    def _gained(self, signature: str, token_account: Pubkey) -> int | None:
-        tx = self.transactions.get_transaction(signature)
-        if not tx or not tx.get("meta"):
+        landed = self.transaction(signature)
+        if landed is None:
             return None
-        keys = tx["transaction"]["message"]["accountKeys"]
-        if str(token_account) not in keys:
-            return 0
-        index = keys.index(str(token_account))
-
-        def amount(entries) -> int:
-            for entry in entries or []:
-                if entry["accountIndex"] == index:
-                    return int(entry["uiTokenAmount"]["amount"])
-            return 0
-
-        meta = tx["meta"]
-        return amount(meta.get("postTokenBalances")) - amount(meta.get("preTokenBalances"))
+        return landed.token_change(str(usdc_ata(parse_address(agent), self.usdc_mint)))
 
 
 def get_gateway() -> ChainGateway:

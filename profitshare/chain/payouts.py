@@ -42,7 +42,8 @@ from spl.token.instructions import (
 
 from profitshare.chain.addresses import create_ata_idempotent_ix, usdc_ata
 from profitshare.chain.errors import ChainError
-from profitshare.chain.transactions import RecentBlockhash, sign_transaction
+from profitshare.chain.landed import parse_transaction
+from profitshare.chain.transactions import RecentBlockhash, SignedTransaction, sign_transaction
 
 __all__ = [
     "USDC_DECIMALS",
@@ -95,6 +96,11 @@ class SignedPayout:
     source_owner: Pubkey
     mint: Pubkey
     reference: str
+
+    @property
+    def transaction(self) -> SignedTransaction:
+        """The payout as the batch primitives send it (``BatchOps.send_many``)."""
+        return SignedTransaction(self.signature, self.raw, self.blockhash, self.last_valid_block_height, ())
 
 
 @dataclass(frozen=True)
@@ -237,24 +243,12 @@ def sign_payout(
     )
 
 
-def _token_amounts(balances: list[dict]) -> dict[int, tuple[int, str | None, str]]:
-    """accountIndex -> (amount, owner, mint) of a pre/postTokenBalances list."""
-    out = {}
-    for entry in balances or []:
-        out[int(entry["accountIndex"])] = (
-            int(entry["uiTokenAmount"]["amount"]),
-            entry.get("owner"),
-            entry["mint"],
-        )
-    return out
-
-
 def parse_landed_payout(tx: dict) -> LandedPayout:
     """Read a payout from a ``getTransaction`` answer (json encoding; Solana RPC docs).
 
     The intent comes from the message's single SPL Token ``TransferChecked`` (source, mint,
     destination, authority, amount) and ``CreateIdempotent`` (the destination's wallet); what
-    moved comes from ``meta.preTokenBalances`` / ``postTokenBalances`` of the destination.
+    moved comes from the destination's token balances (``landed.parse_transaction``).
     Raises ``NotAPayout`` if there is no, or more than one, ``TransferChecked``.
     """
     signature = tx["transaction"]["signatures"][0]
@@ -275,16 +269,13 @@ def parse_landed_payout(tx: dict) -> LandedPayout:
     if len(transfers) != 1:
         raise NotAPayout(signature, f"{len(transfers)} TransferChecked instructions")
     (source, mint, destination, authority, *_), requested = transfers[0]
-    pre = _token_amounts(meta.get("preTokenBalances"))
-    post = _token_amounts(meta.get("postTokenBalances"))
-    dest_index = keys.index(destination)
-    src_index = keys.index(source)
-    gained = post.get(dest_index, (0, None, ""))[0] - pre.get(dest_index, (0, None, ""))[0]
-    dest_owner = post.get(dest_index, pre.get(dest_index, (0, None, "")))[1]
-    src_owner = pre.get(src_index, post.get(src_index, (0, None, "")))[1]
+    landed = parse_transaction(signature, tx)
+    tokens = landed.token_accounts()
+    dest_owner = tokens[str(destination)].owner if str(destination) in tokens else ""
+    src_owner = tokens[str(source)].owner if str(source) in tokens else ""
     return LandedPayout(
         signature=signature,
-        amount=gained if meta.get("err") is None else 0,
+        amount=landed.token_change(str(destination)) if landed.succeeded else 0,
         requested=requested,
         mint=mint,
         source_owner=Pubkey.from_string(src_owner) if src_owner else authority,

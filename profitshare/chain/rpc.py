@@ -275,17 +275,20 @@ class RpcPool:
 
         return self._run(method, attempt, rounds=self.max_attempts)
 
-    def call(self, method: str, *params: Any) -> Any:
+    def call(self, method: str, *params: Any, quick: float | None = None) -> Any:
         """Call an idempotent JSON-RPC ``method`` with ``params``; return its ``result`` (JSON).
 
-        Same retries and failover as ``read``. Raises ``RpcUnavailable`` / ``RpcRequestError``.
+        Same retries and failover as ``read``; ``quick`` (seconds): one try per endpoint with
+        that timeout and no backoff, for reads on a hot path that may do without an answer.
+        Raises ``RpcUnavailable`` / ``RpcRequestError``.
         """
         body_id = next(self._ids)
+        timeout = {} if quick is None else {"timeout": quick}
 
         def attempt(ep: _Endpoint) -> Any:
             body = {"jsonrpc": "2.0", "id": body_id, "method": method, "params": list(params)}
             try:
-                response = ep.http.post(ep.url, json=body)
+                response = ep.http.post(ep.url, json=body, **timeout)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 retryable = _classify_http(exc)
@@ -299,7 +302,7 @@ class RpcPool:
                 raise _Retryable("bad_body", f"unparsable response: {exc}") from exc
             return self._result(ep, method, payload)
 
-        return self._run(method, attempt, rounds=self.max_attempts)
+        return self._run(method, attempt, rounds=1 if quick is not None else self.max_attempts)
 
     def _result(self, ep: _Endpoint, method: str, payload: Any) -> Any:
         if not isinstance(payload, dict):
@@ -426,3 +429,19 @@ class RpcPool:
             return out
 
         return self._run("sendTransaction", attempt, rounds=self.max_attempts, signature=signature)
+
+
+def endpoint_health(urls: list[str], *, timeout: float) -> dict[str, str]:
+    """``getHealth`` on each endpoint, once, within ``timeout`` seconds: ``{url: "ok" or what
+    went wrong}`` (the node's error, the HTTP status, or the exception's class name: never its
+    message, which may repeat a URL with credentials)."""
+    out: dict[str, str] = {}
+    with httpx.Client(timeout=timeout) as client:
+        for url in urls:
+            try:
+                response = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"})
+                body = response.json()
+                out[url] = "ok" if body.get("result") == "ok" else str(body.get("error") or response.status_code)
+            except (httpx.HTTPError, ValueError) as exc:
+                out[url] = type(exc).__name__
+    return out

@@ -82,14 +82,23 @@ class SignedTransaction:
 
 @dataclass(frozen=True)
 class SignatureStatus:
-    """Status of a signature: ``state`` ``"landed"``/``"failed"``/``"unknown"``; ``slot`` (int or
-    None); ``err`` (Solana TransactionError JSON or None); ``confirmation_status``
-    (``"processed"``/``"confirmed"``/``"finalized"`` or None)."""
+    """The fate of a signature, the one answer every reader of statuses gets: ``state``
+    ``"landed"`` (confirmed without error), ``"failed"`` (landed with ``err``), ``"expired"``
+    (never landed and never can: its blockhash is past its last valid block height; only
+    ``BatchOps.wait_for`` decides this) or ``"unknown"`` (not seen, or not confirmed yet);
+    ``slot`` (int or None); ``err`` (Solana TransactionError JSON or None);
+    ``confirmation_status`` (``"processed"``/``"confirmed"``/``"finalized"`` or None).
+    ``decided``: landed, failed or expired."""
 
-    state: Literal["landed", "failed", "unknown"]
+    state: Literal["landed", "failed", "expired", "unknown"]
     slot: int | None = None
     err: Any = None
     confirmation_status: str | None = None
+
+    @property
+    def decided(self) -> bool:
+        """True once the chain has settled this signature's fate (landed, failed, expired)."""
+        return self.state != "unknown"
 
 
 def sign_transaction(

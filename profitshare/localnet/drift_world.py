@@ -362,15 +362,7 @@ class DriftWorld:
         deposit_ix = dp.program().instruction["deposit"](
             0, amount, False,
             ctx=Context(
-                accounts={
-                    "state": dp.state_pda(),
-                    "user": dp.user_pda(authority, subaccount_id),
-                    "user_stats": dp.user_stats_pda(authority),
-                    "authority": authority,
-                    "spot_market_vault": dp.spot_vault_pda(0),
-                    "user_token_account": source.pubkey(),
-                    "token_program": TOKEN_PROGRAM_ID,
-                },
+                accounts=_token_accounts(authority, subaccount_id, source.pubkey()),
                 remaining_accounts=self.remaining_accounts(user, writable_spot=(0,)),
             ),
         )
@@ -439,16 +431,7 @@ class DriftWorld:
         return dp.program().instruction["withdraw"](
             0, amount, True,
             ctx=Context(
-                accounts={
-                    "state": dp.state_pda(),
-                    "user": dp.user_pda(authority, subaccount_id),
-                    "user_stats": dp.user_stats_pda(authority),
-                    "authority": authority,
-                    "spot_market_vault": dp.spot_vault_pda(0),
-                    "drift_signer": dp.signer_pda(),
-                    "user_token_account": destination,
-                    "token_program": TOKEN_PROGRAM_ID,
-                },
+                accounts={**_token_accounts(authority, subaccount_id, destination), "drift_signer": dp.signer_pda()},
                 remaining_accounts=self.remaining_accounts(user, writable_spot=(0,)),
             ),
         )
@@ -709,6 +692,19 @@ class DriftWorld:
 
 
 _position_empty = dp.position_empty
+
+
+def _token_accounts(authority: Pubkey, subaccount_id: int, token_account: Pubkey) -> dict[str, Pubkey]:
+    """The accounts Drift's ``deposit`` and ``withdraw`` share (USDC market 0)."""
+    return {
+        "state": dp.state_pda(),
+        "user": dp.user_pda(authority, subaccount_id),
+        "user_stats": dp.user_stats_pda(authority),
+        "authority": authority,
+        "spot_market_vault": dp.spot_vault_pda(0),
+        "user_token_account": token_account,
+        "token_program": TOKEN_PROGRAM_ID,
+    }
 
 
 def _name(text: str) -> list[int]:

@@ -38,14 +38,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from profitshare.chain.drift.program import drift_signer_pda
+from profitshare.chain.errors import ChainError
 from profitshare.chain.gateway import ChainGateway
+from profitshare.chain.landed import LandedTransaction
 from profitshare.models import (
     IOU,
     DriftAction,
@@ -82,98 +82,55 @@ class Outflow:
     sol_recipients: dict[str, int] = field(default_factory=dict)
 
 
-def _account_keys(tx: dict) -> list[str]:
-    message = (tx.get("transaction") or {}).get("message") or {}
-    keys = [k if isinstance(k, str) else k.get("pubkey", "") for k in message.get("accountKeys") or []]
-    loaded = (tx.get("meta") or {}).get("loadedAddresses") or {}
-    return keys + list(loaded.get("writable") or []) + list(loaded.get("readonly") or [])
-
-
-def _token_amounts(entries, usdc_mint: str | None) -> dict[int, tuple[int, str]]:
-    return {
-        int(e["accountIndex"]): (int(e["uiTokenAmount"]["amount"]), e.get("owner") or "")
-        for e in entries or [] if usdc_mint is None or e.get("mint") == usdc_mint
-    }
-
-
-def usdc_outflow(tx: dict, agent: str, usdc_mint: str, signature: str) -> Outflow | None:
-    """The USDC part of ``outflow``: None when no USDC left (or the transaction failed)."""
-    found = outflow(tx, agent, usdc_mint, signature)
-    return found if found and found.amount else None
-
-
-def outflow(tx: dict, agent: str, usdc_mint: str, signature: str) -> Outflow | None:
-    """The outflow of a ``getTransaction`` answer (json encoding) for the agent wallet
-    ``agent``: USDC (base units) gained by token accounts owned by neither the agent nor
-    Drift's vault authority, and lamports the agent lost beyond its fee (when it paid the fee)
-    and beyond rent put into its own token accounts. None when nothing left or the transaction
-    failed (a failed transaction moves nothing but its fee)."""
-    meta = tx.get("meta") or {}
-    if meta.get("err") is not None:
+def outflow(tx: LandedTransaction, agent: str, usdc_mint: str) -> Outflow | None:
+    """What a landed transaction moved out of the agent wallet ``agent``: USDC (base units)
+    gained by token accounts owned by neither the agent nor Drift's vault authority, and
+    lamports the agent lost beyond its fee (when it paid the fee) and beyond rent put into its
+    own token accounts. None when nothing left or the transaction failed (a failed transaction
+    moves nothing but its fee)."""
+    if not tx.succeeded:
         return None
     ignored = {agent, str(drift_signer_pda())}
-    pre, post = _token_amounts(meta.get("preTokenBalances"), usdc_mint), _token_amounts(meta.get("postTokenBalances"), usdc_mint)
     recipients: dict[str, int] = {}
-    for index in set(pre) | set(post):
-        before, owner = pre.get(index, (0, ""))
-        after, owner = post.get(index, (0, owner))
-        if after > before and owner not in ignored:
-            recipients[owner] = recipients.get(owner, 0) + after - before
+    for account, balance in tx.token_accounts().items():
+        gained = tx.token_change(account)
+        if balance.mint == usdc_mint and gained > 0 and balance.owner not in ignored:
+            recipients[balance.owner] = recipients.get(balance.owner, 0) + gained
     lamports, sol_recipients = _sol_outflow(tx, agent)
     if not recipients and not lamports:
         return None
-    return Outflow(signature, sum(recipients.values()), recipients, int(tx.get("slot") or 0), tx.get("blockTime"),
-                   lamports, sol_recipients)
+    return Outflow(tx.signature, sum(recipients.values()), recipients, tx.slot, tx.block_time, lamports, sol_recipients)
 
 
-def _sol_outflow(tx: dict, agent: str) -> tuple[int, dict[str, int]]:
-    meta = tx.get("meta") or {}
-    keys = _account_keys(tx)
-    pre, post = list(meta.get("preBalances") or []), list(meta.get("postBalances") or [])
-    if agent not in keys or len(pre) != len(post) or keys.index(agent) >= len(pre):
+def _sol_outflow(tx: LandedTransaction, agent: str) -> tuple[int, dict[str, int]]:
+    if agent not in tx.pre_lamports:
         return 0, {}
-    i = keys.index(agent)
-    fee = int(meta.get("fee") or 0) if i == 0 else 0
-    lost = int(pre[i]) - int(post[i]) - fee
+    fee = tx.fee if tx.account_keys and tx.account_keys[0] == agent else 0
+    lost = -tx.lamport_change(agent) - fee
     if lost <= 0:
         return 0, {}
-    owned = {index for index, (_, owner) in _token_amounts(meta.get("postTokenBalances"), None).items() if owner == agent}
-    gains = {j: int(post[j]) - int(pre[j]) for j in range(len(pre)) if j != i and int(post[j]) > int(pre[j])}
-    lost -= sum(g for j, g in gains.items() if j in owned)
+    owned = {account for account, balance in tx.token_accounts().items() if balance.owner == agent}
+    gains = {k: tx.lamport_change(k) for k in tx.post_lamports if k != agent and tx.lamport_change(k) > 0}
+    lost -= sum(g for k, g in gains.items() if k in owned)
     if lost <= 0:
         return 0, {}
-    return lost, {keys[j]: g for j, g in gains.items() if j not in owned and j < len(keys)}
+    return lost, {k: g for k, g in gains.items() if k not in owned}
 
 
 # --- the baseline: when an IOU opens ---------------------------------------------------------------
-_http: httpx.Client | None = None
-
-
-def current_slot() -> int | None:
-    """The chain's ``confirmed`` slot from the first of ``QV_RPC_URLS`` that answers within
-    ``BASELINE_TIMEOUT_SECONDS`` (one try each, no backoff: this runs in the engine's payout
-    path); None when none answers. Never raises."""
-    global _http
-    if _http is None:
-        _http = httpx.Client(timeout=BASELINE_TIMEOUT_SECONDS)
-    for url in settings.QV_RPC_URLS:
-        try:
-            body = _http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getSlot",
-                                         "params": [{"commitment": "confirmed"}]}).json()
-            return int(body["result"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            continue
-    return None
-
-
-def open_watch(subscription_pk: int, opened_at: datetime) -> DelinquencyWatch | None:
+def open_watch(subscription_pk: int, opened_at: datetime, *, gateway: ChainGateway) -> DelinquencyWatch | None:
     """Start watching the subscription's agent wallet from the chain's current slot (called
-    once the transaction that created a blocking IOU committed). Nothing happens when a watch
-    already runs (it started at an earlier debt) or the slot cannot be read (the schedule then
-    starts it). Returns the watch or None. Never raises on chain trouble."""
+    once the transaction that created a blocking IOU committed; the slot is read with one short
+    try per endpoint, ``BASELINE_TIMEOUT_SECONDS``: this runs in the engine's payout path).
+    Nothing happens when a watch already runs (it started at an earlier debt) or the slot cannot
+    be read (the schedule then starts it). Returns the watch or None. Never raises on chain
+    trouble."""
     if DelinquencyWatch.objects.filter(subscription_id=subscription_pk).exists():
         return None
-    slot = current_slot()
+    try:
+        slot = gateway.slot(quick=BASELINE_TIMEOUT_SECONDS)
+    except ChainError:
+        slot = None
     if slot is None:
         logger.warning("delinquency baseline for subscription %s not read; the schedule starts the watch", subscription_pk)
         return None
@@ -184,18 +141,19 @@ def open_watch(subscription_pk: int, opened_at: datetime) -> DelinquencyWatch | 
     return watch if created else None
 
 
-def watch_new_debt(iou: IOU) -> None:
+def watch_new_debt(iou: IOU, *, gateway: ChainGateway) -> None:
     """Open the delinquency watch of a newly opened blocking IOU once the transaction that
-    created it commits (``open_watch``). The service that opens an IOU calls this itself, in
-    its transaction (``engine.ledger.owe``). Never raises: a failed start leaves the watch to
-    the schedule, and the payout that opened the IOU is never broken by it."""
+    created it commits (``open_watch``, reading the slot through ``gateway``). The service that
+    opens an IOU calls this itself, in its transaction (``engine.ledger.owe``). Never raises: a
+    failed start leaves the watch to the schedule, and the payout that opened the IOU is never
+    broken by it."""
     if iou.status not in IouStatus.BLOCKING:
         return
     subscription_pk, opened_at = iou.subscription_id, iou.created_at or timezone.now()
 
     def start() -> None:
         try:
-            open_watch(subscription_pk, opened_at)
+            open_watch(subscription_pk, opened_at, gateway=gateway)
         except Exception:  # noqa: BLE001 - never break the payout that created the IOU
             logger.exception("delinquency watch for subscription %s not started", subscription_pk)
 
@@ -222,7 +180,7 @@ def detect_delinquency(*, gateway: ChainGateway, limit: int = 200) -> dict[str, 
     for sub in subs:
         watch = watches.get(sub.pk)
         if watch is None:
-            slot = slot if slot is not None else int(gateway.pool.call("getSlot", {"commitment": "confirmed"}))
+            slot = slot if slot is not None else gateway.slot()
             opened_at = IOU.objects.filter(subscription=sub, status__in=IouStatus.BLOCKING).aggregate(t=Min("created_at"))["t"]
             watch, _ = DelinquencyWatch.objects.get_or_create(
                 subscription=sub, defaults={"since_slot": slot, "baseline": WatchBaseline.WATCH_STARTED,
@@ -269,8 +227,8 @@ def _scan(gateway: ChainGateway, sub: Subscription, watch: DelinquencyWatch) -> 
     for entry in reversed(entries):  # oldest first
         if entry.get("err") is not None or entry["signature"] in ours:
             continue
-        tx = gateway.transactions.get_transaction(entry["signature"])
-        moved = tx and outflow(tx, agent, str(gateway.usdc_mint), entry["signature"])
+        tx = gateway.transaction(entry["signature"])
+        moved = tx and outflow(tx, agent, str(gateway.usdc_mint))
         if moved:
             found.append(moved)
     with transaction.atomic():

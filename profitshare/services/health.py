@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Failure
 
+from profitshare.chain.rpc import endpoint_health
 from profitshare.models import IOU, Alert, IouReason
 from profitshare.services.alerts import raise_alert
 
@@ -60,17 +60,8 @@ def check_rpc() -> dict[str, Any]:
     """``getHealth`` on each of ``QV_RPC_URLS`` (timeout ``QV_HEALTHZ_TIMEOUT_SECONDS``); healthy
     when at least one endpoint answers ``"ok"`` (the pool fails over). Endpoints are named by
     ``redact_url``."""
-    endpoints = {}
-    with httpx.Client(timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS) as client:
-        for url in settings.QV_RPC_URLS:
-            try:
-                response = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"})
-                body = response.json()
-                endpoints[redact_url(url)] = (
-                    "ok" if body.get("result") == "ok" else str(body.get("error") or response.status_code)
-                )
-            except (httpx.HTTPError, ValueError) as exc:
-                endpoints[redact_url(url)] = type(exc).__name__  # the message may repeat the URL
+    answers = endpoint_health(list(settings.QV_RPC_URLS), timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS)
+    endpoints = {redact_url(url): answer for url, answer in answers.items()}
     return {"ok": any(v == "ok" for v in endpoints.values()), "endpoints": endpoints}
 
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from profitshare.chain.errors import ChainError
 from profitshare.chain.gateway import ChainGateway
-from profitshare.chain.payouts import LandedPayout, NotAPayout, parse_landed_payout
+from profitshare.chain.payouts import LandedPayout, NotAPayout
 from profitshare.models import AgentWallet, AttemptStatus, Distribution, PayoutAttempt
 from profitshare.models.reconciliation import (
     ReconciledAttempt,
@@ -160,12 +160,7 @@ def signatures_since(
     out: list[dict[str, Any]] = []
     before = None
     while True:
-        config: dict[str, Any] = {"limit": page, "commitment": "confirmed"}
-        if until:
-            config["until"] = until
-        if before:
-            config["before"] = before
-        entries = gateway.pool.call("getSignaturesForAddress", address, config) or []
+        entries = gateway.signatures_for_address(address, limit=page, before=before, until=until or None)
         for entry in entries:
             if stop is not None and stop(entry):
                 return out
@@ -190,13 +185,12 @@ def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationRepo
         for signature in signatures:
             if signature in known:
                 continue
-            tx = gateway.transactions.get_transaction(signature)
-            if not tx:
-                continue
             try:
-                landed = parse_landed_payout(tx)
+                landed = gateway.read_payout(signature)
             except NotAPayout:
                 continue  # settle, withdraw, airdrop…: not a payout
+            if landed is None:
+                continue
             if (landed.reference or "").startswith(REFERENCE_PREFIX) and str(landed.source_owner) == wallet.pubkey:
                 found.append({"kind": "unrecorded_payout", "signature": signature, "fields": ["distribution"],
                               "ours": None, "chain": {**_chain_side(landed), "agent_wallet": wallet.pubkey}})

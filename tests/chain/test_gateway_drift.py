@@ -15,9 +15,20 @@ from profitshare.chain.errors import (
     DriftSubaccountMissing,
     SettleFailed,
     WithdrawFailed,
-    WithdrawShort,
 )
-from tests.chain.gateway_support import ATA_RENT, FEE, funded_agent, make_gateway
+from tests.chain.gateway_support import (
+    ATA_RENT,
+    FEE,
+    ata_exists,
+    confirm,
+    funded_agent,
+    make_gateway,
+    send,
+    settle_pnl,
+    sol,
+    usdc,
+    withdraw,
+)
 
 
 def _subscriber(localnet, *, collateral: int, pnl: int = 0, usdc: int = 0, lamports: int = 10**9):
@@ -43,13 +54,13 @@ def test_settle_moves_unsettled_pnl_into_collateral(localnet):
     assert (before.collateral, before.unsettled_pnl, before.settled_pnl) == (12_500_000, 2_500_000, 0)
     assert before.withdrawable == 10_000_000  # an unsettled profit is not withdrawable
 
-    signature = gateway.settle_pnl(agent, 0, 0)
+    signature = settle_pnl(gateway, agent, 0, 0)
 
     assert gateway.signature_status(signature).state == "landed"
     after = gateway.drift_subaccount(agent.pubkey(), 0)
     assert (after.collateral, after.unsettled_pnl, after.settled_pnl) == (12_500_000, 0, 2_500_000)
     assert after.withdrawable == 12_500_000
-    assert gateway.sol_balance(agent.pubkey()) == 10**9 - FEE
+    assert sol(localnet, agent.pubkey()) == 10**9 - FEE
 
 
 def test_settle_failure_is_settle_failed_with_the_drift_error_name(localnet, drift_config):
@@ -57,20 +68,20 @@ def test_settle_failure_is_settle_failed_with_the_drift_error_name(localnet, dri
     agent = _subscriber(localnet, collateral=1_000_000, pnl=5_000_000)
     drift_config(pnlPool=0)  # an empty pool cannot pay this profit (Drift settles what it can)
     with pytest.raises(SettleFailed) as caught:
-        gateway.settle_pnl(agent, 0, 0)
+        settle_pnl(gateway, agent, 0, 0)
     assert caught.value.reason == "PnlPoolCantSettleUser"
     assert caught.value.code == "settle_failed"
     assert caught.value.signature is None  # refused by preflight: no fee
     state = gateway.drift_subaccount(agent.pubkey(), 0)
     assert (state.collateral, state.unsettled_pnl) == (6_000_000, 5_000_000)
-    assert gateway.sol_balance(agent.pubkey()) == 10**9
+    assert sol(localnet, agent.pubkey()) == 10**9
 
 
 def test_settle_of_a_missing_subaccount_fails_with_a_reason(localnet):
     gateway = make_gateway(localnet)
     agent = funded_agent(localnet)
     with pytest.raises(SettleFailed) as caught:
-        gateway.settle_pnl(agent, 0, 0)
+        settle_pnl(gateway, agent, 0, 0)
     assert caught.value.reason  # Anchor's AccountNotInitialized (3012): not in Drift's IDL
     with pytest.raises(DriftSubaccountMissing):
         gateway.drift_subaccount(agent.pubkey(), 0)
@@ -79,14 +90,14 @@ def test_settle_of_a_missing_subaccount_fails_with_a_reason(localnet):
 def test_withdraw_delivers_to_the_agent_token_account_creating_it(localnet):
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=8_000_000)  # no USDC ATA yet
-    assert not gateway.ata_exists(agent.pubkey())
+    assert not ata_exists(localnet, agent.pubkey())
 
-    result = gateway.withdraw(agent, 0, 3_000_000)
+    result = withdraw(gateway, agent, 0, 3_000_000)
 
     assert (result.requested, result.delivered, result.shortfall) == (3_000_000, 3_000_000, 0)
-    assert gateway.usdc_balance(agent.pubkey()) == 3_000_000
+    assert usdc(localnet, agent.pubkey()) == 3_000_000
     assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 4_999_999
-    assert gateway.sol_balance(agent.pubkey()) == 10**9 - FEE - ATA_RENT
+    assert sol(localnet, agent.pubkey()) == 10**9 - FEE - ATA_RENT
 
 
 def test_partial_withdraw_reports_what_the_token_account_received(localnet):
@@ -94,17 +105,16 @@ def test_partial_withdraw_reports_what_the_token_account_received(localnet):
     agent = _subscriber(localnet, collateral=8_000_000, usdc=1_111)
     localnet.rpc("localnet_setFaults", {"partialWithdrawRatio": 0.4})
 
-    result = gateway.withdraw(agent, 0, 2_000_001)
+    result = withdraw(gateway, agent, 0, 2_000_001)
 
     assert result.requested == 2_000_001
     assert result.delivered == 800_000  # floor(2,000,001 × 0.4)
     assert result.shortfall == 1_200_001
-    assert gateway.usdc_balance(agent.pubkey()) == 1_111 + 800_000
-    with pytest.raises(WithdrawShort) as caught:
-        gateway.withdraw(agent, 0, 1_000_000, strict=True)
-    assert (caught.value.requested, caught.value.delivered) == (1_000_000, 400_000)
-    assert gateway.signature_status(caught.value.signature).state == "landed"
-    assert gateway.usdc_balance(agent.pubkey()) == 1_111 + 800_000 + 400_000
+    assert usdc(localnet, agent.pubkey()) == 1_111 + 800_000
+    second = withdraw(gateway, agent, 0, 1_000_000)
+    assert (second.requested, second.delivered, second.shortfall) == (1_000_000, 400_000, 600_000)
+    assert gateway.signature_status(second.signature).state == "landed"
+    assert usdc(localnet, agent.pubkey()) == 1_111 + 800_000 + 400_000
 
 
 def test_an_unsettled_loss_is_margin_and_reduce_only_clamps_to_the_deposit(localnet):
@@ -116,52 +126,50 @@ def test_an_unsettled_loss_is_margin_and_reduce_only_clamps_to_the_deposit(local
 
     for reduce_only in (False, True):
         with pytest.raises(WithdrawFailed) as caught:
-            gateway.withdraw(agent, 0, 900_000, reduce_only=reduce_only)
+            withdraw(gateway, agent, 0, 900_000, reduce_only=reduce_only)
         assert caught.value.reason == "InsufficientCollateral"
         assert caught.value.code == "withdraw_failed"
-    assert gateway.usdc_balance(agent.pubkey()) == 0
+    assert usdc(localnet, agent.pubkey()) == 0
 
-    gateway.settle_pnl(agent, 0, 0)
-    result = gateway.withdraw(agent, 0, 900_000, reduce_only=True)
+    settle_pnl(gateway, agent, 0, 0)
+    result = withdraw(gateway, agent, 0, 900_000, reduce_only=True)
     assert (result.requested, result.delivered) == (900_000, 700_000)
-    assert gateway.usdc_balance(agent.pubkey()) == 700_000
+    assert usdc(localnet, agent.pubkey()) == 700_000
 
 
 def test_daily_withdraw_limit_is_withdraw_failed(localnet, drift_config):
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=5_000_000)
     drift_config(dailyWithdrawLimit=1_000_000)
-    assert gateway.withdraw(agent, 0, 600_000).delivered == 600_000
+    assert withdraw(gateway, agent, 0, 600_000).delivered == 600_000
     with pytest.raises(WithdrawFailed) as caught:
-        gateway.withdraw(agent, 0, 600_000)
+        withdraw(gateway, agent, 0, 600_000)
     assert caught.value.reason == "DailyWithdrawLimit"
-    assert gateway.usdc_balance(agent.pubkey()) == 600_000
+    assert usdc(localnet, agent.pubkey()) == 600_000
 
 
 def test_withdraw_with_a_lost_send_response_is_resolved_by_its_signature(localnet):
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=4_000_000, usdc=1)
     localnet.rpc("localnet_setFaults", {"loseResponseRate": 1.0})
-    result = gateway.withdraw(agent, 0, 1_500_000)
+    result = withdraw(gateway, agent, 0, 1_500_000)
     assert result.delivered == 1_500_000
-    assert gateway.usdc_balance(agent.pubkey()) == 1_500_001
+    assert usdc(localnet, agent.pubkey()) == 1_500_001
 
 
 def test_the_whole_money_path_settle_withdraw_pay(localnet):
     gateway = make_gateway(localnet, priority=10_000)
     agent = _subscriber(localnet, collateral=20_000_000, pnl=4_000_000)
     creator = Keypair().pubkey()
-    gateway.settle_pnl(agent, 0, 0)
+    settle_pnl(gateway, agent, 0, 0)
     share = 4_000_000 * 750 // 10_000  # 7.5 %
-    assert gateway.sol_balance(agent.pubkey()) >= gateway.payout_sol_needed(
-        creator, include_withdraw=True, agent_owner=agent.pubkey()
-    )
-    withdrawn = gateway.withdraw(agent, 0, share)
+    assert sol(localnet, agent.pubkey()) >= gateway.payout_lamports_needed(include_withdraw=True, missing_token_accounts=2)
+    withdrawn = withdraw(gateway, agent, 0, share)
     signed = gateway.build_payout(agent, creator, withdrawn.delivered, reference="qv:dist:path")
-    gateway.send(signed)
-    gateway.confirm(signed.signature, signed.last_valid_block_height)
-    assert gateway.usdc_balance(creator) == share == 300_000
-    assert gateway.usdc_balance(agent.pubkey()) == 0
+    send(gateway, signed)
+    confirm(gateway, signed)
+    assert usdc(localnet, creator) == share == 300_000
+    assert usdc(localnet, agent.pubkey()) == 0
     assert gateway.read_payout(signed.signature).amount == share
     assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 24_000_000 - share - 1
 
@@ -169,9 +177,9 @@ def test_the_whole_money_path_settle_withdraw_pay(localnet):
 def test_two_equal_withdraws_in_one_slot_are_two_transactions(localnet):
     gateway = make_gateway(localnet)
     agent = _subscriber(localnet, collateral=3_000_000, usdc=1)
-    first = gateway.withdraw(agent, 0, 500_000)
-    second = gateway.withdraw(agent, 0, 500_000)  # same amount, same blockhash (manual clock)
+    first = withdraw(gateway, agent, 0, 500_000)
+    second = withdraw(gateway, agent, 0, 500_000)  # same amount, same blockhash (manual clock)
     assert first.signature != second.signature
     assert first.delivered == second.delivered == 500_000
-    assert gateway.usdc_balance(agent.pubkey()) == 1_000_001
+    assert usdc(localnet, agent.pubkey()) == 1_000_001
     assert gateway.drift_subaccount(agent.pubkey(), 0).collateral == 1_999_999

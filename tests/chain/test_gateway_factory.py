@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
 from profitshare.chain.gateway import get_gateway
-from tests.chain.gateway_support import USDC, funded_agent
+from tests.chain.gateway_support import USDC, funded_agent, wallet
 
 
 def test_gateway_from_settings_reaches_the_node(localnet, settings):
@@ -17,8 +17,8 @@ def test_gateway_from_settings_reaches_the_node(localnet, settings):
     assert gateway.payout_compute_unit_limit == settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT
     assert gateway.priority_fee_microlamports == settings.QV_PRIORITY_FEE_MICROLAMPORTS
     agent = funded_agent(localnet, lamports=5_000_000, usdc=42)
-    assert gateway.sol_balance(agent.pubkey()) == 5_000_000
-    assert gateway.usdc_balance(agent.pubkey()) == 42
+    assert wallet(gateway, agent.pubkey()).lamports == 5_000_000
+    assert (wallet(gateway, agent.pubkey()).usdc or 0) == 42
 
 
 def test_gateway_is_built_offline(settings):

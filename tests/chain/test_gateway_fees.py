@@ -5,14 +5,23 @@ from __future__ import annotations
 import pytest
 from solders.keypair import Keypair
 
-from profitshare.chain.errors import InsufficientSol, InsufficientUsdc
 from profitshare.chain.fees import (
     TxFeeBudget,
     payout_sol_needed,
     priority_fee_lamports,
     transaction_fee_lamports,
 )
-from tests.chain.gateway_support import ATA_RENT, FEE, funded_agent, make_gateway
+from tests.chain.gateway_support import (
+    ATA_RENT,
+    FEE,
+    ata_exists,
+    confirm,
+    funded_agent,
+    make_gateway,
+    send,
+    sol,
+    usdc,
+)
 
 
 # --- pure -------------------------------------------------------------------------------------
@@ -66,50 +75,52 @@ def test_pre_flight_equals_what_the_node_charges_without_priority_fees(localnet)
     agent = funded_agent(localnet, lamports=10**9, usdc=1_000_000)
     creator = Keypair().pubkey()
 
-    needed_new = gateway.payout_sol_needed(creator, include_withdraw=False)
+    needed_new = gateway.payout_lamports_needed(include_withdraw=False, missing_token_accounts=1)
     assert needed_new == FEE + ATA_RENT
     signed = gateway.build_payout(agent, creator, 1)
-    gateway.send(signed)
-    gateway.confirm(signed.signature, signed.last_valid_block_height)
-    assert 10**9 - gateway.sol_balance(agent.pubkey()) == needed_new
+    send(gateway, signed)
+    confirm(gateway, signed)
+    assert 10**9 - sol(localnet, agent.pubkey()) == needed_new
 
-    needed_existing = gateway.payout_sol_needed(creator, include_withdraw=False)
+    assert ata_exists(localnet, creator)
+    needed_existing = gateway.payout_lamports_needed(include_withdraw=False, missing_token_accounts=0)
     assert needed_existing == FEE
-    before = gateway.sol_balance(agent.pubkey())
+    before = sol(localnet, agent.pubkey())
     signed = gateway.build_payout(agent, creator, 1)
-    gateway.send(signed)
-    gateway.confirm(signed.signature, signed.last_valid_block_height)
-    assert before - gateway.sol_balance(agent.pubkey()) == needed_existing
+    send(gateway, signed)
+    confirm(gateway, signed)
+    assert before - sol(localnet, agent.pubkey()) == needed_existing
 
 
 def test_pre_flight_counts_priority_fees_the_local_node_does_not_charge(localnet):
     gateway = make_gateway(localnet, priority=10_000)
     agent = funded_agent(localnet, lamports=10**9, usdc=1_000_000)
     creator = Keypair().pubkey()
-    needed = gateway.payout_sol_needed(creator, include_withdraw=True)
+    needed = gateway.payout_lamports_needed(include_withdraw=True, missing_token_accounts=1)
     # transfer: 5,000 + ceil(10,000 × 60,000 / 1e6) = 5,600; withdraw: 5,000 + 10,000 × 120,000 / 1e6
     assert needed == 5_600 + 6_200 + ATA_RENT
     signed = gateway.build_payout(agent, creator, 1)
-    gateway.send(signed)
-    gateway.confirm(signed.signature, signed.last_valid_block_height)
-    charged = 10**9 - gateway.sol_balance(agent.pubkey())
+    send(gateway, signed)
+    confirm(gateway, signed)
+    charged = 10**9 - sol(localnet, agent.pubkey())
     assert charged == FEE + ATA_RENT  # LiteSVM charges no priority fee; a cluster would
     assert charged <= needed
 
 
-def test_too_little_sol_or_usdc_is_a_typed_failure_and_nothing_is_sent(localnet):
+def test_a_payout_the_agent_cannot_fund_is_refused_and_moves_nothing(localnet):
+    """The engine's pre-flight owes such a payout before signing it (tests/engine); sent anyway,
+    the node refuses it in preflight: no fee, no USDC moved, no account created."""
+    from profitshare.chain.errors import TransactionFailed
+
     gateway = make_gateway(localnet, priority=0)
     creator = Keypair().pubkey()
     poor = funded_agent(localnet, lamports=FEE + ATA_RENT - 1, usdc=1_000_000)
-    with pytest.raises(InsufficientSol) as caught:
-        gateway.build_payout(poor, creator, 10)
-    assert caught.value.code == "insufficient_sol"
-    assert caught.value.needed_lamports == FEE + ATA_RENT
-    assert caught.value.available_lamports == FEE + ATA_RENT - 1
-
+    assert gateway.payout_lamports_needed(include_withdraw=False, missing_token_accounts=1) == FEE + ATA_RENT
+    with pytest.raises(TransactionFailed):
+        send(gateway, gateway.build_payout(poor, creator, 10))
+    assert sol(localnet, poor.pubkey()) == FEE + ATA_RENT - 1
     rich_in_sol = funded_agent(localnet, lamports=10**9, usdc=999)
-    with pytest.raises(InsufficientUsdc) as caught:
-        gateway.build_payout(rich_in_sol, creator, 1_000)
-    assert (caught.value.needed, caught.value.available) == (1_000, 999)
-    assert caught.value.code == "insufficient_usdc"
-    assert not gateway.ata_exists(creator)
+    with pytest.raises(TransactionFailed):
+        send(gateway, gateway.build_payout(rich_in_sol, creator, 1_000))
+    assert usdc(localnet, rich_in_sol.pubkey()) == 999
+    assert not ata_exists(localnet, creator)

@@ -18,7 +18,18 @@ from spl.token.instructions import get_associated_token_address
 from profitshare.chain.errors import BlockhashExpired, SendOutcomeUnknown, TransactionFailed
 from profitshare.chain.payouts import sign_payout
 from profitshare.chain.transactions import RecentBlockhash
-from tests.chain.gateway_support import ATA_RENT, FEE, USDC, funded_agent, make_gateway
+from tests.chain.gateway_support import (
+    ATA_RENT,
+    FEE,
+    USDC,
+    ata_exists,
+    confirm,
+    funded_agent,
+    make_gateway,
+    send,
+    sol,
+    usdc,
+)
 
 COMPUTE_BUDGET = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
 RECENT = RecentBlockhash(Hash.from_string("4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi"), 1_000)
@@ -101,19 +112,18 @@ def test_pay_a_fresh_wallet_creates_its_ata_and_charges_rent_plus_fee(localnet):
     gateway = make_gateway(localnet)
     agent = funded_agent(localnet, lamports=10**9, usdc=5_000_000)
     creator = Keypair().pubkey()  # never seen on chain
-    assert not gateway.ata_exists(creator)
+    assert not ata_exists(localnet, creator)
 
     signed = gateway.build_payout(agent, creator, 1_234_567, reference="qv:dist:fresh")
-    gateway.send(signed)
-    status = gateway.confirm(signed.signature, signed.last_valid_block_height)
+    send(gateway, signed)
+    status = confirm(gateway, signed)
 
     assert status.state == "landed"
-    assert gateway.ata_exists(creator)
-    assert gateway.usdc_balance(creator) == 1_234_567
-    assert gateway.token_account_balance(signed.destination_ata) == 1_234_567
-    assert gateway.usdc_balance(agent.pubkey()) == 5_000_000 - 1_234_567
-    assert gateway.sol_balance(agent.pubkey()) == 10**9 - ATA_RENT - FEE
-    assert gateway.sol_balance(creator) == 0  # the creator paid nothing
+    assert ata_exists(localnet, creator)
+    assert usdc(localnet, creator) == 1_234_567
+    assert usdc(localnet, agent.pubkey()) == 5_000_000 - 1_234_567
+    assert sol(localnet, agent.pubkey()) == 10**9 - ATA_RENT - FEE
+    assert sol(localnet, creator) == 0  # the creator paid nothing
 
 
 def test_read_payout_equals_what_was_sent(localnet):
@@ -121,8 +131,8 @@ def test_read_payout_equals_what_was_sent(localnet):
     agent = funded_agent(localnet, usdc=3_000_000)
     creator = Keypair().pubkey()
     signed = gateway.build_payout(agent, creator, 2_500_001, reference="qv:dist:read")
-    gateway.send(signed)
-    status = gateway.confirm(signed.signature, signed.last_valid_block_height)
+    send(gateway, signed)
+    status = confirm(gateway, signed)
 
     landed = gateway.read_payout(signed.signature)
     assert landed.signature == signed.signature
@@ -149,10 +159,10 @@ def test_two_equal_payouts_to_one_new_ata_in_one_slot_both_land(localnet):
     second = gateway.build_payout(agent, creator, 100_000)
     assert first.blockhash == second.blockhash  # manual clock: same slot
     for signed in (first, second):
-        gateway.send(signed)
-        gateway.confirm(signed.signature, signed.last_valid_block_height)
-    assert gateway.usdc_balance(creator) == 200_000
-    assert gateway.sol_balance(agent.pubkey()) == 10**9 - ATA_RENT - 2 * FEE  # rent once
+        send(gateway, signed)
+        confirm(gateway, signed)
+    assert usdc(localnet, creator) == 200_000
+    assert sol(localnet, agent.pubkey()) == 10**9 - ATA_RENT - 2 * FEE  # rent once
 
 
 def test_resending_the_same_bytes_pays_once(localnet):
@@ -160,12 +170,12 @@ def test_resending_the_same_bytes_pays_once(localnet):
     agent = funded_agent(localnet, usdc=1_000_000)
     creator = Keypair().pubkey()
     signed = gateway.build_payout(agent, creator, 400_000)
-    gateway.send(signed)
-    gateway.send(signed)  # AlreadyProcessed: returns, nothing moves
+    send(gateway, signed)
+    send(gateway, signed)  # AlreadyProcessed: returns, nothing moves
     localnet.rpc("localnet_advanceSlots", 5)
-    gateway.send(signed)
-    assert gateway.usdc_balance(creator) == 400_000
-    assert gateway.usdc_balance(agent.pubkey()) == 600_000
+    send(gateway, signed)
+    assert usdc(localnet, creator) == 400_000
+    assert usdc(localnet, agent.pubkey()) == 600_000
 
 
 def test_blockhash_valid_for_150_blocks_then_refused_as_expired(localnet):
@@ -174,21 +184,21 @@ def test_blockhash_valid_for_150_blocks_then_refused_as_expired(localnet):
     creator = Keypair().pubkey()
     on_time = gateway.build_payout(agent, creator, 1_000)
     late = gateway.build_payout(agent, creator, 2_000)
-    assert on_time.last_valid_block_height == gateway.block_height() + 150
+    assert on_time.last_valid_block_height == gateway.transactions.block_height() + 150
 
     localnet.rpc("localnet_advanceSlots", 150)
-    assert not gateway.is_expired(on_time.last_valid_block_height)
-    gateway.send(on_time)
-    assert gateway.confirm(on_time.signature, on_time.last_valid_block_height).state == "landed"
+    assert not gateway.transactions.is_expired(on_time.last_valid_block_height)
+    send(gateway, on_time)
+    assert confirm(gateway, on_time).state == "landed"
 
     localnet.rpc("localnet_advanceSlots", 1)
-    assert gateway.is_expired(late.last_valid_block_height)
+    assert gateway.transactions.is_expired(late.last_valid_block_height)
     with pytest.raises(BlockhashExpired) as caught:
-        gateway.send(late)
+        send(gateway, late)
     assert caught.value.code == "blockhash_expired"
     assert gateway.signature_status(late.signature).state == "unknown"
-    assert gateway.usdc_balance(creator) == 1_000
-    assert gateway.sol_balance(agent.pubkey()) == 10**9 - ATA_RENT - FEE
+    assert usdc(localnet, creator) == 1_000
+    assert sol(localnet, agent.pubkey()) == 10**9 - ATA_RENT - FEE
 
 
 def test_lost_response_is_outcome_unknown_then_resolved_as_landed(localnet):
@@ -198,15 +208,15 @@ def test_lost_response_is_outcome_unknown_then_resolved_as_landed(localnet):
     signed = gateway.build_payout(agent, creator, 700_000)
     localnet.rpc("localnet_setFaults", {"loseResponseRate": 1.0})
     with pytest.raises(SendOutcomeUnknown) as caught:
-        gateway.send(signed)
+        send(gateway, signed)
     assert caught.value.signature == signed.signature
     localnet.rpc("localnet_setFaults", {})
 
     status = gateway.signature_status(signed.signature)
     assert status.state == "landed" and status.err is None
-    assert gateway.confirm(signed.signature, signed.last_valid_block_height).state == "landed"
-    gateway.send(signed)  # re-broadcasting the same bytes is harmless
-    assert gateway.usdc_balance(creator) == 700_000  # paid exactly once
+    assert confirm(gateway, signed).state == "landed"
+    send(gateway, signed)  # re-broadcasting the same bytes is harmless
+    assert usdc(localnet, creator) == 700_000  # paid exactly once
 
 
 def test_dropped_send_is_unknown_until_expiry_then_blockhash_expired(localnet):
@@ -215,36 +225,36 @@ def test_dropped_send_is_unknown_until_expiry_then_blockhash_expired(localnet):
     creator = Keypair().pubkey()
     signed = gateway.build_payout(agent, creator, 300_000)
     localnet.rpc("localnet_setFaults", {"dropRate": 1.0})
-    gateway.send(signed)  # accepted by the RPC, never lands
+    send(gateway, signed)  # accepted by the RPC, never lands
     localnet.rpc("localnet_setFaults", {})
 
     with pytest.raises(SendOutcomeUnknown):  # not expired yet: undecided
-        gateway.confirm(signed.signature, signed.last_valid_block_height, timeout=0.2)
+        confirm(gateway, signed, timeout=0.2)
     localnet.rpc("localnet_advanceSlots", 151)
     with pytest.raises(BlockhashExpired):
-        gateway.confirm(signed.signature, signed.last_valid_block_height, timeout=5)
+        confirm(gateway, signed, timeout=5)
     assert gateway.signature_status(signed.signature).state == "unknown"
-    assert gateway.usdc_balance(creator) == 0
-    assert gateway.sol_balance(agent.pubkey()) == 10**9  # nothing charged
+    assert usdc(localnet, creator) == 0
+    assert sol(localnet, agent.pubkey()) == 10**9  # nothing charged
 
     retry = gateway.build_payout(agent, creator, 300_000)  # only now may a new tx be signed
-    gateway.send(retry)
-    gateway.confirm(retry.signature, retry.last_valid_block_height)
-    assert gateway.usdc_balance(creator) == 300_000
+    send(gateway, retry)
+    confirm(gateway, retry)
+    assert usdc(localnet, creator) == 300_000
 
 
 def test_preflight_failure_is_transaction_failed_and_charges_nothing(localnet):
     gateway = make_gateway(localnet)
     agent = funded_agent(localnet, lamports=10**9, usdc=100)
     creator = Keypair().pubkey()
-    signed = gateway.build_payout(agent, creator, 101, check_funds=False)
+    signed = gateway.build_payout(agent, creator, 101)
     with pytest.raises(TransactionFailed) as caught:
-        gateway.send(signed)
+        send(gateway, signed)
     assert caught.value.signature == signed.signature
     # instruction 2 (no price instruction at priority 0) is TransferChecked; SPL error 1 =
     # InsufficientFunds
     assert caught.value.err == {"InstructionError": [2, {"Custom": 1}]}
     assert caught.value.logs
-    assert gateway.sol_balance(agent.pubkey()) == 10**9
-    assert gateway.usdc_balance(agent.pubkey()) == 100
-    assert not gateway.ata_exists(creator)
+    assert sol(localnet, agent.pubkey()) == 10**9
+    assert usdc(localnet, agent.pubkey()) == 100
+    assert not ata_exists(localnet, creator)

@@ -17,7 +17,7 @@ from solders.pubkey import Pubkey
 
 from profitshare.chain.errors import RpcRequestError, RpcUnavailable, SendOutcomeUnknown
 from profitshare.chain.rpc import rpc_error_counts
-from tests.chain.gateway_support import funded_agent, make_gateway, make_pool
+from tests.chain.gateway_support import funded_agent, make_gateway, make_pool, send, wallet
 
 OWNER = Pubkey.from_string("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin")
 BALANCE = {"context": {"slot": 7, "apiVersion": "2.1.0"}, "value": 42}
@@ -215,7 +215,7 @@ def test_node_http_errors_are_retried_until_reads_succeed(localnet):
     gateway = make_gateway(localnet, max_attempts=12)
     localnet.rpc("localnet_setFaults", {"seed": 3, "httpErrorRate": 0.5})
     before = sum(n for (url, _), n in rpc_error_counts().items() if url == localnet.url)
-    balances = [gateway.sol_balance(agent.pubkey()) for _ in range(10)]
+    balances = [wallet(gateway, agent.pubkey()).lamports for _ in range(10)]
     after = sum(n for (url, _), n in rpc_error_counts().items() if url == localnet.url)
     assert balances == [123_456_789] * 10
     assert after > before  # some calls were answered 429/503 and retried
@@ -228,11 +228,11 @@ def test_node_persistent_http_errors_raise_rpc_unavailable_and_a_send_never_land
     signed = gateway.build_payout(agent, creator, 250_000)
     localnet.rpc("localnet_setFaults", {"httpErrorRate": 1.0})
     with pytest.raises(RpcUnavailable):
-        gateway.sol_balance(agent.pubkey())
+        wallet(gateway, agent.pubkey())
     with pytest.raises(RpcUnavailable) as caught:
-        gateway.send(signed)
+        send(gateway, signed)
     assert caught.value.signature == signed.signature
     localnet.rpc("localnet_setFaults", {})
     assert gateway.signature_status(signed.signature).state == "unknown"
-    assert gateway.usdc_balance(creator) == 0
-    assert gateway.usdc_balance(agent.pubkey()) == 1_000_000
+    assert (wallet(gateway, creator).usdc or 0) == 0
+    assert (wallet(gateway, agent.pubkey()).usdc or 0) == 1_000_000

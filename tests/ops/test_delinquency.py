@@ -24,7 +24,7 @@ from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou
 from profitshare.services.guards import guard
 from profitshare.tasks import detect_delinquency_task
-from tests.chain.gateway_support import make_gateway
+from tests.chain.gateway_support import confirm, make_gateway, send
 from tests.world import make_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,8 +81,8 @@ def test_draining_the_agent_token_account_marks_delinquent(localnet, gateway):
     localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 50_000_000)
     localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 2_000_000)
     drain = gateway.build_payout(world.agent, str(Keypair().pubkey()), 2_000_000, reference="mine now")
-    gateway.send(drain)
-    gateway.confirm(drain.signature, drain.last_valid_block_height)
+    send(gateway, drain)
+    confirm(gateway, drain)
     assert detect_delinquency(gateway=gateway)["delinquent"] == 1
     assert status(world) == SubscriptionStatus.DELINQUENT
     assert AuditEvent.objects.get(entity="subscription", to_status="delinquent").data["signature"] == drain.signature
@@ -176,13 +176,19 @@ def test_a_transaction_that_only_costs_its_fee_is_not_an_outflow(localnet, gatew
     assert status(world) == SubscriptionStatus.ACTIVE
 
 
-def test_an_unreachable_rpc_when_the_iou_opens_leaves_the_watch_to_the_schedule(localnet, gateway, settings):
-    world = make_world(localnet, lamports=1_000_000)
-    settings.QV_RPC_URLS = ["http://127.0.0.1:9"]  # the baseline read fails; the payout's gateway works
-    process_distribution(world.close(40_000_000).distribution.pk, gateway=gateway)
-    assert IOU.objects.filter(subscription=world.subscription).exists()
+def test_an_unreachable_rpc_when_the_iou_opens_leaves_the_watch_to_the_schedule(localnet, gateway):
+    """The baseline slot is read through the payout's own gateway, once, briefly; when the RPC
+    is unreachable the IOU still opens (``rpc_unavailable``) and the schedule starts the watch."""
+    from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
+    from profitshare.chain.gateway import ChainGateway
+    from tests.chain.gateway_support import USDC, make_pool
+
+    world = make_world(localnet)
+    pool = make_pool("http://127.0.0.1:9", max_attempts=1)
+    dead = ChainGateway(pool, usdc_mint=USDC, drift=DriftpyAdapter(pool), confirm_timeout=0.2)
+    process_distribution(world.close(40_000_000).distribution.pk, gateway=dead)
+    assert IOU.objects.get(subscription=world.subscription).reason == "rpc_unavailable"
     assert not DelinquencyWatch.objects.exists()
-    settings.QV_RPC_URLS = [localnet.url]
     slot = localnet.rpc("getSlot")
     counts = detect_delinquency(gateway=gateway)
     assert (counts["started"], counts["delinquent"]) == (1, 0)

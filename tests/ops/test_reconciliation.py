@@ -19,7 +19,7 @@ from profitshare.models.reconciliation import (
 from profitshare.services.engine import process_distribution
 from profitshare.services.reconciliation import latest_report, reconcile
 from profitshare.tasks import reconcile_task
-from tests.chain.gateway_support import make_gateway
+from tests.chain.gateway_support import confirm, make_gateway, send
 from tests.world import make_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,8 +88,8 @@ def test_a_payout_sent_outside_the_ledger_is_found(localnet, gateway):
     world = paid_world(localnet, gateway, 50_000_000)
     localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 1_000_000)
     rogue = gateway.build_payout(world.agent, str(Keypair().pubkey()), 1_000_000, reference="qv:d999:a1")
-    gateway.send(rogue)
-    gateway.confirm(rogue.signature, rogue.last_valid_block_height)
+    send(gateway, rogue)
+    confirm(gateway, rogue)
     report = reconcile(gateway=gateway)
     assert (report.matched, report.unrecorded) == (1, 1)
     alert = Alert.objects.get(kind="reconciliation_mismatch")
@@ -186,8 +186,8 @@ def test_a_second_run_reads_nothing_old_and_still_finds_a_new_unknown_payout(loc
 
     localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 1_000_000)
     rogue = gateway.build_payout(world.agent, str(Keypair().pubkey()), 1_000_000, reference="qv:d4242:a1")
-    gateway.send(rogue)
-    gateway.confirm(rogue.signature, rogue.last_valid_block_height)
+    send(gateway, rogue)
+    confirm(gateway, rogue)
     proxy.calls.clear()
     third = reconcile(gateway=counted)
     assert (third.checked, third.unrecorded) == (0, 1)
@@ -210,8 +210,8 @@ def test_the_scan_pages_through_more_signatures_than_one_page(localnet, gateway,
     world = paid_world(localnet, gateway, 50_000_000)
     localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 1_000_000)
     rogue = gateway.build_payout(world.agent, str(Keypair().pubkey()), 1_000_000, reference="qv:d4343:a1")
-    gateway.send(rogue)
-    gateway.confirm(rogue.signature, rogue.last_valid_block_height)
+    send(gateway, rogue)
+    confirm(gateway, rogue)
     for _ in range(3):  # newer transactions bury the rogue payout past the first page
         localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 1_000)
     settings.QV_CHAIN_SIGNATURE_LIMIT = 2

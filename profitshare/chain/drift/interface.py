@@ -1,14 +1,14 @@
-"""The interface every Drift backend implements (local node, driftpy on a real cluster).
+"""What the chain gateway needs from its Drift adapter.
 
-A backend only *builds* Drift instructions and *reads* subaccounts; the chain gateway
+The adapter only *builds* Drift instructions and *reads* subaccounts; the chain gateway
 (``profitshare.chain.gateway.ChainGateway``, the only caller) adds the compute budget, signs with
-the agent, sends, confirms and names failures. The same contract as
-``driftpy_adapter.DriftpyAdapter`` (real clusters) and ``localnet_adapter.LocalnetDriftAdapter``
-(the local node's emulated Drift); ``get_gateway()`` picks one by ``QV_DRIFT_BACKEND``.
+the agent, sends, confirms and names failures. There is one implementation,
+``driftpy_adapter.DriftpyAdapter``, on mainnet and on the local node (which runs the real Drift
+program); tests may give the gateway anything with this shape.
 
 Amounts are integers in USDC base units (6 decimals); PnL is signed. What a withdraw
-*delivered* is measured by the gateway on the agent's SPL token account (docs/design.md, "Measure what arrived"), never
-taken from Drift's own bookkeeping.
+*delivered* is measured by the gateway on the agent's SPL token account (docs/design.md,
+"Measure what arrived"), never taken from Drift's own bookkeeping.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from profitshare.chain.errors import ChainError
-from profitshare.chain.transactions import SignedTransaction
+from profitshare.chain.transactions import SignatureStatus, SignedTransaction
 from profitshare.db.bulk import insert_rows
 from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind, IouReason
 from profitshare.services.audit import append_events, event
@@ -56,14 +56,13 @@ def finish(outcomes: list[tuple[str, str, int | None, str]]) -> None:
             )
 
 
-def status_of(state) -> str:
-    """A ``wait_for`` answer (``SignatureStatus``, ``"expired"``, ``"unknown"`` or None) as a
-    DriftAction status (undecided: ``prepared``)."""
-    if state == "expired":
-        return AttemptStatus.EXPIRED
-    return {"landed": AttemptStatus.LANDED, "failed": AttemptStatus.FAILED}.get(
-        getattr(state, "state", None), AttemptStatus.PREPARED
-    )
+_ACTION_STATUS = {"landed": AttemptStatus.LANDED, "failed": AttemptStatus.FAILED, "expired": AttemptStatus.EXPIRED}
+
+
+def status_of(status: SignatureStatus | None) -> str:
+    """A ``wait_for`` answer (None: never sent) as a DriftAction status (undecided:
+    ``prepared``)."""
+    return AttemptStatus.PREPARED if status is None else _ACTION_STATUS.get(status.state, AttemptStatus.PREPARED)
 
 
 def resolve_withdraws(batch: Batch, items: list[Item]) -> tuple[set[int], bool]:

@@ -138,7 +138,7 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
                 expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
             )
             record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
-            watch_new_debt(iou)  # the delinquency watch starts from the chain's slot after commit
+            watch_new_debt(iou, gateway=batch.gateway)  # the watch starts from the chain's slot after commit
             raise_alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
                         amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
             if reason == IouReason.INVALID_CREATOR_WALLET:

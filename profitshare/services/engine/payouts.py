@@ -32,7 +32,7 @@ def transfer(batch: Batch) -> None:
         if not items:
             return
         try:
-            recent = gateway.transactions.latest_blockhash()
+            recent = gateway.latest_blockhash()
         except ChainError as exc:
             for item in items:
                 item.fall_short(IouReason.RPC_UNAVAILABLE, f"transfer: {exc}")
@@ -46,7 +46,7 @@ def transfer(batch: Batch) -> None:
             number = counts.get(item.dist.pk, 0) + 1
             signed = gateway.build_payout(
                 item.keypair, parse_address(item.dist.creator.address), amount,
-                reference=f"qv:d{item.dist.pk}:a{number}", check_funds=False, recent=recent,
+                reference=f"qv:d{item.dist.pk}:a{number}", recent=recent,
                 create_destination_ata=not item.creator_ata_exists,
             )
             attempts.append(PayoutAttempt(
@@ -128,9 +128,9 @@ def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: 
     landed, failed, expired = [], [], []
     for signature, status in outcome.items():
         attempt = by_sig[signature]
-        if status == "expired":
+        if status.state == "expired":
             expired.append((attempt, AttemptStatus.EXPIRED, "blockhash expired unlanded"))
-        elif status == "unknown":
+        elif status.state == "unknown":
             continue
         elif status.state == "landed":
             landed.append((attempt, status.slot))

@@ -19,8 +19,7 @@ from profitshare.chain.errors import (
     InvalidAddress,
     TransactionFailed,
 )
-from profitshare.chain.fees import TxFeeBudget, payout_sol_needed
-from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.chain.transactions import SignatureStatus, SignedTransaction, describe_error
 from profitshare.models import (
     AttemptStatus,
     Distribution,
@@ -134,7 +133,7 @@ def _sign_unique(batch: Batch, items: list[Item], sign) -> dict[int, SignedTrans
     earlier run recorded (a send the node dropped within the same blockhash: same bytes, and a
     second DriftAction row for them would be refused). Raises ``ChainError`` if collisions
     persist (practically impossible)."""
-    recent = batch.gateway.transactions.latest_blockhash()
+    recent = batch.gateway.latest_blockhash()
     by_pk = {item.dist.pk: item for item in items}
     signed = {pk: sign(item, recent) for pk, item in by_pk.items()}
     for _ in range(3):
@@ -170,6 +169,9 @@ def _send_all(batch: Batch, signed: dict[int, SignedTransaction], items: list[It
         pending[tx.signature] = tx.last_valid_block_height
     return pending
 
+
+#: The status of a transaction that was never sent (refused by preflight): undecided.
+UNSENT = SignatureStatus("unknown")
 
 #: Drift's answers to a settle with nothing left to settle in that market: ``settle_pnl`` settles a
 #: position's whole unsettled PnL, so an earlier settle (another close's, or this one's before a
@@ -220,18 +222,18 @@ def settle(batch: Batch) -> None:
         if not item.active:
             continue
         tx = signed[item.dist.pk]
-        status = outcome.get(tx.signature)
-        error = describe_error(status.err, tx.program_ids) if getattr(status, "state", None) == "failed" else None
+        status = outcome.get(tx.signature, UNSENT)
+        error = describe_error(status.err, tx.program_ids) if status.state == "failed" else None
         if item.dist.pk in already or error in NOTHING_TO_SETTLE:
             item.dist.settled = True
             settled.append(item.dist)
             why = already.get(item.dist.pk) or error
             events.append(event("distribution", item.dist.pk, actor=batch.actor, reason=f"PnL already settled (Drift: {why})"))
-        elif getattr(status, "state", None) == "landed":
+        elif status.state == "landed":
             item.dist.settled = True
             settled.append(item.dist)
             events.append(event("distribution", item.dist.pk, actor=batch.actor, reason="PnL settled", settle_signature=tx.signature))
-        elif getattr(status, "state", None) == "failed":
+        elif status.state == "failed":
             owe(batch, item, IouReason.SETTLE_FAILED, f"SettleFailed: {describe_error(status.err, tx.program_ids)}")
         else:
             owe(batch, item, IouReason.RPC_UNAVAILABLE, f"settle {tx.signature} {status}")
@@ -251,7 +253,7 @@ def preflight(batch: Batch) -> None:
     unknown = [i for i in items if i.creator_ata_exists is None]
     try:
         states = gateway.wallet_states([i.agent for i in items])
-        rent = gateway.token_account_rent()
+        gateway.token_account_rent()  # read (and cached) here, where a failure owes rpc_unavailable
         if unknown:
             atas = gateway.multiple_accounts(
                 [usdc_ata(parse_address(i.dist.creator.address), gateway.usdc_mint) for i in unknown]
@@ -262,18 +264,12 @@ def preflight(batch: Batch) -> None:
         for item in items:
             owe(batch, item, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
         return
-    price = gateway.priority_fee_microlamports
     for item in items:
         state = states[str(item.agent)]
         item.usdc_before = state.usdc or 0
         need_withdraw = item.dist.withdrawn < item.dist.owed
         missing = (0 if item.creator_ata_exists else 1) + (1 if need_withdraw and state.usdc is None else 0)
-        needed = payout_sol_needed(
-            transfer=TxFeeBudget(gateway.payout_compute_unit_limit, price),
-            withdraw=TxFeeBudget(gateway.drift_compute_unit_limit, price) if need_withdraw else None,
-            token_account_rent=rent if missing else 0,
-            missing_token_accounts=missing,
-        )
+        needed = gateway.payout_lamports_needed(include_withdraw=need_withdraw, missing_token_accounts=missing)
         if state.lamports < needed:
             owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
 
@@ -326,8 +322,8 @@ def withdraw(batch: Batch) -> None:
     changed, events, finished = [], [], []
     for item in items:
         tx = signed[item.dist.pk]
-        status = outcome.get(tx.signature)
-        state = getattr(status, "state", None)
+        status = outcome.get(tx.signature, UNSENT)
+        state = status.state
         if state == "failed":
             item.fall_short(IouReason.WITHDRAW_FAILED, f"WithdrawFailed: {describe_error(status.err, tx.program_ids)}")
         elif state != "landed" and tx.signature in pending:
