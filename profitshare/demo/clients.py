@@ -12,6 +12,8 @@ from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
 from profitshare.api.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from profitshare.chain.errors import RpcRequestError, RpcUnavailable
+from profitshare.chain.rpc import RpcPool
 
 
 class ApiError(Exception):
@@ -69,28 +71,26 @@ class NodeError(Exception):
 
 
 class NodeClient:
-    """JSON-RPC client of the local node (``rpc(method, *params)`` returns ``result``)."""
+    """The local node's JSON-RPC (``rpc(method, *params)`` returns ``result``), spoken through
+    the chain package's ``RpcPool`` (one endpoint, one try: world-building calls are not
+    idempotent, so nothing is retried behind the caller's back)."""
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=timeout)
-        self._id = 0
+        self.pool = RpcPool([url], timeout_seconds=timeout, max_attempts=1)
         self._mint: Pubkey | None = None
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self.http.close()
+        self.pool.close()
 
     def rpc(self, method: str, *params: Any) -> Any:
-        """Call ``method``; returns its ``result``. Raises ``NodeError`` for a JSON-RPC error,
-        ``httpx.HTTPError`` for a transport or HTTP failure."""
-        self._id += 1
-        response = self.http.post("/", json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)})
-        response.raise_for_status()
-        body = response.json()
-        if "error" in body:
-            raise NodeError(f"{method}: {body['error']}")
-        return body["result"]
+        """Call ``method``; returns its ``result``. Raises ``NodeError`` for a JSON-RPC error or
+        a node that does not answer."""
+        try:
+            return self.pool.call(method, *params)
+        except (RpcRequestError, RpcUnavailable) as exc:
+            raise NodeError(f"{method}: {exc}") from exc
 
     def usdc_mint(self) -> Pubkey:
         """The node's USDC mint (read once)."""
