@@ -43,10 +43,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-DEBUG = env_bool("QV_DEBUG", True)
-SECRET_KEY = os.environ.get("QV_SECRET_KEY", "dev-only-insecure-secret-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("dev-only"):
-    raise RuntimeError("QV_SECRET_KEY must be set when QV_DEBUG is off")
+# --- Safe by default: DEBUG is off unless QV_DEBUG=1 (make run and the tests set it for their own
+# processes). The development defaults below exist only with DEBUG on; with DEBUG off every secret
+# is required and checked before anything starts (quantumvault.startup, after the engine block).
+DEBUG = env_bool("QV_DEBUG", False)
+SECRET_KEY = os.environ.get("QV_SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else "")
 ALLOWED_HOSTS = env_list("QV_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
@@ -165,8 +166,6 @@ QV_EXPLORER_TX_URL = os.environ.get(
 # HMAC secrets of the intake API: the trading platform's and the admin routes'.
 QV_INTAKE_SECRET = os.environ.get("QV_INTAKE_SECRET", "dev-intake-secret" if DEBUG else "")
 QV_ADMIN_SECRET = os.environ.get("QV_ADMIN_SECRET", "dev-admin-secret" if DEBUG else "")
-if not DEBUG and not (QV_INTAKE_SECRET and QV_ADMIN_SECRET):
-    raise RuntimeError("QV_INTAKE_SECRET and QV_ADMIN_SECRET must be set when QV_DEBUG is off")
 # Signed intake requests older than this are refused (seconds).
 QV_INTAKE_MAX_SKEW_SECONDS = env_int("QV_INTAKE_MAX_SKEW_SECONDS", 300)
 # An open IOU stops blocking the subscriber after this many days (it stays owed).
@@ -240,3 +239,18 @@ if QV_LOG_FORMAT == "json":
 # run_product sets QV_DEMO=1 for its own processes; QV_DEMO_SEED picks the demo world's wallets.
 QV_DEMO = env_bool("QV_DEMO", False)
 QV_DEMO_SEED = env_int("QV_DEMO_SEED", 1)
+
+# --- Production start-up check: with DEBUG off, a missing or weak secret (or the demo) stops every
+# entry point (web, qcluster, management commands) with one line naming it.
+if not DEBUG:
+    from quantumvault.startup import production_problem, refuse_to_start  # noqa: E402
+
+    _problem = production_problem(
+        secret_key=SECRET_KEY,
+        intake_secret=QV_INTAKE_SECRET,
+        admin_secret=QV_ADMIN_SECRET,
+        key_encryption_keys=QV_KEY_ENCRYPTION_KEYS,
+        demo=QV_DEMO,
+    )
+    if _problem:
+        refuse_to_start(_problem)

@@ -4,14 +4,18 @@ sign-out. Admins sign in with Django's own auth (``/admin/login/``)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from profitshare.services import siws
 from profitshare.services.errors import InvalidInput
-from profitshare.views.common import SESSION_WALLET, current_wallet, sign_in_wallet
+from profitshare.views.common import (
+    SESSION_WALLET,
+    current_wallet,
+    development_only,
+    sign_in_wallet,
+)
 
 
 def _next_url(request) -> str:
@@ -67,9 +71,8 @@ def verify(request):
 
 def dev_signin(request):
     """Development only: sign in as any address without a signature (POST). A 404 for every
-    method unless DEBUG is on."""
-    if not settings.DEBUG:
-        raise Http404("no such page")
+    method unless DEBUG is on and the client is on this machine (loopback)."""
+    development_only(request)
     if request.method != "POST":
         return redirect("pages:signin")
     try:

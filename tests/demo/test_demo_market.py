@@ -38,7 +38,7 @@ def demo(tmp_path, live_server, settings):
     with the demo on; returns (node RPC, web URL, run(): the demo's output)."""
     procs = ProductProcesses(tmp_path)
     settings.QV_INTAKE_SECRET, settings.QV_ADMIN_SECRET = INTAKE_SECRET, ADMIN_SECRET
-    settings.QV_DEMO, settings.QV_DEMO_SEED = True, SEED
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, SEED, True
     try:
         node_url = procs.start_node(slot_ms=100)
         procs.start_qcluster("qcluster")
