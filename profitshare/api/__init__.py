@@ -28,8 +28,10 @@ api = NinjaAPI(
     version="1",
     description=(
         "Intake of the QuantumVault payout system. Amounts are integers in USDC base units "
-        "(6 decimals); addresses are base58. Requests are signed: X-QV-Timestamp (unix seconds) "
-        "and X-QV-Signature (hex HMAC-SHA256 of '{timestamp}.{raw body}')."
+        "(6 decimals); addresses are base58. Requests are signed (signature v2): X-QV-Timestamp "
+        "(unix seconds) and X-QV-Signature, the hex HMAC-SHA256 of "
+        "'{timestamp}.{METHOD}.{path}.{raw body}' where METHOD is upper-case and path is the "
+        "request path with its query string exactly as sent (e.g. /api/v1/ious?status=open)."
     ),
     urls_namespace="api-v1",
 )
