@@ -71,6 +71,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # NUL bytes -> 404, bodies over DATA_UPLOAD_MAX_MEMORY_SIZE -> 413, signed-in pages no-store,
+    # database unavailable -> 503 with Retry-After
+    "profitshare.middleware.RequestGuardMiddleware",
 ]
 
 ROOT_URLCONF = "quantumvault.urls"

@@ -7,8 +7,8 @@ from django.http import HttpRequest
 from profitshare.api.schemas import ErrorOut, ValidationErrorOut
 
 #: Error answers every signed route may give (documented in the OpenAPI schema).
-AUTH_ERRORS = {401: ErrorOut, 422: ValidationErrorOut}
-ADMIN_ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ValidationErrorOut}
+AUTH_ERRORS = {401: ErrorOut, 413: ErrorOut, 422: ValidationErrorOut, 503: ErrorOut}
+ADMIN_ERRORS = {401: ErrorOut, 403: ErrorOut, 413: ErrorOut, 422: ValidationErrorOut, 503: ErrorOut}
 
 #: Seconds a request waits for an agent wallet busy with another payout before answering 409
 #: "payout in progress" (retry) or answering with the IOU still blocking (guard). Kept well under

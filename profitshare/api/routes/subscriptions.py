@@ -7,7 +7,7 @@ from ninja import Router, Status
 from profitshare.api.auth import PlatformAuth
 from profitshare.api.routes import common
 from profitshare.api.routes.common import AUTH_ERRORS, actor
-from profitshare.api.schemas import ErrorOut, GuardOut, SubscriptionIn, SubscriptionOut
+from profitshare.api.schemas import ErrorOut, GuardOut, PathId, SubscriptionIn, SubscriptionOut
 from profitshare.services import engine
 from profitshare.services.guards import guard
 from profitshare.services.locks import LockTimeout
@@ -41,7 +41,7 @@ def retry_for_guard(iou_id: int) -> None:
 
 
 @router.get("/subscriptions/{subscription_id}/guard", response={200: GuardOut, 404: ErrorOut, **AUTH_ERRORS})
-def subscription_guard(request, subscription_id: str):
+def subscription_guard(request, subscription_id: PathId):
     """May the subscriber withdraw or delete the bot now? Open IOUs are retried first; IOUs
     within their TTL block. ``owed``: USDC base units still owed. 404 unknown subscription."""
     answer = guard(subscription_id, retry=retry_for_guard)
