@@ -123,7 +123,8 @@ def on_lock_timeout(request: HttpRequest, exc: LockTimeout) -> HttpResponse:
 def on_database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
     """The database refused or dropped the connection -> 503 with ``Retry-After``; nothing was
     committed (every service call is one transaction)."""
-    logger.warning("database unavailable: %s %s answered 503 (%s)", request.method, request.path, type(exc).__name__)
+    logger.warning("database unavailable: %s %s answered 503 (%s: %s)", request.method, request.path,
+                   type(exc).__name__, exc)
     response = api.create_response(request, {"detail": "the database is unavailable; retry shortly"}, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

@@ -25,13 +25,17 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
 )
 
 # C0 and C1 control characters (NUL included: PostgreSQL refuses it in text). A lone surrogate
 # (valid JSON, not UTF-8) is refused by pydantic itself.
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
+# Unicode whitespace beyond the controls, spelled out (Python's str.isspace, which the services'
+# strip() uses); "\s" means different sets in Python, ECMA-262 and Rust regular expressions.
+_SPACE = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: Printable text that is not blank and has no surrounding whitespace.
-PRINTABLE_PATTERN = rf"^[^\s{_CONTROL}](?:[^{_CONTROL}]*[^\s{_CONTROL}])?$"
+PRINTABLE_PATTERN = rf"^[^{_SPACE}{_CONTROL}](?:[^{_CONTROL}]*[^{_SPACE}{_CONTROL}])?$"
 #: Base58 (Bitcoin alphabet) text of the length a 32-byte key has.
 BASE58_PATTERN = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 #: RFC 3339 date-time with seconds and an explicit offset (``Z`` or ``±hh:mm``), year 1970 on.
@@ -49,11 +53,16 @@ Id = Annotated[
     Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN,
           description="1..64 printable characters, no surrounding whitespace"),
 ]
+#: A Solana address: in the OpenAPI schema the string format ``solana-address`` (no regular
+#: expression can say "decodes to 32 bytes"), checked here against :data:`BASE58_PATTERN` and by
+#: the services (decodes to exactly 32 bytes, not the all-zero address).
 Address = Annotated[
     StrictStr,
-    Field(min_length=32, max_length=44, pattern=BASE58_PATTERN,
-          json_schema_extra={"format": "solana-address"},
-          description="base58 Solana address (32 bytes, not the all-zero address)"),
+    Field(pattern=BASE58_PATTERN,
+          description="solana-address: base58 (alphabet 1-9 A-H J-N P-Z a-k m-z), 32..44 characters, "
+                      "decoding to exactly 32 bytes, not the all-zero address"),
+    WithJsonSchema({"type": "string", "format": "solana-address",
+                    "description": "base58 Solana address: decodes to exactly 32 bytes, not the all-zero address"}),
 ]
 U16 = Annotated[StrictInt, Field(ge=0, le=65_535)]
 BaseUnits = Annotated[StrictInt, Field(description="USDC base units (6 decimals)")]
@@ -89,8 +98,11 @@ IsoDatetime = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_string),
     AfterValidator(_not_far_ahead),
-    Field(json_schema_extra={"pattern": DATETIME_PATTERN},
-          description="RFC 3339 with a timezone, from 1970 to a day ahead of the server's clock"),
+    WithJsonSchema({
+        "type": "string", "format": "date-time",
+        "description": "RFC 3339 with seconds (up to 6 fraction digits) and a timezone (Z or ±hh:mm), "
+                       "from 1970-01-01 up to a day ahead of the server's clock",
+    }),
 ]
 
 
@@ -188,9 +200,10 @@ class IouFilters(Schema):
     """Query of ``GET /ious``: optional filters, keyset cursor (the ``next`` of the previous
     page) and page size 1..200."""
 
-    status: IouStatusName | None = None
-    subscription_id: Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)] | None = None
-    cursor: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    # optional, never null: absent means "any" (the schema has no null to send)
+    status: IouStatusName = None
+    subscription_id: Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)] = None
+    cursor: Annotated[int, Field(ge=0, le=2**63 - 1)] = None
     limit: Annotated[int, Field(ge=1, le=200)] = 50
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
-from profitshare.api.routes.common import AUTH_ERRORS, actor
+from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
 from profitshare.api.schemas import BotIn, BotOut, ErrorOut
 from profitshare.models import PublishedBot
 from profitshare.services.bots import publish_bot
@@ -30,5 +30,6 @@ def publish(request, payload: BotIn):
     subscribers at once, an increase or a policy change after the fee timelock. 422 for an
     invalid creator address, bps outside 0..1000 or an unknown policy; 409 when the bot id was
     deleted or belongs to another creator wallet (nothing written either way)."""
+    refuse_unknown_query(request)
     result = publish_bot(**payload.model_dump(), actor=actor(request))
     return Status(201 if result.created else 200, render_bot(result.bot))

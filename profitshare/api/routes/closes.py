@@ -7,7 +7,7 @@ import logging
 from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
-from profitshare.api.routes.common import AUTH_ERRORS, actor
+from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
 from profitshare.api.schemas import CloseAccepted, CloseIn, CloseStatusOut, ErrorOut, PathId
 from profitshare.selectors.closes import NOTHING_OWED, close_status
 from profitshare.services.intake import CloseReport, record_close
@@ -39,6 +39,7 @@ def report_close(request, payload: CloseIn):
     anything (``status`` is then ``pending``, else ``nothing_owed``). The same close id and body
     again: 200 with the current status, no new work; the same id with another body: 409;
     unknown subscription: 404."""
+    refuse_unknown_query(request)
     result = record_close(
         CloseReport(**payload.model_dump()), actor=actor(request), on_commit=enqueue_or_leave_for_resolver
     )
@@ -50,4 +51,5 @@ def report_close(request, payload: CloseIn):
 def get_close(request, close_id: PathId):
     """A close's payout: status, share / paid / owed / carried (USDC base units) and landed
     payout signatures, oldest first. 404 unknown close."""
+    refuse_unknown_query(request)
     return close_status(close_id)
