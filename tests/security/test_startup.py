@@ -26,9 +26,10 @@ STRONG = {
 
 
 def clean_env(**overrides: str | None) -> dict:
-    """This process's environment without any QV_ setting, plus production secrets and
-    ``overrides`` (``None`` removes a variable)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QV_")}
+    """This process's environment without any QV_ setting (nor the browser tests'
+    DJANGO_ALLOW_ASYNC_UNSAFE), plus production secrets and ``overrides`` (``None`` removes a
+    variable)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QV_") and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update({"DATABASE_URL": os.environ.get("DATABASE_URL", "sqlite:///:memory:"), **STRONG})
     for key, value in overrides.items():
         if value is None:
