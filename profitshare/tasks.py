@@ -142,3 +142,10 @@ def watch_rpc_failures_task() -> bool:
     from profitshare.services import health
 
     return health.alert_on_repeated_rpc_failures()
+
+
+def prune_sign_in_nonces_task() -> int:
+    """Delete Sign-In With Solana nonces past their expiry (used or not); returns how many."""
+    from profitshare.services import siws
+
+    return siws.prune_expired_nonces()

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "csp",
+    "django_ratelimit",
+    "ninja",  # its Swagger UI assets are served from static files, never a CDN
     "profitshare",
 ]
 
@@ -164,6 +166,25 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Sign-in challenge rate limit (django-ratelimit on Django's cache): per client IP
+# (RATELIMIT_IP_META_KEY: REMOTE_ADDR, or the header a trusted proxy sets). The cache is Redis
+# when REDIS_URL is set (shared by every web process); without it each process counts its own
+# clients (local memory), which django-ratelimit's checks flag: those two checks are silenced
+# for the built-in backends we choose here (Django's RedisCache increments atomically).
+QV_SIGNIN_CHALLENGE_RATE = os.environ.get("QV_SIGNIN_CHALLENGE_RATE", "10/m")
+RATELIMIT_IP_META_KEY = os.environ.get("QV_CLIENT_IP_META_KEY", "REMOTE_ADDR")
+if os.environ.get("REDIS_URL", ""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": "qv"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+SILENCED_SYSTEM_CHECKS.append("django_ratelimit.W001")
+
+# --- API docs: /api/v1/docs (Swagger UI, vendored by django-ninja) on with DEBUG, off in
+# production unless QV_API_DOCS=1. The OpenAPI document itself stays at /api/v1/openapi.json.
+QV_API_DOCS = env_bool("QV_API_DOCS", DEBUG)
 
 # --- django-q2: the ORM broker by default, Redis when REDIS_URL is set --------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -40,6 +41,8 @@ api = NinjaAPI(
         "request path with its query string exactly as sent (e.g. /api/v1/ious?status=open)."
     ),
     urls_namespace="api-v1",
+    # Swagger UI only where a setting asks for it (DEBUG, or QV_API_DOCS=1); assets from static
+    docs_url="/docs" if settings.QV_API_DOCS else None,
 )
 api.add_router("", bots.router)
 api.add_router("", subscriptions.router)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.core import is_ratelimited
 
 from profitshare.services import siws
 from profitshare.services.errors import InvalidInput
@@ -39,7 +40,17 @@ def signin(request):
 
 @require_POST
 def challenge(request):
-    """Step 2: issue a nonce for the address and show the message to sign."""
+    """Step 2: issue a nonce for the address and show the message to sign. At most
+    ``QV_SIGNIN_CHALLENGE_RATE`` challenges per client IP (e.g. ``10/m``): beyond it a 429 with
+    ``Retry-After`` and nothing stored."""
+    if is_ratelimited(request, group="siws-challenge", key="ip", rate=settings.QV_SIGNIN_CHALLENGE_RATE,
+                      method="POST", increment=True):
+        context = {"next": _next_url(request), "debug": settings.DEBUG,
+                   "error": "Too many sign-in requests from this address; wait a minute and try again.",
+                   "address": request.POST.get("address", "")}
+        response = render(request, "profitshare/signin.html", context, status=429)
+        response["Retry-After"] = "60"
+        return response
     try:
         nonce = siws.issue_challenge(
             address=request.POST.get("address", ""),
