@@ -58,11 +58,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # before django_q: its ``qcluster`` command (a supervisor that stops on any SIGTERM) shadows
+    # django-q2's
+    "profitshare",
     "django_q",
     "csp",
     "django_ratelimit",
     "ninja",  # its Swagger UI assets are served from static files, never a CDN
-    "profitshare",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +190,8 @@ QV_API_DOCS = env_bool("QV_API_DOCS", DEBUG)
 
 # --- django-q2: the ORM broker by default, Redis when REDIS_URL is set --------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Seconds ``manage.py qcluster`` (the supervisor) waits for the cluster's clean stop before SIGKILL.
+QV_Q_STOP_GRACE_SECONDS = env_int("QV_Q_STOP_GRACE_SECONDS", 8)
 Q_CLUSTER: dict = {
     "name": "quantumvault",
     "workers": env_int("QV_Q_WORKERS", 2),
