@@ -40,8 +40,10 @@ run: venv-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py run_product
 
+# ruff, then the layering contracts in pyproject.toml (import-linter; docs/design.md, "Layering").
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 bench: venv
 	$(PY) benchmarks/chain.py

@@ -1,4 +1,4 @@
-"""Fault soak (issue 5, the reliability bar): many closes across subscriptions and creators
+"""Fault soak (the reliability bar): many closes across subscriptions and creators
 while the local node drops sends, loses responses, answers 429/503 and delivers partial
 withdraws, with one worker process SIGKILLed mid-payout and restarted.
 
@@ -222,7 +222,7 @@ def _quiet() -> bool:
 
     return not (
         Distribution.objects.filter(status__in=(DistributionStatus.PENDING, DistributionStatus.PROCESSING)).exists()
-        or IOU.objects.filter(status__in=(IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)).exists()
+        or IOU.objects.filter(status__in=IouStatus.ACTIVE).exists()
         or PayoutAttempt.objects.filter(status__in=(AttemptStatus.PREPARED, AttemptStatus.SENT)).exists()
     )
 
@@ -419,7 +419,7 @@ def run_soak(rpc_url: str, *, closes: int, subscriptions: int, creators: int, se
     result.stuck_distributions = Distribution.objects.filter(
         status__in=(DistributionStatus.PENDING, DistributionStatus.PROCESSING)).count()
     result.stuck_attempts = PayoutAttempt.objects.filter(status__in=(AttemptStatus.PREPARED, AttemptStatus.SENT)).count()
-    result.still_owed = IOU.objects.filter(status__in=(IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)).aggregate(
+    result.still_owed = IOU.objects.filter(status__in=IouStatus.ACTIVE).aggregate(
         t=Sum(F("amount") - F("paid_amount")))["t"] or 0
     result.ious_by_reason = dict(IOU.objects.values_list("reason").annotate(n=Count("id")).order_by("reason"))
     phase("checks")

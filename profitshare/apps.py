@@ -9,8 +9,17 @@ class ProfitShareConfig(AppConfig):
     verbose_name = "Profit share"
 
     def ready(self) -> None:
-        from django_q.signals import post_spawn
+        """Connect the app's signal receivers, here and only here (models are loaded by now):
+        one JSON log line per audit event recorded one by one, the RPC error metric mirrored
+        before each django-q2 task, and the warm-up of each new worker process."""
+        from django.db.models.signals import post_save
+        from django_q.signals import post_spawn, pre_execute
 
+        from profitshare.log_format import log_audit_event
+        from profitshare.tasks import sync_metrics_before_task
+
+        post_save.connect(log_audit_event, sender="profitshare.AuditEvent", dispatch_uid="qv-state-log")
+        pre_execute.connect(sync_metrics_before_task, dispatch_uid="qv-metrics-sync")
         post_spawn.connect(warm_worker, dispatch_uid="qv-warm-worker")
 
 
@@ -21,7 +30,6 @@ def warm_worker(sender, proc_name: str = "", **kwargs) -> None:
     py-spy under benchmarks/engine.py). Import errors surface here too, not mid-payout."""
     import logging
 
-    import profitshare.tasks  # noqa: F401  (connects the task signals)
     from profitshare.services import engine
 
     try:

@@ -11,8 +11,6 @@ from django import forms
 
 from profitshare.models import IOU, DistributionStatus, IouReason, IouStatus, PublishedBot
 
-OPEN_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
-
 
 def _start_of_day(day) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
@@ -59,7 +57,7 @@ class OpenIouFilter(django_filters.FilterSet):
     creator address and subscriber wallet."""
 
     status = django_filters.ChoiceFilter(
-        choices=[(s.value, s.label) for s in OPEN_IOU_STATUSES], empty_label="Any open status"
+        choices=IouStatus.choices_of(IouStatus.ACTIVE), empty_label="Any open status"
     )
     reason = django_filters.ChoiceFilter(choices=IouReason.choices, empty_label="Any reason")
     creator = django_filters.CharFilter(field_name="creator__address", label="Creator wallet")

@@ -23,8 +23,6 @@ from profitshare.views.common import SESSION_WALLET
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-#: Seconds a client is told to wait when the database or broker cannot take a request.
-RETRY_AFTER_SECONDS = 5
 
 
 def unavailable_response(request, what: str) -> HttpResponse:
@@ -34,7 +32,7 @@ def unavailable_response(request, what: str) -> HttpResponse:
         response = JsonResponse({"detail": detail}, status=503)
     else:
         response = HttpResponse(detail + "\n", status=503, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Retry-After"] = str(settings.QV_RETRY_AFTER_SECONDS)
     return response
 
 

@@ -15,7 +15,7 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django_tables2 import utils as _t2utils
 
-from profitshare.templatetags.money import explorer_url, format_bps, format_usdc
+from profitshare.money import explorer_url, format_bps, format_usdc
 
 TEMPLATE = "profitshare/_table.html"
 

@@ -15,7 +15,18 @@ import time
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
-from profitshare.services import engine, ious, resolver
+from profitshare.services import (
+    alerts,
+    delinquency,
+    engine,
+    health,
+    ious,
+    metrics,
+    notifications,
+    reconciliation,
+    resolver,
+    ttl,
+)
 
 PAYOUT_GROUP = "payouts"
 
@@ -70,6 +81,16 @@ def enqueue_iou_retry(iou_id: int, *, actor: str) -> bool:
     return True
 
 
+def enqueue_iou_retries(iou_ids, *, actor: str) -> dict[str, list[int]]:
+    """``enqueue_iou_retry`` for each IOU (the console's bulk retry). Returns ``{"queued":
+    [ids], "skipped": [ids]}``: skipped ones were not retryable any more or held by another
+    worker."""
+    queued, skipped = [], []
+    for iou_id in iou_ids:
+        (queued if enqueue_iou_retry(iou_id, actor=actor) else skipped).append(iou_id)
+    return {"queued": queued, "skipped": skipped}
+
+
 def retry_claimed_iou_task(iou_id: int, actor: str = "engine") -> str:
     """Retry an IOU already claimed (status processing); returns its status afterwards."""
     return engine.retry_iou(iou_id, actor=actor).status
@@ -88,59 +109,40 @@ def resolve_stale_task() -> dict[str, int]:
     return resolver.resolve_stale()
 
 
-# --- operations (issue 5) ------------------------------------------------------------------------
+# --- operations -------------------------------------------------------------------------------------
 def expire_ious_task() -> int:
-    """TTL sweep (seed 000 #8): open IOUs past ``expires_at`` become expired; returns how many."""
-    from profitshare.services import ttl
-
+    """TTL sweep (docs/design.md, "TTL frees the subscriber, not the debt"): open IOUs past
+    ``expires_at`` become expired; returns how many."""
     return len(ttl.expire_due_ious())
 
 
 def reconcile_task() -> dict:
-    """Reconciliation (seed 000 #10): ledger vs chain; returns the report's counts."""
-    from profitshare.services import reconciliation
-
-    report = reconciliation.reconcile()
+    """Reconciliation: ledger vs chain; returns the report's counts."""
+    report = reconciliation.reconcile(gateway=engine.default_gateway())
     return {"checked": report.checked, "matched": report.matched, "mismatched": report.mismatched,
             "unrecorded": report.unrecorded, "error": report.error}
 
 
-def _sync_metrics_before_task(sender, **kwargs) -> None:
-    """Mirror this worker's RPC error counts into ``qv_rpc_errors_total`` before each task."""
-    from profitshare.services import metrics
-
+def sync_metrics_before_task(sender, **kwargs) -> None:
+    """django-q2 ``pre_execute`` receiver (connected in ``ProfitShareConfig.ready``): mirror
+    this worker's RPC error counts into ``qv_rpc_errors_total`` before each task."""
     metrics.sync_rpc_errors()
 
 
-def _connect_signals() -> None:
-    from django_q.signals import pre_execute
-
-    pre_execute.connect(_sync_metrics_before_task, dispatch_uid="qv-metrics-sync")
-
-
-_connect_signals()
-
-
 def detect_delinquency_task() -> dict[str, int]:
-    """Delinquency watch (seed 001 #5): mark subscriptions that moved funds out while owing."""
-    from profitshare.services import delinquency
-
-    return delinquency.detect_delinquency()
+    """Delinquency watch: mark subscriptions that moved funds out while owing."""
+    return delinquency.detect_delinquency(gateway=engine.default_gateway())
 
 
 def deliver_notifications_task() -> dict[str, int]:
-    """Outbox (seed 000 #12): queue payout and alert notices, then send what is due."""
-    from profitshare.services import notifications
-
-    queued = notifications.queue_payout_notices() + notifications.queue_alert_notices()
+    """Outbox: queue payout and alert notices, then send what is due."""
+    queued = notifications.queue_payout_notices() + alerts.queue_alert_notices()
     counts = notifications.deliver_due()
     return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed}
 
 
 def watch_rpc_failures_task() -> bool:
-    """Alert admins on repeated RPC failure of payouts (seed 000 #12)."""
-    from profitshare.services import health
-
+    """Alert admins on repeated RPC failure (docs/design.md, "Repeated RPC failure")."""
     return health.alert_on_repeated_rpc_failures()
 
 

@@ -184,6 +184,10 @@ else:
     SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 SILENCED_SYSTEM_CHECKS.append("django_ratelimit.W001")
 
+# --- Outages: seconds a client is told to wait (Retry-After of a 503) while the database cannot
+# take a request.
+QV_RETRY_AFTER_SECONDS = env_int("QV_RETRY_AFTER_SECONDS", 5)
+
 # --- API docs: /api/v1/docs (Swagger UI, vendored by django-ninja) on with DEBUG, off in
 # production unless QV_API_DOCS=1. The OpenAPI document itself stays at /api/v1/openapi.json.
 QV_API_DOCS = env_bool("QV_API_DOCS", DEBUG)
@@ -241,7 +245,8 @@ QV_INTAKE_MAX_SKEW_SECONDS = env_int("QV_INTAKE_MAX_SKEW_SECONDS", 300)
 # An open IOU stops blocking the subscriber after this many days (it stays owed).
 QV_IOU_TTL_DAYS = env_int("QV_IOU_TTL_DAYS", 7)
 # Dust: shares below these (USDC base units) are carried on the subscription; the higher one
-# applies when the creator's token account must be created first (seed 000 #6).
+# applies when the creator's token account must be created first
+# (docs/design.md, "Dust is carried").
 QV_DUST_THRESHOLD = env_int("QV_DUST_THRESHOLD", 10_000)
 QV_DUST_THRESHOLD_NEW_ATA = env_int("QV_DUST_THRESHOLD_NEW_ATA", 50_000)
 # A creator's rate increase or policy change reaches existing subscriptions after this many days.
@@ -265,8 +270,8 @@ LOGGING = {
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
-# --- Operations (issue 5: TTL, reconciliation, delinquency, alerts, notifications, metrics) -------
-# Admin alert rules (seed 000 #12): alert kind -> severity and whether admins get a Telegram
+# --- Operations: TTL, reconciliation, delinquency, alerts, notifications, metrics ---------------
+# Admin alert rules: alert kind -> severity and whether admins get a Telegram
 # message. ``QV_ALERT_RULES_JSON`` (a JSON object of the same shape) overrides kinds one by one;
 # a kind missing here is a "warning" that notifies.
 import json  # noqa: E402
@@ -281,7 +286,7 @@ QV_ALERT_RULES = {
     "rpc_failure": {"severity": "critical", "notify": True},
 }
 QV_ALERT_RULES.update(json.loads(os.environ.get("QV_ALERT_RULES_JSON") or "{}"))
-# Reconciliation (seed 000 #10): landed payouts resolved within this window are read back.
+# Reconciliation: landed payouts resolved within this window are read back.
 QV_RECONCILE_WINDOW_HOURS = env_int("QV_RECONCILE_WINDOW_HOURS", 72)
 # Newest signatures read per agent wallet by reconciliation and delinquency (getSignaturesForAddress).
 QV_CHAIN_SIGNATURE_LIMIT = env_int("QV_CHAIN_SIGNATURE_LIMIT", 1000)
@@ -301,7 +306,7 @@ QV_RPC_FAILURE_WINDOW_MINUTES = env_int("QV_RPC_FAILURE_WINDOW_MINUTES", 10)
 QV_METRICS_TOKEN = os.environ.get("QV_METRICS_TOKEN", "")
 # Log lines as JSON (one object per line) or plain text.
 QV_LOG_FORMAT = os.environ.get("QV_LOG_FORMAT", "json")
-LOGGING["formatters"]["json"] = {"()": "profitshare.logging.JsonFormatter"}
+LOGGING["formatters"]["json"] = {"()": "profitshare.log_format.JsonFormatter"}
 if QV_LOG_FORMAT == "json":
     LOGGING["handlers"]["console"]["formatter"] = "json"
 

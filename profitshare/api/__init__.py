@@ -23,7 +23,6 @@ from ninja.errors import HttpError, ValidationError
 
 from profitshare.api.routes import bots, closes, ious, subscriptions
 from profitshare.api.schemas import BASE58_PATTERN, PRINTABLE_PATTERN
-from profitshare.middleware import RETRY_AFTER_SECONDS
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.locks import LockTimeout
 
@@ -129,7 +128,7 @@ def on_database_unavailable(request: HttpRequest, exc: Exception) -> HttpRespons
     logger.warning("database unavailable: %s %s answered 503 (%s: %s)", request.method, request.path,
                    type(exc).__name__, exc)
     response = api.create_response(request, {"detail": "the database is unavailable; retry shortly"}, status=503)
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Retry-After"] = str(settings.QV_RETRY_AFTER_SECONDS)
     return response
 
 

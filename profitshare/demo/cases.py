@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 from profitshare.demo.clients import ApiError
 from profitshare.demo.stage import Stage, run_task_now
-from profitshare.demo.world import AGENT_SOL, DRIFT_SUBACCOUNT, LOW_SOL, USDC, bot_id
+from profitshare.demo.world import AGENT_SOL, DRIFT_SUBACCOUNT, LOW_SOL, bot_id
 from profitshare.models import IOU, IouStatus, Subscription
-from profitshare.models.ops import DelinquencyWatch
+from profitshare.models.delinquency import DelinquencyWatch
+from profitshare.money import USDC, format_usdc
 from profitshare.services import ttl
-from profitshare.templatetags.money import format_usdc
 
 INVALID_CREATOR = "11111111111111111111111111111111"  # the System Program: cannot own tokens
 DELINQUENCY_TASK = "profitshare.tasks.detect_delinquency_task"

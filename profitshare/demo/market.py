@@ -16,11 +16,12 @@ from profitshare.demo.clients import ApiError, IntakeClient, NodeClient, NodeErr
 from profitshare.demo.stage import UNRESOLVED, Stage, StageTimeout
 from profitshare.demo.stream import random_close, report
 from profitshare.models import Subscription, SubscriptionStatus
+from profitshare.money import USDC
 
 logger = logging.getLogger(__name__)
 
-PNL_POOL_FLOOR = 100_000 * world.USDC  # top the emulated Drift PnL pool back up below this
-PNL_POOL_REFILL = 1_000_000 * world.USDC
+PNL_POOL_FLOOR = 100_000 * USDC  # top the emulated Drift PnL pool back up below this
+PNL_POOL_REFILL = 1_000_000 * USDC
 STATUS_EVERY_SECONDS = 30.0
 
 
@@ -146,5 +147,5 @@ class Market:
         from profitshare.models import IOU, Distribution, IouStatus
 
         paid = Distribution.objects.filter(bot__bot_id__startswith=f"demo{self.options.seed}-", paid__gt=0).count()
-        open_ious = IOU.objects.filter(status__in=[IouStatus.OPEN, IouStatus.EXPIRED]).count()
+        open_ious = IOU.objects.filter(status__in=IouStatus.ACTIVE).count()
         self.say(f"demo market: {self.reported} closes reported this run; {paid} payouts so far; {open_ious} IOUs owed")

@@ -12,7 +12,7 @@ from profitshare.demo.clients import IntakeClient, NodeClient
 from profitshare.demo.stream import Close, make_close, report
 from profitshare.demo.world import DemoSubscription, World
 from profitshare.models import TradeClose
-from profitshare.templatetags.money import format_usdc
+from profitshare.money import format_usdc
 
 UNRESOLVED = ("pending", "processing")
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from profitshare.demo.clients import IntakeClient, NodeClient
-from profitshare.demo.world import DRIFT_SUBACCOUNT, USDC, DemoSubscription
+from profitshare.demo.world import DRIFT_SUBACCOUNT, DemoSubscription
+from profitshare.money import USDC
 
 MARKETS = (0, 1, 2)  # Drift perp markets: SOL, BTC, ETH
 KINDS = (("full", 5), ("partial", 3), ("flip", 2))

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 
 from profitshare.demo.clients import IntakeClient, NodeClient
 from profitshare.demo.wallets import CREATOR, SUBSCRIBER, keypair
+from profitshare.money import LAMPORTS_PER_SOL, USDC
 
 logger = logging.getLogger(__name__)
 
-USDC = 1_000_000  # base units per USDC
-LAMPORTS_PER_SOL = 1_000_000_000
 AGENT_SOL = LAMPORTS_PER_SOL // 10  # 0.1 SOL: thousands of payouts' fees and one ATA rent
 LOW_SOL = 1_000_000  # 0.001 SOL: pays a Drift settle, not a payout that creates a token account
 DRIFT_SUBACCOUNT = 0

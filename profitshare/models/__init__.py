@@ -2,7 +2,7 @@
 alerts and the append-only audit trail. Money fields are integers in USDC base units (6
 decimals); models stay thin (state and constraints), the rules live in ``profitshare.services``."""
 
-from profitshare.models import ops as ops  # operations models (issue 5)
+from profitshare.models import delinquency, outbox, reconciliation  # noqa: F401  (operations models: registered here)
 from profitshare.models.alerts import Alert
 from profitshare.models.audit import AuditEvent
 from profitshare.models.bots import Policy, PublishedBot

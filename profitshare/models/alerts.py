@@ -6,7 +6,7 @@ from django.db import models
 
 
 class Alert(models.Model):
-    """An admin alert (DESIGN.md "Admins are told"): IOU created/expired/voided, delinquency,
+    """An admin alert (docs/design.md, "Admins are told"): IOU created/expired/voided, delinquency,
     reconciliation mismatch, invalid creator wallet, repeated RPC failure. ``amount`` in USDC
     base units when the alert is about money."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.db import models
 
-MAX_PROFIT_SHARE_BPS = 1_000  # 10 %, the marketplace's cap (seed 002)
+MAX_PROFIT_SHARE_BPS = 1_000  # 10 %, the marketplace's cap
 
 
 class Policy(models.TextChoices):
-    """How a bot's share is computed (DESIGN.md money path 3)."""
+    """How a bot's share is computed (docs/design.md, "High-water mark")."""
 
     PER_TRADE = "per_trade", "Per trade"
     HIGH_WATER_MARK = "high_water_mark", "High-water mark"

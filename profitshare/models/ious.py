@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import nonmember
+
 from django.db import models
 from django.db.models import F, Q
 
@@ -21,11 +23,31 @@ class IouReason(models.TextChoices):
 
 
 class IouStatus(models.TextChoices):
+    """An IOU's state, and the named groups every query uses (docs/design.md, "IOU states"):
+
+    * ``ACTIVE`` (open, processing, expired): still owed;
+    * ``BLOCKING`` (open, processing): blocks the subscriber's exits while within the TTL
+      (``expires_at`` in the future; docs/design.md, "Debts block exits");
+    * ``RETRYABLE`` (open, expired): may be claimed for a retry;
+    * ``FINAL`` (paid, voided): nothing more happens to it.
+
+    The groups are frozensets of the status values, not choices."""
+
     OPEN = "open", "Open"
     PROCESSING = "processing", "Processing"
     EXPIRED = "expired", "Expired (no longer blocks; still owed)"
     PAID = "paid", "Paid"
     VOIDED = "voided", "Voided by an admin"
+
+    ACTIVE = nonmember(frozenset({"open", "processing", "expired"}))
+    BLOCKING = nonmember(frozenset({"open", "processing"}))
+    RETRYABLE = nonmember(frozenset({"open", "expired"}))
+    FINAL = nonmember(frozenset({"paid", "voided"}))
+
+    @classmethod
+    def choices_of(cls, group: frozenset[str]) -> list[tuple[str, str]]:
+        """``(value, label)`` of the statuses in ``group``, in declaration order (for forms)."""
+        return [(value, label) for value, label in cls.choices if value in group]
 
 
 class IOU(models.Model):

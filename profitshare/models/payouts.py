@@ -15,7 +15,7 @@ class AttemptStatus(models.TextChoices):
 
 
 class PayoutAttempt(models.Model):
-    """One signed ``transfer_checked`` payout (DESIGN.md "Exactly once").
+    """One signed ``transfer_checked`` payout (docs/design.md, "Exactly once").
 
     Written and committed with the signed bytes, signature and ``last_valid_block_height``
     before the transaction is sent. Until the blockhash expires the same ``raw_transaction``
@@ -60,7 +60,7 @@ class DriftActionKind(models.TextChoices):
 
 class DriftAction(models.Model):
     """A settle-PnL or withdraw transaction the engine signed for a distribution, recorded
-    before it is sent (DESIGN.md "Exactly once": no chain action without a durable record).
+    before it is sent (docs/design.md, "No chain action without a record").
 
     ``amount``: USDC base units asked of a withdraw (0 for a settle). ``delivered``: what the
     agent's USDC token account gained from a landed withdraw, once counted into the

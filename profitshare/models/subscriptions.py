@@ -9,7 +9,7 @@ from profitshare.models.bots import MAX_PROFIT_SHARE_BPS, Policy
 
 class SubscriptionStatus(models.TextChoices):
     ACTIVE = "active", "Active"
-    DELINQUENT = "delinquent", "Delinquent"  # moved funds out while owing (seed 001 #5)
+    DELINQUENT = "delinquent", "Delinquent"  # moved funds out while owing (docs/design.md, "Delinquency")
     ENDED = "ended", "Ended"
 
 
@@ -21,7 +21,7 @@ class Subscription(models.Model):
     until ``pending_effective_at`` (the fee timelock, as drift-vaults does on-chain).
 
     State (USDC base units): ``cumulative_pnl`` and ``high_water_mark`` for the high-water-mark
-    policy; ``dust_carry``, shares too small to pay yet (DESIGN.md "Dust is carried").
+    policy; ``dust_carry``, shares too small to pay yet (docs/design.md, "Dust is carried").
     """
 
     subscription_id = models.CharField(max_length=64, unique=True)

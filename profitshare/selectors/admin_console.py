@@ -8,19 +8,20 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from profitshare.filters import OPEN_IOU_STATUSES, OpenIouFilter
+from profitshare.filters import OpenIouFilter
 from profitshare.models import (
     IOU,
     Alert,
     AuditEvent,
     Distribution,
     IouReason,
+    IouStatus,
     PayoutAttempt,
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.models.ops import ReconciliationReport
-from profitshare.services.redaction import redact_url, redact_urls_in
+from profitshare.models.reconciliation import ReconciliationReport
+from profitshare.redaction import redact_url, redact_urls_in
 
 BULK_RETRY_LIMIT = 200
 # what the debts table shows (the joined subscription and creator load only these too)
@@ -42,7 +43,7 @@ def open_ious(data) -> tuple[OpenIouFilter, QuerySet]:
     """Every open, processing or expired IOU matching ``data`` (``OpenIouFilter``), annotated
     with ``remaining_owed`` (with its subscription and creator); oldest first unless the table
     sorts it otherwise. An invalid filter matches nothing."""
-    base = _annotated(IOU.objects.filter(status__in=OPEN_IOU_STATUSES)).only(*DEBTS_COLUMNS)
+    base = _annotated(IOU.objects.filter(status__in=IouStatus.ACTIVE)).only(*DEBTS_COLUMNS)
     filterset = OpenIouFilter(data, queryset=base)
     qs = filterset.qs if filterset.is_valid() else base.none()
     return filterset, qs.order_by("created_at", "pk")
@@ -154,7 +155,7 @@ def delinquent_subscriptions() -> list[dict]:
         Subscription.objects.filter(status=SubscriptionStatus.DELINQUENT)
         .annotate(
             owed=Coalesce(
-                Sum(F("ious__amount") - F("ious__paid_amount"), filter=Q(ious__status__in=OPEN_IOU_STATUSES)), 0
+                Sum(F("ious__amount") - F("ious__paid_amount"), filter=Q(ious__status__in=IouStatus.ACTIVE)), 0
             )
         )
         .values("pk", "subscription_id", "subscriber_wallet", "owed", bot_name=F("bot__name"),

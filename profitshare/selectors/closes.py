@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from profitshare.models import AttemptStatus, Distribution, PayoutAttempt, TradeClose
-from profitshare.services.errors import NotFound
 
 NOTHING_OWED = "nothing_owed"
 
 
-def close_status(close_id: str) -> dict:
+def close_status(close_id: str) -> dict | None:
     """The payout state of one close.
 
     Returns ``{"close_id": str, "status": str, "share": int, "paid": int, "owed": int,
@@ -16,11 +15,11 @@ def close_status(close_id: str) -> dict:
     (``pending|processing|paid|partially_paid|owed|carried``) or ``"nothing_owed"`` when the
     close owes nothing (no distribution); amounts in USDC base units from the distribution (0
     when none); ``signatures`` of its landed payout attempts, oldest first.
-    Raises ``NotFound`` for an unknown close id.
+    None for an unknown close id.
     """
     close = TradeClose.objects.filter(close_id=close_id).only("pk", "close_id").first()
     if close is None:
-        raise NotFound("close", close_id)
+        return None
     dist = Distribution.objects.filter(close_id=close.pk).only(
         "pk", "status", "share", "paid", "owed", "carried"
     ).first()

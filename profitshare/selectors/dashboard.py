@@ -25,12 +25,12 @@ from profitshare.models import (
     CreatorWallet,
     Distribution,
     EarningsDay,
+    IouStatus,
     PayoutAttempt,
     PublishedBot,
     Subscription,
     SubscriptionEarnings,
 )
-from profitshare.selectors.history import ACTIVE_IOU_STATUSES as OWED_IOU_STATUSES
 from profitshare.selectors.history import Cursor, keyset_page
 
 HISTORY_PAGE_SIZE = 25
@@ -103,7 +103,7 @@ def _creator_sums_sql(*, by_bot: bool) -> str:
     earn, iou, sub, bot, day = (
         qn(m._meta.db_table) for m in (SubscriptionEarnings, IOU, Subscription, PublishedBot, EarningsDay)
     )
-    pending = ", ".join(["%s"] * len(OWED_IOU_STATUSES))
+    pending = ", ".join(["%s"] * len(IouStatus.ACTIVE))
     of_bot = "AND e.bot_id = %s " if by_bot else ""
     one = f"(SELECT {{}} FROM {sub} s WHERE s.id = g.subscription_id)"  # a column of a few rows, by pk
     # one round trip for five sources; the first column says which a row comes from:
@@ -154,7 +154,7 @@ def creator_sums(
     top: dict[int, dict] = {}
     by_day: dict[date, tuple[int, int]] = {}
     params = [creator_id, creator_id, *([bot_pk] if bot_pk is not None else []), limit, creator_id,
-              *OWED_IOU_STATUSES, creator_id, creator_id, _window_start(days, now)]
+              *IouStatus.ACTIVE, creator_id, creator_id, _window_start(days, now)]
     with connection.cursor() as cursor:
         cursor.execute(_creator_sums_sql(by_bot=bot_pk is not None), params)
         for kind, sub_pk, bot, ext_id, wallet, amount, closes, third, fourth in cursor.fetchall():

@@ -11,24 +11,17 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from profitshare.models import (
     IOU,
     AttemptStatus,
-    Distribution,
     IouReason,
     IouStatus,
     PayoutAttempt,
     Subscription,
-    SubscriptionStatus,
     TradeClose,
 )
-from profitshare.services.guards import BLOCKING as BLOCKING_IOU_STATUSES
-from profitshare.services.guards import GuardAnswer
-
-ACTIVE_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
 
 TRADES_PAGE_SIZE = 25
 
@@ -125,49 +118,6 @@ def subscription_of(wallet: str, subscription_id: str) -> Subscription | None:
     )
 
 
-def _overview_sql() -> str:
-    qn = connection.ops.quote_name
-    close, dist, iou = (qn(m._meta.db_table) for m in (TradeClose, Distribution, IOU))
-    active = ", ".join(["%s"] * len(ACTIVE_IOU_STATUSES))
-    blocking = ", ".join(["%s"] * len(BLOCKING_IOU_STATUSES))
-    return (
-        f"SELECT t.closes, t.pnl, t.share, t.paid, t.owed, i.blocking, i.owed, i.processing FROM "  # noqa: S608 - quoted identifiers; values are parameters
-        f"(SELECT COUNT(*) AS closes, COALESCE(SUM(c.realized_pnl), 0) AS pnl, COALESCE(SUM(d.share), 0) AS share, "
-        f"COALESCE(SUM(d.paid), 0) AS paid, COALESCE(SUM(d.owed), 0) AS owed "
-        f"FROM {close} c LEFT JOIN {dist} d ON d.close_id = c.id WHERE c.subscription_id = %s) t, "
-        f"(SELECT COALESCE(SUM(CASE WHEN status IN ({blocking}) AND expires_at > %s THEN amount - paid_amount "
-        f"ELSE 0 END), 0) AS blocking, COALESCE(SUM(amount - paid_amount), 0) AS owed, "
-        f"COALESCE(SUM(CASE WHEN status = %s THEN 1 ELSE 0 END), 0) AS processing "
-        f"FROM {iou} WHERE subscription_id = %s AND status IN ({active})) i"
-    )
-
-
-def subscription_overview(subscription: Subscription, *, now: datetime | None = None) -> dict:
-    """What the trades page shows above the table, in one statement: ``summary`` (as
-    ``trade_summary``) and the debt banner's ``guard`` and ``retrying`` (as ``debt_banner``).
-    ``subscription.status`` is used as loaded. USDC base units."""
-    now = now or timezone.now()
-    params = [
-        subscription.pk, *BLOCKING_IOU_STATUSES, connection.ops.adapt_datetimefield_value(now),
-        IouStatus.PROCESSING, subscription.pk, *ACTIVE_IOU_STATUSES,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_overview_sql(), params)
-        closes, pnl, share, paid, owed, blocking, iou_owed, processing = (int(v or 0) for v in cursor.fetchone())
-    summary = {"closes": closes, "realized_pnl": pnl, "share": share, "paid": paid, "owed": owed,
-               "net_pnl": pnl - share}
-    return {"summary": summary, **_banner(subscription, blocking, iou_owed, processing)}
-
-
-def _banner(subscription: Subscription, blocking: int, owed: int, processing: int) -> dict:
-    allowed = blocking == 0
-    answer = GuardAnswer(
-        can_withdraw=allowed, can_delete=allowed, owed=owed, blocking_owed=blocking,
-        delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
-    )
-    return {"guard": answer, "retrying": processing > 0}
-
-
 def trade_summary(subscription_pk: int) -> dict:
     """Totals over a subscription's closes (one query): ``closes``, ``realized_pnl``,
     ``share``, ``paid``, ``owed``, ``net_pnl`` (realized PnL less the creator's share), USDC
@@ -181,22 +131,6 @@ def trade_summary(subscription_pk: int) -> dict:
     )
     sums["net_pnl"] = sums["realized_pnl"] - sums["share"]
     return sums
-
-
-def debt_banner(subscription: Subscription, *, now: datetime | None = None) -> dict:
-    """What the subscriber's debt banner shows, read in one query: ``guard`` (a
-    ``services.guards.GuardAnswer``, the answer ``guard(subscription_id)`` gives without
-    retrying: IOUs open or processing within their TTL block, expired ones stay owed) and
-    ``retrying`` (a retry of one of its IOUs is running). ``subscription.status`` is used as
-    loaded."""
-    now = now or timezone.now()
-    remaining = F("amount") - F("paid_amount")
-    sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=ACTIVE_IOU_STATUSES).aggregate(
-        blocking=Coalesce(Sum(remaining, filter=Q(status__in=BLOCKING_IOU_STATUSES, expires_at__gt=now)), 0),
-        owed=Coalesce(Sum(remaining), 0),
-        processing=Count("pk", filter=Q(status=IouStatus.PROCESSING)),
-    )
-    return _banner(subscription, sums["blocking"], sums["owed"], sums["processing"])
 
 
 def _trade_rows(qs) -> list[dict]:
@@ -222,7 +156,7 @@ def _landed_and_reasons_sql(count: int) -> str:
     qn = connection.ops.quote_name
     attempt, iou = qn(PayoutAttempt._meta.db_table), qn(IOU._meta.db_table)
     ids = ", ".join(["%s"] * count)
-    active = ", ".join(["%s"] * len(ACTIVE_IOU_STATUSES))
+    active = ", ".join(["%s"] * len(IouStatus.ACTIVE))
     # landed signatures (oldest first) and the reason of the IOU still owing, in one round trip
     return (
         f"SELECT 's', distribution_id, signature, resolved_at, created_at, id FROM {attempt} "  # noqa: S608 - quoted identifiers; values are parameters
@@ -253,7 +187,7 @@ def trade_history(
         with connection.cursor() as cursor:
             cursor.execute(
                 _landed_and_reasons_sql(len(dist_ids)),
-                [*dist_ids, AttemptStatus.LANDED, *dist_ids, *ACTIVE_IOU_STATUSES],
+                [*dist_ids, AttemptStatus.LANDED, *dist_ids, *IouStatus.ACTIVE],
             )
             for kind, dist_id, text, resolved_at, _, _ in cursor.fetchall():
                 if kind == "s":
@@ -279,7 +213,3 @@ def _aware(value):
         value = value.replace(tzinfo=UTC)
     return value
 
-
-def debts_in_progress(subscription_pk: int) -> bool:
-    """Whether a retry of one of the subscription's IOUs is running right now."""
-    return IOU.objects.filter(subscription_id=subscription_pk, status=IouStatus.PROCESSING).exists()

@@ -1,4 +1,4 @@
-"""Writing the append-only audit trail (DESIGN.md "Append-only history")."""
+"""Writing the append-only audit trail (docs/design.md, "Append-only history")."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from profitshare.db.bulk import insert_rows
+from profitshare.log_format import log_state_change
 from profitshare.models import AuditEvent
-from profitshare.services.bulk_sql import insert_rows
 
 ENGINE = "engine"
 RESOLVER = "resolver"
@@ -62,7 +63,7 @@ def event(
 
 
 def append_events(events: list[PendingEvent]) -> None:
-    """Append many audit events in one statement (batch phases, intake; see ``bulk_sql``), all
+    """Append many audit events in one statement (batch phases, intake; see ``db.bulk``), all
     stamped with the same ``created_at``. Each is logged as a state-change line once the
     transaction commits, exactly as ``record_event``'s are. Raises ``TypeError`` if a ``data``
     value is not JSON-serialisable (nothing is written)."""
@@ -72,8 +73,6 @@ def append_events(events: list[PendingEvent]) -> None:
     insert_rows(AuditEvent, _COLUMNS, [
         (e.entity, e.entity_id, e.actor, e.from_status, e.to_status, e.reason, e.data, now) for e in events
     ])
-
-    from profitshare.logging import log_state_change
 
     def log() -> None:
         for e in events:

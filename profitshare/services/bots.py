@@ -47,10 +47,10 @@ def publish_bot(
 
     A rate decrease reaches every existing subscription at once; an increase or a policy change
     is set pending on them until ``QV_FEE_CHANGE_TIMELOCK_DAYS`` pass (drift-vaults' fee
-    timelock). Raises ``InvalidInput`` (invalid creator address — publishing with one is
-    refused — bps outside 0..1000, unknown policy, empty name) or ``Conflict`` (the bot id was
-    deleted, or belongs to another creator wallet: the state, not the input, refuses it) with
-    nothing written.
+    timelock). Raises ``InvalidInput`` (an invalid creator address: publishing with one is
+    refused, docs/design.md "Invalid creator address"; bps outside 0..1000, unknown policy,
+    empty name) or ``Conflict`` (the bot id was deleted, or belongs to another creator wallet:
+    the state, not the input, refuses it) with nothing written.
     """
     address = validate_wallet_address("creator_wallet", creator_wallet)
     validate_terms(profit_share_bps, policy)

@@ -1,10 +1,10 @@
-"""Delinquency (seed 001 #5; DESIGN.md "Debts block exits"): a subscriber who moves funds out
+"""Delinquency (docs/design.md, "Delinquency"): a subscriber who moves funds out
 on-chain while owing is marked delinquent and stops receiving new copied entries.
 
 **The baseline.** When an IOU that blocks exits (``open`` or ``processing``) is created, the
-chain's current slot is read right after its transaction commits (``open_watch``, a
-``post_save`` hook on ``IOU``) and a ``DelinquencyWatch`` starts from that slot
-(``baseline = iou_opened``). When that read fails (the RPC is down — often why the IOU exists),
+chain's current slot is read right after its transaction commits (``open_watch``, started by
+``watch_new_debt``, which the engine calls when it opens the IOU) and a ``DelinquencyWatch``
+starts from that slot (``baseline = iou_opened``). When that read fails (the RPC is down — often why the IOU exists),
 the schedule starts the watch on its next run from the slot it reads then
 (``watch_started``); on a cluster whose block times are wall time, transactions whose
 ``blockTime`` is at or after the IOU's opening are examined too, so the gap is closed there.
@@ -54,15 +54,14 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.models.ops import DelinquencyWatch, WatchBaseline
+from profitshare.models.delinquency import DelinquencyWatch, WatchBaseline
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
 from profitshare.services.reconciliation import signatures_since
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "schedule:delinquency"
-BLOCKING = (IouStatus.OPEN, IouStatus.PROCESSING)
 BASELINE_TIMEOUT_SECONDS = 2.0  # the slot read when an IOU opens: one short try per endpoint
 
 
@@ -184,33 +183,33 @@ def open_watch(subscription_pk: int, opened_at: datetime) -> DelinquencyWatch | 
     return watch if created else None
 
 
-def on_iou_saved(sender, instance: IOU, created: bool, **kwargs) -> None:
-    """``post_save`` of ``IOU``: a new blocking IOU opens the watch after commit."""
-    if created and instance.status in BLOCKING:
-        subscription_pk, opened_at = instance.subscription_id, instance.created_at or timezone.now()
+def watch_new_debt(iou: IOU) -> None:
+    """Open the delinquency watch of a newly opened blocking IOU once the transaction that
+    created it commits (``open_watch``). The service that opens an IOU calls this itself, in
+    its transaction (``engine.ledger.owe``). Never raises: a failed start leaves the watch to
+    the schedule, and the payout that opened the IOU is never broken by it."""
+    if iou.status not in IouStatus.BLOCKING:
+        return
+    subscription_pk, opened_at = iou.subscription_id, iou.created_at or timezone.now()
 
-        def start() -> None:
-            try:
-                open_watch(subscription_pk, opened_at)
-            except Exception:  # noqa: BLE001 - never break the payout that created the IOU
-                logger.exception("delinquency watch for subscription %s not started", subscription_pk)
+    def start() -> None:
+        try:
+            open_watch(subscription_pk, opened_at)
+        except Exception:  # noqa: BLE001 - never break the payout that created the IOU
+            logger.exception("delinquency watch for subscription %s not started", subscription_pk)
 
-        transaction.on_commit(start)
+    transaction.on_commit(start)
 
 
 # --- the schedule -----------------------------------------------------------------------------------
-def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200) -> dict[str, int]:
+def detect_delinquency(*, gateway: ChainGateway, limit: int = 200) -> dict[str, int]:
     """Scan the agent wallets of active subscriptions that owe a blocking IOU; mark those whose
     funds moved out delinquent. Returns ``{"watched", "started", "delinquent", "stopped",
     "signatures"}`` (``started``: watches this run had to start itself, from the current slot;
     ``stopped``: watches dropped because nothing blocks any more; ``signatures``: transactions
     listed). Raises the gateway's ``ChainError`` when the RPC fails (the schedule runs again;
     what a scan did not finish is read again, nothing is half-written)."""
-    if gateway is None:
-        from profitshare.services.engine import default_gateway
-
-        gateway = default_gateway()
-    owing = IOU.objects.filter(status__in=BLOCKING).values("subscription_id")
+    owing = IOU.objects.filter(status__in=IouStatus.BLOCKING).values("subscription_id")
     stopped, _ = DelinquencyWatch.objects.exclude(subscription_id__in=owing).delete()
     subs = list(
         Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, pk__in=owing)
@@ -223,7 +222,7 @@ def detect_delinquency(*, gateway: ChainGateway | None = None, limit: int = 200)
         watch = watches.get(sub.pk)
         if watch is None:
             slot = slot if slot is not None else int(gateway.pool.call("getSlot", {"commitment": "confirmed"}))
-            opened_at = IOU.objects.filter(subscription=sub, status__in=BLOCKING).aggregate(t=Min("created_at"))["t"]
+            opened_at = IOU.objects.filter(subscription=sub, status__in=IouStatus.BLOCKING).aggregate(t=Min("created_at"))["t"]
             watch, _ = DelinquencyWatch.objects.get_or_create(
                 subscription=sub, defaults={"since_slot": slot, "baseline": WatchBaseline.WATCH_STARTED,
                                             "opened_at": opened_at})
@@ -301,7 +300,7 @@ def _mark(sub: Subscription, found: list[Outflow]) -> bool:
     why = "funds moved out on-chain while owing"
     record_event("subscription", sub.subscription_id, actor=ACTOR, from_status=SubscriptionStatus.ACTIVE,
                  to_status=SubscriptionStatus.DELINQUENT, reason=why, **facts)
-    alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
-          f"while owing (tx {first.signature})",
-          amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
+    raise_alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
+                f"while owing (tx {first.signature})",
+                amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
     return True

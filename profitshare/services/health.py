@@ -1,4 +1,4 @@
-"""``/healthz`` checks (issue 5): the database, the django-q2 broker and the Solana RPC.
+"""``/healthz`` checks: the database, the django-q2 broker and the Solana RPC.
 
 Each check answers ``{"ok": bool, ...details}``; one failing makes the whole answer unhealthy.
 Failed django-q2 tasks are reported (``failed_tasks``) but do not make the service unhealthy.
@@ -6,13 +6,20 @@ Failed django-q2 tasks are reported (``failed_tasks``) but do not make the servi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import Failure
 
-from profitshare.services.redaction import redact_url, redact_urls_in
+from profitshare.models import IOU, Alert, IouReason
+from profitshare.services.alerts import raise_alert
+
+from profitshare.redaction import redact_url, redact_urls_in
 
 
 def check_database() -> dict[str, Any]:
@@ -29,9 +36,6 @@ def check_database() -> dict[str, Any]:
 def check_broker() -> dict[str, Any]:
     """The django-q2 broker answers a ping and its queue size (ORM broker: a query on its
     table; Redis: a round trip)."""
-    from django_q.brokers import get_broker
-    from django_q.models import Failure
-
     try:
         broker = get_broker()
         if not broker.ping():
@@ -66,17 +70,10 @@ def health() -> tuple[bool, dict[str, dict[str, Any]]]:
 
 
 def alert_on_repeated_rpc_failures(now=None) -> bool:
-    """Raise one ``rpc_failure`` alert (seed 000 #12 "repeated RPC failure") when at least
+    """Raise one ``rpc_failure`` alert (docs/design.md, "Repeated RPC failure") when at least
     ``QV_RPC_FAILURE_ALERT_THRESHOLD`` IOUs were created with reason ``rpc_unavailable`` in the
     last ``QV_RPC_FAILURE_WINDOW_MINUTES`` and no such alert was raised within that window.
     Read from the database, so it holds across processes. Returns True when it alerted."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from profitshare.models import IOU, Alert, IouReason
-    from profitshare.services.notifications import alert
-
     now = now or timezone.now()
     since = now - timedelta(minutes=settings.QV_RPC_FAILURE_WINDOW_MINUTES)
     failures = IOU.objects.filter(reason=IouReason.RPC_UNAVAILABLE, created_at__gte=since, created_at__lte=now)
@@ -86,6 +83,6 @@ def alert_on_repeated_rpc_failures(now=None) -> bool:
     if Alert.objects.filter(kind="rpc_failure", created_at__gte=since, data__source="payouts").exists():
         return False
     owed = sum(iou.remaining for iou in failures)
-    alert("rpc_failure", f"{count} payouts failed for RPC unavailability in {settings.QV_RPC_FAILURE_WINDOW_MINUTES} min",
-          amount=owed, source="payouts", count=count, rpc_urls=[redact_url(u) for u in settings.QV_RPC_URLS])
+    raise_alert("rpc_failure", f"{count} payouts failed for RPC unavailability in {settings.QV_RPC_FAILURE_WINDOW_MINUTES} min",
+                amount=owed, source="payouts", count=count, rpc_urls=[redact_url(u) for u in settings.QV_RPC_URLS])
     return True

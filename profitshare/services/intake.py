@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from profitshare.db.bulk import insert_rows
 from profitshare.models import (
     CloseKind,
     Distribution,
@@ -20,7 +21,6 @@ from profitshare.models import (
 )
 from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
-from profitshare.services.bulk_sql import insert_rows
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.policy import high_water_mark_step, per_trade_share
 
@@ -183,7 +183,7 @@ def _update_pnl(sub: Subscription) -> None:
 
 
 def _insert(obj, key: str, columns: tuple[str, ...]) -> None:
-    """Insert one new model instance by ``bulk_sql.insert_rows`` (its ``auto_now`` and
+    """Insert one new model instance by ``db.bulk.insert_rows`` (its ``auto_now`` and
     ``auto_now_add`` fields stamped here, so the instance matches its row) and mark it saved."""
     now = timezone.now()
     stamped = tuple(

@@ -6,12 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.earnings import record_voided
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
-from profitshare.services.notifications import alert
-
-RETRYABLE = (IouStatus.OPEN, IouStatus.EXPIRED)
 
 
 def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=None) -> list[int]:
@@ -22,7 +20,7 @@ def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=No
     with transaction.atomic():
         ious = list(
             IOU.objects.select_for_update(skip_locked=True)
-            .filter(status__in=RETRYABLE, next_retry_at__lte=now)
+            .filter(status__in=IouStatus.RETRYABLE, next_retry_at__lte=now)
             .order_by("created_at", "id")[:limit]
         )
         for iou in ious:
@@ -35,7 +33,7 @@ def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:
     not retryable or another worker holds it."""
     now = now or timezone.now()
     with transaction.atomic():
-        iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=RETRYABLE).first()
+        iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=IouStatus.RETRYABLE).first()
         if iou is None:
             return False
         _claim(iou, actor, now)
@@ -50,8 +48,8 @@ def _claim(iou: IOU, actor: str, now) -> None:
 
 
 def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
-    """Void what remains of an IOU (admins only, DESIGN.md): the distribution's ``owed`` moves
-    to ``voided``. Raises ``InvalidInput`` (empty reason), ``NotFound``, ``Conflict`` (paid,
+    """Void what remains of an IOU (admins only, with a reason: docs/design.md, "Void needs a
+    reason and an admin"): the distribution's ``owed`` moves to ``voided``. Raises ``InvalidInput`` (empty reason), ``NotFound``, ``Conflict`` (paid,
     already voided, or being retried right now). Nothing changes on error."""
     reason = (reason or "").strip()
     if not reason:
@@ -60,7 +58,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         iou = IOU.objects.select_for_update().filter(pk=iou_id).first()
         if iou is None:
             raise NotFound("iou", str(iou_id))
-        if iou.status not in RETRYABLE:
+        if iou.status not in IouStatus.RETRYABLE:
             raise Conflict(f"IOU {iou_id} is {iou.status}; only open or expired IOUs can be voided")
         dist = Distribution.objects.select_for_update().get(pk=iou.distribution_id)
         remaining = iou.remaining
@@ -79,5 +77,5 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
             "distribution", dist.pk, actor=actor, from_status=dist_before, to_status=dist.status,
             reason=f"IOU {iou.pk} voided: {reason}", voided=remaining,
         )
-        alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
+        raise_alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
     return iou

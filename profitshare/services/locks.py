@@ -1,4 +1,5 @@
-"""One payout at a time per agent wallet (DESIGN.md invariant; seed 000 #3 and #11).
+"""One payout at a time per agent wallet (docs/design.md, "One payout at a time
+per agent wallet": two payouts on one wallet would measure each other's withdraws).
 
 On PostgreSQL: a session-level advisory lock (``pg_advisory_lock``) keyed by the agent wallet,
 held across settle + withdraw + transfer while the steps commit their own records, and released

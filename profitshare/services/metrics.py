@@ -1,4 +1,4 @@
-"""Prometheus metrics (issue 5 "What an operator expects"), with prometheus-client.
+"""Prometheus metrics (what an operator expects to scrape), with prometheus-client.
 
 Two sources, both safe with several web and worker processes:
 
@@ -24,6 +24,7 @@ import threading
 
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django_q.models import Failure
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -34,6 +35,18 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from profitshare.chain.rpc import rpc_error_counts
+from profitshare.models import (
+    IOU,
+    AttemptStatus,
+    Distribution,
+    DistributionStatus,
+    IouStatus,
+    PayoutAttempt,
+    Subscription,
+    SubscriptionStatus,
+)
+from profitshare.models.outbox import OutboxMessage, OutboxStatus
+from profitshare.models.reconciliation import ReconciliationReport
 from profitshare.services.health import redact_url
 
 logger = logging.getLogger(__name__)
@@ -105,29 +118,15 @@ class LedgerCollector:
     instead of failing the scrape."""
 
     def collect(self):
-        from django_q.models import Failure
-
-        from profitshare.models import (
-            IOU,
-            AttemptStatus,
-            Distribution,
-            DistributionStatus,
-            IouStatus,
-            PayoutAttempt,
-            Subscription,
-            SubscriptionStatus,
-        )
-        from profitshare.models.ops import OutboxMessage, OutboxStatus, ReconciliationReport
-
         up = GaugeMetricFamily("qv_metrics_database_up", "1 when the ledger metrics could be read")
         try:
             paid = Distribution.objects.filter(status=DistributionStatus.PAID).count()
             usdc_paid = PayoutAttempt.objects.filter(status=AttemptStatus.LANDED).aggregate(t=Sum("amount"))["t"] or 0
             ious = IOU.objects.aggregate(
-                open=Count("id", filter=Q(status__in=(IouStatus.OPEN, IouStatus.PROCESSING))),
+                open=Count("id", filter=Q(status__in=IouStatus.BLOCKING)),
                 expired=Count("id", filter=Q(status=IouStatus.EXPIRED)),
                 owed=Sum(F("amount") - F("paid_amount"),
-                         filter=Q(status__in=(IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED))),
+                         filter=Q(status__in=IouStatus.ACTIVE)),
             )
             histogram = self._payout_histogram(PayoutAttempt, AttemptStatus)
             delinquent = Subscription.objects.filter(status=SubscriptionStatus.DELINQUENT).count()

@@ -1,11 +1,7 @@
-"""Admin alerts by rule and notifications through an outbox (seed 000 #12, seed 002 open
-question 3).
+"""Notifications through an outbox (docs/design.md, "Admins are told"); admin alerts are
+raised with ``services.alerts.raise_alert``, which queues theirs here.
 
-* ``alert``: store an ``Alert`` with the severity of its kind's rule (``QV_ALERT_RULES`` in
-  settings, not code) and, when the rule says ``notify``, queue a Telegram message to every
-  admin chat (``QV_TELEGRAM_ADMIN_CHAT_IDS``).
 * ``enqueue``: write an ``OutboxMessage`` (one per ``dedupe_key``), in the caller's transaction.
-* ``queue_alert_notices``: the same for alerts raised elsewhere (``raise_alert``).
 * ``queue_payout_notices``: one message per landed payout to creators who linked a chat
   (amount, bot, signature link).
 * ``deliver_due``: send due outbox rows with the Telegram Bot API (httpx); a failure is
@@ -18,8 +14,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
 
 import httpx
 from django.conf import settings
@@ -28,41 +22,11 @@ from django.db.models import Exists, OuterRef, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from profitshare.models import Alert, AttemptStatus, PayoutAttempt
-from profitshare.models.ops import OutboxMessage, OutboxStatus
-from profitshare.services.alerts import raise_alert
+from profitshare.models import AttemptStatus, PayoutAttempt
+from profitshare.models.outbox import OutboxMessage, OutboxStatus
+from profitshare.money import explorer_url, format_usdc
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_RULE = {"severity": Alert.Severity.WARNING, "notify": True}
-
-
-def alert_rule(kind: str) -> dict[str, Any]:
-    """The rule of an alert kind from ``settings.QV_ALERT_RULES``: ``{"severity": "info" |
-    "warning" | "critical", "notify": bool}``; an unknown kind is a notifying warning."""
-    rule = {**DEFAULT_RULE, **settings.QV_ALERT_RULES.get(kind, {})}
-    if rule["severity"] not in Alert.Severity.values:
-        rule["severity"] = Alert.Severity.WARNING
-    return rule
-
-
-def alert(kind: str, subject: str, *, amount: int | None = None, **data: Any) -> Alert:
-    """Raise an admin alert by its rule (seed 000 #12): the ``Alert`` row with the rule's
-    severity, and one outbox message per admin chat when the rule notifies. ``amount``: USDC
-    base units. Call inside the transaction of the change it reports."""
-    rule = alert_rule(kind)
-    row = raise_alert(kind, subject, severity=rule["severity"], amount=amount, **data)
-    logger.warning("alert %s: %s", kind, subject, extra={"alert": kind, "severity": row.severity, "amount": amount})
-    if rule["notify"]:
-        for chat_id in settings.QV_TELEGRAM_ADMIN_CHAT_IDS:
-            enqueue(chat_id, _alert_text(row), dedupe_key=f"alert:{row.pk}:{chat_id}")
-    return row
-
-
-def usdc(base_units: int) -> str:
-    """USDC base units as a decimal string for display (``1234567`` -> ``"1.234567"``, ``4000000`` -> ``"4"``)."""
-    return format(Decimal(base_units).scaleb(-settings.QV_USDC_DECIMALS).normalize(), "f")
-
 
 def enqueue(chat_id: str, text: str, *, dedupe_key: str | None = None, now=None) -> OutboxMessage | None:
     """Queue one message for ``chat_id`` (due at once). With a ``dedupe_key`` already queued,
@@ -96,36 +60,11 @@ def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
     queued = 0
     for attempt in attempts:
         dist = attempt.distribution
-        link = settings.QV_EXPLORER_TX_URL.format(signature=attempt.signature)
-        text = f"You were paid {usdc(attempt.amount)} USDC from {dist.bot.name}. {link}"
+        link = explorer_url(attempt.signature)
+        text = f"You were paid {format_usdc(attempt.amount, grouping=False, trim=True)} USDC from {dist.bot.name}. {link}"
         if enqueue(dist.creator.telegram_chat_id, text, dedupe_key=f"payout:{attempt.signature}"):
             queued += 1
     return queued
-
-
-def queue_alert_notices(*, since_hours: int = 24, limit: int = 500) -> int:
-    """Queue admin messages for alerts of the last ``since_hours`` whose kind's rule notifies
-    and that have none yet — including alerts raised directly with ``raise_alert`` (e.g. the
-    engine's ``iou_created``). Returns how many messages were queued."""
-    chats = settings.QV_TELEGRAM_ADMIN_CHAT_IDS
-    if not chats:
-        return 0
-    since = timezone.now() - timedelta(hours=since_hours)
-    queued = 0
-    for row in Alert.objects.filter(created_at__gte=since).order_by("id")[:limit]:
-        if not alert_rule(row.kind)["notify"]:
-            continue
-        for chat_id in chats:
-            if enqueue(chat_id, _alert_text(row), dedupe_key=f"alert:{row.pk}:{chat_id}"):
-                queued += 1
-    return queued
-
-
-def _alert_text(row: Alert) -> str:
-    text = f"[{row.severity.upper()}] {row.kind}: {row.subject}"
-    if row.amount is not None:
-        text += f" ({usdc(row.amount)} USDC)"
-    return text
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Share arithmetic: integers only, every rounding a floor in the subscriber's favour.
 
-* ``per_trade`` (seed 002, the default): each profitable close owes
+* ``per_trade`` (the default): each profitable close owes
   ``floor(realized_pnl × bps / 10 000)``; a loss owes nothing and is not carried.
 * ``high_water_mark`` (drift-vaults; Binance/Bybit copy trading): a subscription owes only on
   cumulative realized PnL above its previous peak; losses carry forward and nothing is clawed

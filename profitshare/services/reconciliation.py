@@ -1,4 +1,4 @@
-"""Reconciliation: the ledger against the chain (seed 000 #10).
+"""Reconciliation: the ledger against the chain (docs/design.md, "Reconciliation").
 
 Two directions, both read from the chain with the gateway:
 
@@ -36,9 +36,13 @@ from profitshare.chain.errors import ChainError
 from profitshare.chain.gateway import ChainGateway
 from profitshare.chain.payouts import LandedPayout, NotAPayout, parse_landed_payout
 from profitshare.models import AgentWallet, AttemptStatus, Distribution, PayoutAttempt
-from profitshare.models.ops import ReconciledAttempt, ReconciliationBookmark, ReconciliationReport
+from profitshare.models.reconciliation import (
+    ReconciledAttempt,
+    ReconciliationBookmark,
+    ReconciliationReport,
+)
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
 
 logger = logging.getLogger(__name__)
 
@@ -84,19 +88,15 @@ def check_attempt(attempt: PayoutAttempt, landed: LandedPayout | None, usdc_mint
     return problems
 
 
-def reconcile(*, gateway: ChainGateway | None = None, now=None) -> ReconciliationReport:
+def reconcile(*, gateway: ChainGateway, now=None) -> ReconciliationReport:
     """Run both directions of the reconciliation and return the stored report.
 
-    ``gateway``: the chain gateway (default: the engine's). Counts: ``checked`` landed attempts
+    ``gateway``: the chain gateway to read with (the task passes the engine's). Counts: ``checked`` landed attempts
     read back, ``matched`` / ``mismatched`` of them (plus distributions whose ``paid`` differs
     from their landed attempts, counted in ``mismatched``), ``signatures_scanned`` and
     ``unrecorded`` from the agent-wallet scan. Never raises on chain trouble: an RPC failure is
     recorded in ``report.error`` with an ``rpc_failure`` alert.
     """
-    if gateway is None:
-        from profitshare.services.engine import default_gateway
-
-        gateway = default_gateway()
     now = now or timezone.now()
     since = now - timedelta(hours=settings.QV_RECONCILE_WINDOW_HOURS)
     report = ReconciliationReport.objects.create(started_at=now)
@@ -218,10 +218,10 @@ def _finish(report: ReconciliationReport, mismatches: list[dict[str, Any]]) -> N
         for m in mismatches:
             what = m.get("signature") or f"distribution {m.get('distribution')}"
             amount = (m.get("ours") or m.get("chain") or {}).get("amount")
-            alert("reconciliation_mismatch", f"{m['kind']} {what}: {', '.join(m['fields'])} differ",
-                  amount=amount, report=report.pk, mismatch=m)
+            raise_alert("reconciliation_mismatch", f"{m['kind']} {what}: {', '.join(m['fields'])} differ",
+                        amount=amount, report=report.pk, mismatch=m)
         if report.error:
-            alert("rpc_failure", f"reconciliation {report.pk} stopped: {report.error}", report=report.pk)
+            raise_alert("rpc_failure", f"reconciliation {report.pk} stopped: {report.error}", report=report.pk)
 
 
 def latest_report() -> ReconciliationReport | None:

@@ -1,4 +1,5 @@
-"""Finishing work whose worker died or timed out, from the chain's answer (seed 001 #4).
+"""Finishing work whose worker died or timed out, from the chain's answer
+(docs/design.md, "Stale work is decided by the chain").
 
 A distribution left ``processing`` or an IOU left ``processing`` past
 ``QV_STALE_ATTEMPT_SECONDS`` is run again through the engine under the agent wallet's lock

@@ -1,5 +1,4 @@
-"""The IOU time limit (seed 000 #8; DESIGN.md "A time limit frees the subscriber, not the
-debt").
+"""The IOU time limit (see docs/design.md, "TTL frees the subscriber, not the debt").
 
 After ``QV_IOU_TTL_DAYS`` (the IOU's ``expires_at``, set by the engine at creation) an open IOU
 becomes ``expired``: it no longer blocks the subscriber's withdrawal or bot deletion
@@ -14,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, IouStatus
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.notifications import alert
 
 ACTOR = "schedule:iou-ttl"
 
@@ -47,7 +46,7 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
             }
             record_event("iou", iou.pk, actor=ACTOR, from_status=IouStatus.OPEN, to_status=IouStatus.EXPIRED,
                          reason="TTL reached: no longer blocks, still owed", **facts)
-            alert("iou_expired",
-                  f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
-                  amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
+            raise_alert("iou_expired",
+                        f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
+                        amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
     return [iou.pk for iou in due]

@@ -1,11 +1,11 @@
 """``{% load redaction %}``: ``{{ text|redact_urls }}`` shows error text with every URL in it
-redacted (``profitshare.services.redaction``: no credentials, path or query of an endpoint)."""
+redacted (``profitshare.redaction``: no credentials, path or query of an endpoint)."""
 
 from __future__ import annotations
 
 from django import template
 
-from profitshare.services.redaction import redact_urls_in
+from profitshare.redaction import redact_urls_in
 
 register = template.Library()
 

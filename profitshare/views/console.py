@@ -18,12 +18,11 @@ from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
 from profitshare.selectors import admin_console
-from profitshare.services import console as console_services
 from profitshare.services.alerts import acknowledge_alert
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.ious import void_iou
 from profitshare.tables import AlertTable, OpenIouTable
-from profitshare.tasks import enqueue_iou_retry
+from profitshare.tasks import enqueue_iou_retries, enqueue_iou_retry
 from profitshare.views.common import form_fields_html
 
 DEBTS_PER_PAGE = 25
@@ -133,7 +132,7 @@ def bulk_retry(request):
     queued rows polling until they settle; without JavaScript, a redirect to that page with
     the outcome as a message."""
     ids = admin_console.retry_candidates(request.POST)
-    result = console_services.retry_ious_now(ids, actor=_actor(request))
+    result = enqueue_iou_retries(ids, actor=_actor(request))
     summary = f"Bulk retry: {len(result['queued'])} queued, {len(result['skipped'])} skipped."
     if request.htmx:
         # the page's own query string (same origin, staff only; used to read, never to act)

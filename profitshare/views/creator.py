@@ -11,9 +11,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from profitshare.money import format_bps, format_usdc
 from profitshare.selectors import dashboard
 from profitshare.tables import DistributionHistoryTable
-from profitshare.templatetags.money import format_bps, format_usdc
 from profitshare.views.common import form_fields_html, render_fragment_or_page, wallet_required
 
 CSV_HEADER = [

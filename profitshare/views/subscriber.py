@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from profitshare.selectors import history
+from profitshare.selectors.debts import debt_state
 from profitshare.services.guards import guard
 from profitshare.tables import TradeTable
 from profitshare.tasks import enqueue_iou_retry
@@ -21,10 +22,9 @@ def _own_subscription(wallet: str, subscription_id: str):
     return sub
 
 
-def _banner_context(sub, answer=None) -> dict:
-    if answer is None:  # reading only: the guard's answer and the retry state in one query
-        return {"subscription": sub, **history.debt_banner(sub)}
-    return {"subscription": sub, "guard": answer, "retrying": history.debts_in_progress(sub.pk)}
+def _banner_context(sub) -> dict:
+    """The banner's context: the guard's answer (without retrying) and whether a retry runs."""
+    return {"subscription": sub, **debt_state(sub)}
 
 
 @require_GET
@@ -49,7 +49,8 @@ def trades_page(request, subscription_id: str, wallet: str):
         "page": page,
         "table": TradeTable(page["rows"]),
         "subscription": sub,
-        **history.subscription_overview(sub),  # the summary and the debt banner, one statement
+        "summary": history.trade_summary(sub.pk),
+        **debt_state(sub),
     }
     if request.htmx and request.htmx.target == "trades":
         return render(request, "profitshare/subscriber/_trades.html", context)
@@ -70,7 +71,8 @@ def retry_debts(request, subscription_id: str, wallet: str):
     """Run the guard with retries: each open IOU of the subscription is claimed and its retry
     queued; the banner then shows what still blocks (and polls while retries run)."""
     sub = _own_subscription(wallet, subscription_id)
-    answer = guard(sub.subscription_id, retry=lambda iou_id: enqueue_iou_retry(iou_id, actor=f"subscriber:{wallet}"))
+    guard(sub.subscription_id, retry=lambda iou_id: enqueue_iou_retry(iou_id, actor=f"subscriber:{wallet}"))
     if not request.htmx:
         return redirect("pages:subscriber-trades", subscription_id=sub.subscription_id)
-    return render(request, "profitshare/subscriber/_banner.html", _banner_context(sub, answer))
+    sub.refresh_from_db(fields=["status"])
+    return render(request, "profitshare/subscriber/_banner.html", _banner_context(sub))

@@ -1,4 +1,5 @@
-"""Expired debts are collected first from later profits (issue 5 TTL; seed 000 #8): before a
+"""Expired debts are collected first from later profits (docs/design.md, "Expired
+debts first"): before a
 subscription's new share is paid, its expired IOUs are paid, oldest first, on the local node."""
 
 from __future__ import annotations

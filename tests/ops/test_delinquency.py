@@ -1,5 +1,5 @@
-"""Delinquency (seed 001 #5): funds moved out on-chain while owing — USDC out of the agent's
-token account or Drift subaccount, SOL out of the agent wallet — mark the subscription
+"""Delinquency (docs/design.md, "Delinquency"): funds moved out on-chain while owing — USDC
+out of the agent's token account or Drift subaccount, SOL out of the agent wallet — mark the subscription
 delinquent (amount, lamports, signature, alert), from the slot the IOU opened at; our own
 settles, withdraws and payouts never do; it clears when the debts are paid."""
 
@@ -18,7 +18,7 @@ from solders.transaction import Transaction
 
 from profitshare.chain.errors import RpcUnavailable
 from profitshare.models import IOU, Alert, AuditEvent, IouStatus, SubscriptionStatus
-from profitshare.models.ops import DelinquencyWatch, WatchBaseline
+from profitshare.models.delinquency import DelinquencyWatch, WatchBaseline
 from profitshare.services import ious
 from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou

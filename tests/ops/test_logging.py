@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from profitshare.logging import JsonFormatter
+from profitshare.log_format import JsonFormatter
 from profitshare.services.engine import process_distribution
 from tests.world import make_world
 

@@ -1,4 +1,5 @@
-"""Telegram notifications through the outbox (seed 000 #12): creators hear of each payout,
+"""Telegram notifications through the outbox (docs/design.md, "Admins are
+told"): creators hear of each payout,
 admins of alerts; deliveries go to a fake Bot API — a real HTTP server started in the test —
 and an outage, a 429 or a refusal loses nothing and never blocks a payout."""
 
@@ -13,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from profitshare.models import CreatorWallet, DistributionStatus
-from profitshare.models.ops import OutboxMessage, OutboxStatus
+from profitshare.models.outbox import OutboxMessage, OutboxStatus
 from profitshare.services import notifications
 from profitshare.services.engine import process_distribution
 from profitshare.tasks import deliver_notifications_task
@@ -90,6 +91,17 @@ def test_creator_gets_one_message_per_payout(localnet, gateway, bot_api, setting
     message = OutboxMessage.objects.get()
     assert (message.status, message.attempts, message.dedupe_key) == (OutboxStatus.SENT, 1, f"payout:{signature}")
     assert notifications.deliver_due() == notifications.DeliveryCounts()  # nothing sent twice
+
+
+def test_the_notice_links_the_payout_as_the_pages_do(localnet, gateway, bot_api, settings):
+    """One explorer link for pages and notices: an explorer URL with other braces in it (a
+    cluster parameter) is kept as written, only ``{signature}`` is replaced."""
+    settings.QV_EXPLORER_TX_URL = "https://explorer.example/tx/{signature}?cluster={custom}"
+    _, distribution = paid_to_a_linked_creator(localnet, gateway)
+    assert notifications.queue_payout_notices() == 1
+    signature = distribution.attempts_log.get().signature
+    text = OutboxMessage.objects.get().text
+    assert f"https://explorer.example/tx/{signature}?cluster={{custom}}" in text
 
 
 def test_creators_without_a_chat_get_nothing(localnet, gateway, bot_api):

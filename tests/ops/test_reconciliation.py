@@ -1,5 +1,5 @@
-"""Reconciliation (seed 000 #10): landed payouts read back from the local node, agent wallets
-scanned for payouts the ledger does not know; mismatches alert with both sides; a report is kept."""
+"""Reconciliation (docs/design.md, "Reconciliation"): landed payouts read back from the local
+node, agent wallets scanned for payouts the ledger does not know; mismatches alert with both sides; a report is kept."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from solders.keypair import Keypair
 from solders.signature import Signature
 
 from profitshare.models import Alert, AuditEvent, PayoutAttempt
-from profitshare.models.ops import ReconciledAttempt, ReconciliationBookmark, ReconciliationReport
+from profitshare.models.reconciliation import (
+    ReconciledAttempt,
+    ReconciliationBookmark,
+    ReconciliationReport,
+)
 from profitshare.services.engine import process_distribution
 from profitshare.services.reconciliation import latest_report, reconcile
 from profitshare.tasks import reconcile_task

@@ -1,5 +1,5 @@
-"""Stale work (issue 5): processing distributions and IOUs whose worker died, and pending
-distributions whose task was lost, are finished by the resolver from signature statuses on the
+"""Stale work (docs/design.md, "Stale work is decided by the chain"): processing distributions
+and IOUs whose worker died, and pending distributions whose task was lost, are finished by the resolver from signature statuses on the
 real local node — paid exactly once, never reset blind."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Repeated RPC failure (seed 000 #12): payouts owed for ``rpc_unavailable`` while the node
-answers only 503 raise one ``rpc_failure`` alert per window."""
+"""Repeated RPC failure (docs/design.md, "Repeated RPC failure"): payouts owed for
+``rpc_unavailable`` while the node answers only 503 raise one ``rpc_failure`` alert per window."""
 
 from __future__ import annotations
 

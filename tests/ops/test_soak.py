@@ -1,4 +1,4 @@
-"""The fault soak, small (``benchmarks/soak.py``; issue 5's reliability bar): closes across
+"""The fault soak, small (``benchmarks/soak.py``, the reliability bar): closes across
 subscriptions and creators while the node drops sends, loses responses, answers 429/503 and
 delivers partial withdraws, a worker process SIGKILLed mid-payout and restarted; then, read
 from the chain and PostgreSQL: no double payment, every close balanced to the base unit, every

@@ -1,5 +1,5 @@
-"""TTL (seed 000 #8): an open IOU past its time limit becomes expired, stops blocking the
-subscriber, stays owed and is still collected; admins are told by rule."""
+"""TTL (docs/design.md, "TTL frees the subscriber, not the debt"): an open IOU past its time
+limit becomes expired, stops blocking the subscriber, stays owed and is still collected; admins are told by rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from profitshare.models import IOU, Alert, AuditEvent, DistributionStatus, IouStatus
-from profitshare.models.ops import OutboxMessage
+from profitshare.models.outbox import OutboxMessage
 from profitshare.services import ious
 from profitshare.services.engine import retry_iou
 from profitshare.services.guards import guard

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from profitshare.models import IOU, Alert, AuditEvent, IouStatus, PayoutAttempt, Subscription
-from profitshare.models.ops import ReconciliationReport
+from profitshare.models.reconciliation import ReconciliationReport
 from profitshare.services.audit import record_event
 from profitshare.tasks import retry_claimed_iou_task
 from tests.pages.conftest import pay, sign_in_as

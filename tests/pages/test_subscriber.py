@@ -88,33 +88,35 @@ def test_someone_elses_subscription_is_a_404(client, earnings):
     assert client.get(f"/subscriber/{mine.subscription_id}/").status_code == 404
 
 
-def test_the_banner_reads_what_the_guard_answers(earnings):
-    """The page's one-statement banner and summary agree with ``guard`` (the service a
-    withdrawal asks) and the ORM's aggregates while an IOU blocks, once it is past its TTL
-    (owed, no longer blocking), and while a retry runs."""
+def test_the_banner_reads_what_the_guard_answers(client, earnings):
+    """The banner the subscriber sees and ``guard`` (the service a withdrawal asks) give the
+    same answer — one read, ``selectors.debts.debt_state`` — while an IOU blocks, once it is
+    past its TTL (owed, no longer blocking), and while a retry runs."""
     from datetime import timedelta
 
     from django.utils import timezone
 
     from profitshare.models import IOU, Subscription
-    from profitshare.selectors.history import debt_banner, subscription_overview, trade_summary
+    from profitshare.selectors.debts import debt_state
     from profitshare.services.guards import guard
 
-    def both():
-        sub = Subscription.objects.get(pk=earnings.iou_world.subscription.pk)
-        overview = subscription_overview(sub)
-        assert overview["guard"] == debt_banner(sub)["guard"]
-        assert overview["retrying"] == debt_banner(sub)["retrying"]
-        assert overview["summary"] == trade_summary(sub.pk)
-        return overview["guard"], guard(sub.subscription_id)
+    sub_pk = earnings.iou_world.subscription.pk
 
+    def both():
+        sub = Subscription.objects.get(pk=sub_pk)
+        return debt_state(sub)["guard"], guard(sub.subscription_id)
+
+    sign_in_as(client, earnings.iou_world.subscription.subscriber_wallet)
+    url = f"/subscriber/{earnings.iou_world.subscription.subscription_id}/"
     banner, answer = both()
     assert banner == answer and (answer.can_withdraw, answer.blocking_owed) == (False, 3_000_000)
+    assert 'Withdrawal is blocked:</strong> <span data-owed="3000000">' in client.get(url).content.decode()
     IOU.objects.filter(pk=earnings.iou.pk).update(status=IouStatus.EXPIRED, expires_at=timezone.now() - timedelta(days=1))
     banner, answer = both()
     assert banner == answer and (answer.can_withdraw, answer.owed, answer.blocking_owed) == (True, 3_000_000, 0)
+    assert "Nothing blocks withdrawal." in client.get(url).content.decode()
     IOU.objects.filter(pk=earnings.iou.pk).update(status=IouStatus.PROCESSING, expires_at=timezone.now() + timedelta(days=1))
-    Subscription.objects.filter(pk=earnings.iou_world.subscription.pk).update(status="delinquent")
+    Subscription.objects.filter(pk=sub_pk).update(status="delinquent")
     banner, answer = both()
     assert banner == answer and answer.delinquent and not answer.can_withdraw
-    assert debt_banner(Subscription.objects.get(pk=earnings.iou_world.subscription.pk))["retrying"] is True
+    assert debt_state(Subscription.objects.get(pk=sub_pk))["retrying"] is True

@@ -1,10 +1,10 @@
-"""The one redaction of endpoint URLs (``profitshare.services.redaction``)."""
+"""The one redaction of endpoint URLs (``profitshare.redaction``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from profitshare.services.redaction import redact_url, redact_urls_in
+from profitshare.redaction import redact_url, redact_urls_in
 
 
 @pytest.mark.parametrize(

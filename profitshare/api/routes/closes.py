@@ -10,6 +10,7 @@ from profitshare.api.auth import PlatformAuth
 from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
 from profitshare.api.schemas import CloseAccepted, CloseIn, CloseStatusOut, ErrorOut, PathId
 from profitshare.selectors.closes import NOTHING_OWED, close_status
+from profitshare.services.errors import NotFound
 from profitshare.services.intake import CloseReport, record_close
 from profitshare.tasks import enqueue_distribution
 
@@ -52,4 +53,7 @@ def get_close(request, close_id: PathId):
     """A close's payout: status, share / paid / owed / carried (USDC base units) and landed
     payout signatures, oldest first. 404 unknown close."""
     refuse_unknown_query(request)
-    return close_status(close_id)
+    found = close_status(close_id)
+    if found is None:
+        raise NotFound("close", close_id)
+    return found

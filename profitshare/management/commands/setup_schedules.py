@@ -12,7 +12,7 @@ from django_q.models import Schedule
 SCHEDULES = [
     ("qv-iou-retry-sweep", "profitshare.tasks.retry_due_ious_task", 1),
     ("qv-stale-resolver", "profitshare.tasks.resolve_stale_task", 1),
-    # operations (issue 5)
+    # operations: TTL, reconciliation, delinquency, notifications, RPC watch
     ("qv-iou-ttl", "profitshare.tasks.expire_ious_task", 5),
     ("qv-reconciliation", "profitshare.tasks.reconcile_task", 60),
     ("qv-delinquency", "profitshare.tasks.detect_delinquency_task", 1),

@@ -24,7 +24,7 @@ calls and database statements for the whole batch (``getMultipleAccounts``,
 Every step keeps ``paid + owed + carried + voided == share + carry_in`` (a database constraint).
 """
 
-from profitshare.services.engine.batch import ACTIVE_IOU_STATUSES, UNRESOLVED_ATTEMPTS
+from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS
 from profitshare.services.engine.ledger import retry_delay
 from profitshare.services.engine.runs import (
     default_gateway,
@@ -37,7 +37,6 @@ from profitshare.services.engine.runs import (
 )
 
 __all__ = [
-    "ACTIVE_IOU_STATUSES",
     "UNRESOLVED_ATTEMPTS",
     "default_gateway",
     "is_pending",

@@ -10,10 +10,9 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from profitshare.chain.gateway import ChainGateway
-from profitshare.models import IOU, AttemptStatus, Distribution, IouStatus
+from profitshare.models import IOU, AttemptStatus, Distribution
 from profitshare.services.subscriptions import agent_keypair
 
-ACTIVE_IOU_STATUSES = (IouStatus.OPEN, IouStatus.PROCESSING, IouStatus.EXPIRED)
 UNRESOLVED_ATTEMPTS = (AttemptStatus.PREPARED, AttemptStatus.SENT)
 
 

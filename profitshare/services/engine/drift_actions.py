@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from profitshare.chain.errors import ChainError
 from profitshare.chain.transactions import SignedTransaction
+from profitshare.db.bulk import insert_rows
 from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind, IouReason
 from profitshare.services.audit import append_events, event
-from profitshare.services.bulk_sql import insert_rows
 from profitshare.services.engine.batch import Batch, Item
 
 _COLUMNS = ("kind", "distribution_id", "iou_id", "agent_wallet_id", "amount", "signature", "last_valid_block_height")

@@ -20,10 +20,11 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
+from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import append_events, event, record_event
+from profitshare.services.delinquency import watch_new_debt
 from profitshare.services.earnings import record_paid
-from profitshare.services.engine.batch import ACTIVE_IOU_STATUSES, Batch, Item, group
-from profitshare.services.notifications import alert
+from profitshare.services.engine.batch import Batch, Item, group
 
 
 def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
@@ -38,7 +39,7 @@ def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -
             return
         dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
         ious = {i.distribution_id: i for i in IOU.objects.select_for_update().filter(
-            distribution__in=list(dists), status__in=ACTIVE_IOU_STATUSES)}
+            distribution__in=list(dists), status__in=IouStatus.ACTIVE)}
         events, paid_ious = [], []
         for attempt, slot in fresh:
             before = attempt.status
@@ -97,7 +98,7 @@ def clear_delinquency(subscription_id: int, actor: str) -> None:
     sub = Subscription.objects.select_for_update().get(pk=subscription_id)
     if sub.status != SubscriptionStatus.DELINQUENT:
         return
-    if IOU.objects.filter(subscription=sub, status__in=ACTIVE_IOU_STATUSES).exists():
+    if IOU.objects.filter(subscription=sub, status__in=IouStatus.ACTIVE).exists():
         return
     sub.status = SubscriptionStatus.ACTIVE
     sub.save(update_fields=["status"])
@@ -120,7 +121,7 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
         dist = Distribution.objects.select_for_update(of=("self",)).select_related("creator").get(pk=item.dist.pk)
         if dist.owed == 0:
             return
-        iou = IOU.objects.select_for_update().filter(distribution=dist, status__in=ACTIVE_IOU_STATUSES).first()
+        iou = IOU.objects.select_for_update().filter(distribution=dist, status__in=IouStatus.ACTIVE).first()
         before_dist = dist.status
         dist.status = settled_status(dist)
         dist.save(update_fields=["status", "updated_at"])
@@ -134,11 +135,12 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
                 expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
             )
             record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
-            alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
+            watch_new_debt(iou)  # the delinquency watch starts from the chain's slot after commit
+            raise_alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
                         amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
             if reason == IouReason.INVALID_CREATOR_WALLET:
-                alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
-                      amount=dist.owed, creator=dist.creator.address)
+                raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
+                            amount=dist.owed, creator=dist.creator.address)
             return
         before = iou.status
         iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN

@@ -12,9 +12,9 @@ from django.utils import timezone
 from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import ChainError, TransactionFailed
 from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.db.bulk import insert_rows
 from profitshare.models import AttemptStatus, DistributionStatus, IouReason, PayoutAttempt
 from profitshare.services.audit import append_events, event
-from profitshare.services.bulk_sql import insert_rows
 from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, refresh
 from profitshare.services.engine.ledger import apply_landed, owe
 

@@ -1,13 +1,13 @@
-"""bulk_sql.insert_rows: the engine's plain-SQL bulk inserts behave as the ORM's would."""
+"""db.bulk.insert_rows: the engine's plain-SQL bulk inserts behave as the ORM's would."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, transaction
 
+from profitshare.db.bulk import insert_rows
 from profitshare.models import AuditEvent, Distribution, TradeClose
 from profitshare.services.audit import append_events, event
-from profitshare.services.bulk_sql import insert_rows
 from tests.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line (issue 5 "Structured logs").
+"""Structured logs: one JSON object per line (one per state change, no key material).
 
 ``JsonFormatter`` renders a record as ``{"ts", "level", "logger", "message", ...extra}``; state
 changes are logged with ``log_state_change`` so every one carries the same keys (entity, id,
@@ -12,6 +12,8 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from django.db import transaction
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _FORBIDDEN = ("secret", "keypair", "private", "seed", "encrypted", "raw_transaction")
@@ -63,21 +65,13 @@ def log_state_change(
     )
 
 
-def _log_audit_event(sender, instance, created, **kwargs) -> None:
+def log_audit_event(sender, instance, created: bool, **kwargs) -> None:
+    """``post_save`` receiver of ``AuditEvent`` (connected in ``ProfitShareConfig.ready``): log
+    an event saved one by one (``record_event``) as a state-change line once its transaction
+    commits. Events written in bulk go through ``audit.append_events``, which logs them itself."""
     if not created:
         return
-    from django.db import transaction
-
     transaction.on_commit(lambda: log_state_change(
         instance.entity, instance.entity_id, actor=instance.actor, from_status=instance.from_status,
         to_status=instance.to_status, reason=instance.reason, **(instance.data or {}),
     ))
-
-
-def connect_state_logging() -> None:
-    """Log every audit event saved one by one (``record_event``) as a state-change line, once
-    its transaction commits. Events written in bulk go through ``audit.append_events``, which
-    logs them itself."""
-    from django.db.models.signals import post_save
-
-    post_save.connect(_log_audit_event, sender="profitshare.AuditEvent", dispatch_uid="qv-state-log")

@@ -1,0 +1,1 @@
+"""Database utilities below the models: plain-SQL bulk writes (``bulk``)."""

@@ -1,0 +1,61 @@
+"""What blocks a subscriber: the one read behind the withdrawal guard (``services.guards``), its
+API route and the subscriber's debt banner (docs/design.md, "Debts block exits" and "TTL frees
+the subscriber, not the debt"). Amounts in USDC base units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from profitshare.models import IOU, IouStatus, Subscription, SubscriptionStatus
+
+
+@dataclass(frozen=True)
+class GuardAnswer:
+    """Whether the subscriber may leave now. ``owed``: USDC base units still owed on active
+    IOUs (blocking and expired); ``blocking_owed``: the part that blocks (open or processing
+    IOUs within their TTL); ``delinquent``: the subscription is refused new copied entries."""
+
+    can_withdraw: bool
+    can_delete: bool
+    owed: int
+    blocking_owed: int
+    delinquent: bool
+
+    @property
+    def message(self) -> str:
+        """One sentence for the subscriber: nothing blocks, or how much is still owed."""
+        if self.can_withdraw:
+            return "nothing blocks this subscription"
+        return f"{self.blocking_owed} USDC base units are still owed to the creator; retry later"
+
+
+def blocking(now: datetime) -> Q:
+    """The IOUs that block exits at ``now``: open or processing, and not past ``expires_at``."""
+    return Q(status__in=IouStatus.BLOCKING, expires_at__gt=now)
+
+
+def debt_state(subscription: Subscription, *, now: datetime | None = None) -> dict:
+    """What blocks ``subscription`` now, in one query: ``{"guard": GuardAnswer, "retrying":
+    bool}`` (``retrying``: a retry of one of its IOUs is running). ``subscription.status`` is
+    used as loaded; nothing is retried (``services.guards.guard`` retries first)."""
+    now = now or timezone.now()
+    remaining = F("amount") - F("paid_amount")
+    sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=IouStatus.ACTIVE).aggregate(
+        blocking=Coalesce(Sum(remaining, filter=blocking(now)), 0),
+        owed=Coalesce(Sum(remaining), 0),
+        processing=Count("pk", filter=Q(status=IouStatus.PROCESSING)),
+    )
+    allowed = sums["blocking"] == 0
+    answer = GuardAnswer(
+        can_withdraw=allowed,
+        can_delete=allowed,
+        owed=sums["owed"],
+        blocking_owed=sums["blocking"],
+        delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
+    )
+    return {"guard": answer, "retrying": sums["processing"] > 0}
