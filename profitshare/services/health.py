@@ -17,9 +17,8 @@ from django_q.brokers import get_broker
 from django_q.models import Failure
 
 from profitshare.models import IOU, Alert, IouReason
-from profitshare.services.alerts import raise_alert
-
 from profitshare.redaction import redact_url, redact_urls_in
+from profitshare.services.alerts import raise_alert
 
 
 def check_database() -> dict[str, Any]:

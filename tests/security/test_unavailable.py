@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -21,17 +22,25 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def database_down():
+@contextmanager
+def database_unreachable():
     """The default connection pointed at a port nothing listens on (connection refused), then
     restored."""
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": closed_port()})
-    yield
-    connection.close()
-    connection.settings_dict.clear()
-    connection.settings_dict.update(saved)
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+
+
+@pytest.fixture
+def database_down():
+    with database_unreachable():
+        yield
 
 
 @pytest.mark.django_db(transaction=True)
@@ -48,15 +57,8 @@ def test_pages_answer_503_while_the_database_is_down(client):
     from solders.keypair import Keypair
 
     sign_in_as(client, str(Keypair().pubkey()))
-    saved = dict(connection.settings_dict)
-    connection.close()
-    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": closed_port()})
-    try:
+    with database_unreachable():
         response = client.get("/subscriber/")
-    finally:
-        connection.close()
-        connection.settings_dict.clear()
-        connection.settings_dict.update(saved)
     assert response.status_code == 503 and response["Retry-After"] == "5"
 
 
