@@ -15,8 +15,14 @@ from profitshare.views.common import (
     SESSION_WALLET,
     current_wallet,
     development_only,
+    is_loopback,
     sign_in_wallet,
 )
+
+
+def _dev_signin_offered(request) -> bool:
+    """The development sign-in form is shown where it works: DEBUG on, a loopback client."""
+    return settings.DEBUG and is_loopback(request)
 
 
 def _next_url(request) -> str:
@@ -35,7 +41,7 @@ def home(request):
 @require_GET
 def signin(request):
     """Step 1: the wallet address (filled in by the wallet button, or typed)."""
-    return render(request, "profitshare/signin.html", {"next": _next_url(request), "debug": settings.DEBUG})
+    return render(request, "profitshare/signin.html", {"next": _next_url(request), "debug": _dev_signin_offered(request)})
 
 
 @require_POST
@@ -45,7 +51,7 @@ def challenge(request):
     ``Retry-After`` and nothing stored."""
     if is_ratelimited(request, group="siws-challenge", key="ip", rate=settings.QV_SIGNIN_CHALLENGE_RATE,
                       method="POST", increment=True):
-        context = {"next": _next_url(request), "debug": settings.DEBUG,
+        context = {"next": _next_url(request), "debug": _dev_signin_offered(request),
                    "error": "Too many sign-in requests from this address; wait a minute and try again.",
                    "address": request.POST.get("address", "")}
         response = render(request, "profitshare/signin.html", context, status=429)
@@ -58,7 +64,7 @@ def challenge(request):
             uri=request.build_absolute_uri("/"),
         )
     except InvalidInput as exc:
-        context = {"next": _next_url(request), "debug": settings.DEBUG, "error": exc.message,
+        context = {"next": _next_url(request), "debug": _dev_signin_offered(request), "error": exc.message,
                    "address": request.POST.get("address", "")}
         return render(request, "profitshare/signin.html", context, status=400)
     context = {"challenge": nonce, "message": siws.build_message(nonce), "next": _next_url(request)}
@@ -74,7 +80,7 @@ def verify(request):
             domain=request.get_host(),
         )
     except InvalidInput as exc:
-        context = {"next": _next_url(request), "debug": settings.DEBUG, "error": exc.message}
+        context = {"next": _next_url(request), "debug": _dev_signin_offered(request), "error": exc.message}
         return render(request, "profitshare/signin.html", context, status=400)
     sign_in_wallet(request, address)
     return redirect(_next_url(request))
