@@ -124,3 +124,9 @@ def test_gunicorn_refuses_to_start_and_does_not_respawn_workers():
     # each worker prints the one line; no traceback comes from the settings (gunicorn's master
     # may print its own when two workers fail to boot at once)
     assert "settings.py" not in result.stderr and "startup.py" not in result.stderr
+
+
+def test_run_product_refuses_the_demo_without_debug():
+    result = run([*MANAGE, "run_product"], clean_env())
+    assert result.returncode != 0
+    assert "the demo market needs QV_DEBUG=1" in result.stderr

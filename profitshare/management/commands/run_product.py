@@ -49,6 +49,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         web_port, rpc_port = options["web_port"], options["rpc_port"]
+        demo = not options["no_demo"]
+        if demo and not settings.DEBUG:
+            raise CommandError("the demo market needs QV_DEBUG=1 (make run sets it); use --no-demo without it")
         for name, port in (("web server", web_port), ("local node", rpc_port)):
             if not port_free("127.0.0.1", port):
                 raise CommandError(
@@ -59,9 +62,6 @@ class Command(BaseCommand):
         state = Path(settings.BASE_DIR) / "var" / "localnet-state.json"
         state.parent.mkdir(parents=True, exist_ok=True)
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-        demo = not options["no_demo"]
-        if demo and not settings.DEBUG:
-            raise CommandError("the demo market needs QV_DEBUG=1 (make run sets it); use --no-demo without it")
         env = {
             **os.environ,
             "SOLANA_RPC_URLS": f"http://127.0.0.1:{rpc_port}",
