@@ -73,31 +73,10 @@ def main() -> None:
         "QV_INTAKE_SECRET": secrets.token_urlsafe(32),
         "QV_ADMIN_SECRET": secrets.token_urlsafe(32),
     }
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"
-    import django
-
-    django.setup()
-    import httpx
-    import redis
-    from django.core.management import call_command
-
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    call_command("migrate", verbosity=0)
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    node = subprocess.Popen(
-        [*manage, "localnet", "--port", str(rpc_port), "--slot-ms", "400"], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL,
-    )
+    node, manage = prepare(env, rpc_port)
     cluster = None
     try:
         url = f"http://127.0.0.1:{rpc_port}"
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/health", timeout=1).text == "ok":
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         bare = bare_rpc_rate(url)
         print(f"bare JSON-RPC transfers (1 solana-py client): {bare:8.1f} /s")
         subscriptions, creator = build_world(url, args.subscribers)
@@ -122,6 +101,36 @@ def main() -> None:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def prepare(env: dict[str, str], rpc_port: int) -> tuple[subprocess.Popen, list[str]]:
+    """Set this process up on ``env`` (Django, the Redis database flushed, migrations) and start
+    the local node on ``rpc_port``; returns the node's process once it answers, and the
+    ``manage.py`` command line."""
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"
+    import django
+
+    django.setup()
+    import httpx
+    import redis
+    from django.core.management import call_command
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    call_command("migrate", verbosity=0)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    node = subprocess.Popen(
+        [*manage, "localnet", "--port", str(rpc_port), "--slot-ms", "400"], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{rpc_port}"
+    for _ in range(200):
+        try:
+            if httpx.get(url + "/health", timeout=1).text == "ok":
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return node, manage
 
 
 def wait_until_idle(node_pid: int, cluster_pid: int, timeout: float = 120.0) -> None:

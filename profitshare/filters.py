@@ -9,7 +9,16 @@ from datetime import UTC, datetime, time, timedelta
 import django_filters
 from django import forms
 
-from profitshare.models import IOU, DistributionStatus, IouReason, IouStatus, PublishedBot
+from profitshare.models import (
+    IOU,
+    DeliveryStatus,
+    DistributionStatus,
+    IouReason,
+    IouStatus,
+    PublishedBot,
+    WebhookDelivery,
+    WebhookEventType,
+)
 
 
 def _start_of_day(day) -> datetime:
@@ -66,3 +75,18 @@ class OpenIouFilter(django_filters.FilterSet):
     class Meta:
         model = IOU
         fields = ["status", "reason", "creator", "subscriber"]
+
+
+class WebhookDeliveryFilter(django_filters.FilterSet):
+    """The admin console's webhook deliveries: by status, event type, endpoint (exact) and
+    subscription (the event's ordering key, exact)."""
+
+    status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices, empty_label="Any status")
+    type = django_filters.ChoiceFilter(field_name="event__type", choices=[(t, t) for t in WebhookEventType.values],
+                                       empty_label="Any event", label="Event")
+    endpoint = django_filters.CharFilter(label="Endpoint")
+    subscription = django_filters.CharFilter(field_name="ordering_key", label="Subscription")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["status", "type", "endpoint", "subscription"]

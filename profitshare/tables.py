@@ -417,3 +417,66 @@ class AlertTable(LightTable):
         if self.error:
             out += f' <span class="error">{_esc(self.error)}</span>'
         return mark_safe(out)  # noqa: S308 - every value is escaped
+
+
+class WebhookDeliveryTable(LightTable):
+    """The console's webhook deliveries (``selectors.webhooks.deliveries``) with a
+    "Redeliver" form on each row (htmx replaces the row)."""
+
+    id = tables.Column("#", accessor="pk")
+    event_type = tables.Column("Event", accessor="event__type")
+    ordering_key = tables.Column("Subscription")
+    endpoint = tables.Column("Endpoint")
+    status = tables.Column("Status")
+    attempts = tables.Column("Attempts")
+    last_status_code = tables.Column("Last status")
+    last_error = tables.Column("Last error")
+    next_attempt_at = tables.Column("Next try (UTC)", empty_values=())
+    actions = tables.Column("Actions", accessor="pk", empty_values=())
+
+    class Meta:
+        template_name = TEMPLATE
+        attrs = {"class": "data", "id": "deliveries-table"}
+        orderable = False
+        row_attrs = {"id": lambda record: f"delivery-{record.pk}", "data-status": lambda record: record.status}
+        empty_text = "No webhook deliveries."
+
+    def __init__(self, *args, csrf_token: str = "", **kwargs):
+        """``csrf_token``: put in the row forms (they also work without JavaScript)."""
+        super().__init__(*args, **kwargs)
+        self.csrf_token = csrf_token
+
+    def render_event_type(self, value, record):
+        """The event's type; its id (``X-QV-Event-Id``) on hover."""
+        return mark_safe(f'<span title="event id {_esc(record.event.uuid)}">{_esc(value)}</span>')  # noqa: S308
+
+    def render_status(self, value):
+        """A status badge."""
+        return status_cell(value)
+
+    def render_last_error(self, value):
+        """The newest error, shortened (full on hover)."""
+        text = str(value)
+        return mark_safe(f'<span title="{_esc(text)}">{_esc(text[:60])}{"…" if len(text) > 60 else ""}</span>')  # noqa: S308
+
+    def render_next_attempt_at(self, record):
+        """When a pending delivery is tried next, UTC; delivered ones show when they were."""
+        if record.status == "pending":
+            return when(record.next_attempt_at)
+        if record.status == "delivered":
+            return f"delivered {when(record.delivered_at)}"
+        return "gave up"
+
+    def render_actions(self, record):
+        """The "Redeliver" form, and the last action's outcome (``record.notice`` / ``record.error``)."""
+        url = _esc(pk_url("pages:console-webhook-redeliver", record.pk))
+        out = (
+            f'<form method="post" action="{url}" class="inline" hx-post="{url}" hx-target="closest tr" '
+            f'hx-swap="outerHTML"><input type="hidden" name="csrfmiddlewaretoken" value="{_esc(self.csrf_token)}">'
+            f'<button type="submit" class="retry">Redeliver</button></form>'
+        )
+        if getattr(record, "notice", ""):
+            out += f' <span class="notice">{_esc(record.notice)}</span>'
+        if getattr(record, "error", ""):
+            out += f' <span class="error" role="alert">{_esc(record.error)}</span>'
+        return mark_safe(out)  # noqa: S308 - every value is escaped

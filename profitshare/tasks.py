@@ -2,7 +2,9 @@
 
 * ``process_distribution_task``: one per close that owes something (enqueued by intake);
 * ``retry_due_ious_task``: the IOU retry sweep (schedule, every minute);
-* ``resolve_stale_task``: the stale-work resolver (schedule, every minute).
+* ``resolve_stale_task``: the stale-work resolver (schedule, every minute);
+* ``deliver_webhooks_task``: webhook deliveries (queued after each commit that emits events,
+  and a schedule every minute).
 
 Schedules are created by ``python manage.py setup_schedules`` (idempotent; ``make run`` runs it).
 """
@@ -25,7 +27,10 @@ from profitshare.services import (
     notifications,
     reconciliation,
     resolver,
+    siws,
+    telegram_links,
     ttl,
+    webhook_delivery,
 )
 
 PAYOUT_GROUP = "payouts"
@@ -135,10 +140,14 @@ def detect_delinquency_task() -> dict[str, int]:
 
 
 def deliver_notifications_task() -> dict[str, int]:
-    """Outbox: queue payout and alert notices, then send what is due."""
-    queued = notifications.queue_payout_notices() + alerts.queue_alert_notices()
+    """Outbox: link chats that sent their one-time code, queue payout, creator and alert
+    notices, then send what is due."""
+    linked = telegram_links.read_bot_updates()  # chats that sent their link code
+    queued = (notifications.queue_payout_notices() + notifications.queue_creator_notices()
+              + alerts.queue_alert_notices())
     counts = notifications.deliver_due()
-    return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed}
+    return {"queued": queued, "sent": counts.sent, "retried": counts.retried, "failed": counts.failed,
+            "linked": linked.linked}
 
 
 def watch_rpc_failures_task() -> bool:
@@ -146,8 +155,14 @@ def watch_rpc_failures_task() -> bool:
     return health.alert_on_repeated_rpc_failures()
 
 
+# --- webhooks ---------------------------------------------------------------------------------------
+def deliver_webhooks_task() -> dict[str, int]:
+    """Deliver due webhook deliveries (in order per subscription; SKIP LOCKED across workers);
+    queued by ``webhooks.queue_delivery`` after each commit that wrote events, and scheduled."""
+    counts = webhook_delivery.deliver_due()
+    return {"delivered": counts.delivered, "retried": counts.retried, "failed": counts.failed}
+
+
 def prune_sign_in_nonces_task() -> int:
     """Delete Sign-In With Solana nonces past their expiry (used or not); returns how many."""
-    from profitshare.services import siws
-
     return siws.prune_expired_nonces()

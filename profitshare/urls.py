@@ -3,7 +3,16 @@ history, admin console and the public marketplace snippet. The API lives under `
 
 from django.urls import path
 
-from profitshare.views import auth, console, creator, demo, marketplace, subscriber
+from profitshare.views import (
+    auth,
+    console,
+    console_webhooks,
+    creator,
+    creator_notices,
+    demo,
+    marketplace,
+    subscriber,
+)
 
 app_name = "pages"
 
@@ -17,6 +26,9 @@ urlpatterns = [
     path("creator/", creator.dashboard_page, name="creator"),
     path("creator/history.csv", creator.history_csv, name="creator-csv"),
     path("creator/bots/<str:bot_id>/", creator.bot_page, name="creator-bot"),
+    path("creator/telegram/code/", creator_notices.link_code, name="creator-telegram-code"),
+    path("creator/telegram/notices/", creator_notices.save_notices, name="creator-telegram-notices"),
+    path("creator/telegram/unlink/", creator_notices.unlink, name="creator-telegram-unlink"),
     path("subscriber/", subscriber.subscriptions_page, name="subscriber"),
     path("subscriber/<str:subscription_id>/", subscriber.trades_page, name="subscriber-trades"),
     path("subscriber/<str:subscription_id>/banner/", subscriber.banner, name="subscriber-banner"),
@@ -32,6 +44,10 @@ urlpatterns = [
     path("console/alerts/<int:alert_id>/ack/", console.acknowledge, name="console-alert-ack"),
     path("console/delinquent/", console.delinquent, name="console-delinquent"),
     path("console/health/", console.health, name="console-health"),
+    path("console/webhooks/", console_webhooks.deliveries, name="console-webhooks"),
+    path("console/webhooks/redeliver/", console_webhooks.redeliver_filtered, name="console-webhooks-redeliver"),
+    path("console/webhooks/<int:delivery_id>/redeliver/", console_webhooks.redeliver_one,
+         name="console-webhook-redeliver"),
     path("bots/<str:bot_id>/snippet/", marketplace.bot_snippet, name="bot-snippet"),
     path("demo/", demo.demo_page, name="demo"),
 ]

@@ -315,6 +315,47 @@ if QV_LOG_FORMAT == "json":
 QV_DEMO = env_bool("QV_DEMO", False)
 QV_DEMO_SEED = env_int("QV_DEMO_SEED", 1)
 
+# --- Webhooks to the trading platform (README "Webhooks") and Telegram linking -------------------
+# Comma-separated endpoints that receive every event (unset: no webhooks, nothing is written).
+QV_WEBHOOK_URLS = env_list("QV_WEBHOOK_URLS", [])
+# HMAC-SHA256 key of X-QV-Signature: required with endpoints, at least 32 bytes, not blank.
+QV_WEBHOOK_SECRET = os.environ.get("QV_WEBHOOK_SECRET", "")
+
+
+def _webhook_settings_error(urls: list[str], secret: str) -> str | None:
+    """The one-line reason the webhook settings are refused, or None when they are usable."""
+    from urllib.parse import urlsplit
+
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"QV_WEBHOOK_URLS: {url!r} is not an http(s) URL"
+    if urls and (not secret.strip() or len(secret.encode()) < 32):
+        return "QV_WEBHOOK_SECRET must be set, not blank and at least 32 bytes long when QV_WEBHOOK_URLS is set"
+    return None
+
+
+if _webhook_problem := _webhook_settings_error(QV_WEBHOOK_URLS, QV_WEBHOOK_SECRET):
+    raise SystemExit(f"configuration error: {_webhook_problem}")  # one line, no traceback
+# Seconds one POST may take (connect + answer) before it counts as a failed attempt.
+QV_WEBHOOK_TIMEOUT_SECONDS = env_int("QV_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Retry backoff: base x 2^(attempts-1) capped at the max, each delay jittered (50-100 %); a
+# delivery still failing QV_WEBHOOK_GIVE_UP_HOURS after it was created is marked failed.
+QV_WEBHOOK_RETRY_BASE_SECONDS = env_int("QV_WEBHOOK_RETRY_BASE_SECONDS", 30)
+QV_WEBHOOK_RETRY_MAX_SECONDS = env_int("QV_WEBHOOK_RETRY_MAX_SECONDS", 3600)
+QV_WEBHOOK_GIVE_UP_HOURS = env_int("QV_WEBHOOK_GIVE_UP_HOURS", 72)
+# POSTs in flight at once per delivery task, and deliveries claimed per round. A round holds
+# its rows locked until every answer is in: at most ceil(batch / concurrency) x the timeout
+# (4 x 10 s by default), well inside QV_Q_TIMEOUT.
+QV_WEBHOOK_CONCURRENCY = env_int("QV_WEBHOOK_CONCURRENCY", 16)
+QV_WEBHOOK_BATCH_SIZE = env_int("QV_WEBHOOK_BATCH_SIZE", 64)
+# Telegram linking: the bot's username (for the t.me link on the dashboard) and how long a
+# one-time link code stays valid (minutes).
+QV_TELEGRAM_BOT_USERNAME = os.environ.get("QV_TELEGRAM_BOT_USERNAME", "")
+QV_TELEGRAM_LINK_CODE_MINUTES = env_int("QV_TELEGRAM_LINK_CODE_MINUTES", 30)
+# A delivery that gave up alerts admins (critical unless QV_ALERT_RULES_JSON says otherwise).
+QV_ALERT_RULES.setdefault("webhook_failed", {"severity": "critical", "notify": True})
+
 # --- Production start-up check: with DEBUG off, a missing or weak secret (or the demo) stops every
 # entry point (web, qcluster, management commands) with one line naming it.
 if not DEBUG:

@@ -18,3 +18,8 @@ def test_setup_schedules_is_idempotent():
     for func in funcs:  # every scheduled task exists
         module, _, name = func.rpartition(".")
         assert callable(getattr(__import__(module, fromlist=[name]), name))
+
+
+def test_webhook_deliveries_are_scheduled():
+    call_command("setup_schedules")
+    assert Schedule.objects.get(name="qv-webhooks").func == "profitshare.tasks.deliver_webhooks_task"

@@ -9,10 +9,17 @@ from profitshare.models.bots import Policy, PublishedBot
 from profitshare.models.closes import CloseKind, Distribution, DistributionStatus, TradeClose
 from profitshare.models.earnings import EarningsDay, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
+from profitshare.models.notices import CreatorNotices, TelegramLinkCode, TelegramUpdateOffset
 from profitshare.models.payouts import AttemptStatus, DriftAction, DriftActionKind, PayoutAttempt
 from profitshare.models.siws import SiwsNonce as SiwsNonce
 from profitshare.models.subscriptions import Subscription, SubscriptionStatus
 from profitshare.models.wallets import AgentWallet, CreatorWallet
+from profitshare.models.webhooks import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventType,
+)
 
 __all__ = [
     "IOU",
@@ -21,11 +28,13 @@ __all__ = [
     "AttemptStatus",
     "AuditEvent",
     "CloseKind",
+    "CreatorNotices",
     "CreatorWallet",
     "Distribution",
     "DriftAction",
     "DriftActionKind",
     "DistributionStatus",
+    "DeliveryStatus",
     "EarningsDay",
     "IouReason",
     "IouStatus",
@@ -35,5 +44,10 @@ __all__ = [
     "Subscription",
     "SubscriptionEarnings",
     "SubscriptionStatus",
+    "TelegramLinkCode",
+    "TelegramUpdateOffset",
     "TradeClose",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookEventType",
 ]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import InvalidAddress
 from profitshare.models import CreatorWallet, Policy, PublishedBot, Subscription
+from profitshare.services import webhooks
 from profitshare.services.audit import record_event
 from profitshare.services.errors import Conflict, InvalidInput
 from profitshare.services.policy import MAX_BPS
@@ -83,6 +84,7 @@ def publish_bot(
 def _apply_terms_change(bot: PublishedBot, actor: str) -> None:
     now = timezone.now()
     effective_at = now + timedelta(days=settings.QV_FEE_CHANGE_TIMELOCK_DAYS)
+    scheduled = []
     for sub in Subscription.objects.select_for_update().filter(bot=bot).exclude(status="ended"):
         if bot.policy == sub.policy and bot.profit_share_bps <= sub.profit_share_bps:
             old = sub.profit_share_bps
@@ -102,6 +104,10 @@ def _apply_terms_change(bot: PublishedBot, actor: str) -> None:
                 pending_bps=sub.pending_bps, pending_policy=sub.pending_policy,
                 effective_at=effective_at.isoformat(),
             )
+            scheduled.append({"subscription_id": sub.subscription_id, "old_bps": sub.profit_share_bps,
+                              "new_bps": sub.pending_bps, "old_policy": sub.policy, "new_policy": sub.pending_policy,
+                              "effective_at": effective_at.isoformat()})
+    webhooks.terms_scheduled(bot.bot_id, scheduled)
 
 
 def apply_due_terms(sub: Subscription, *, now=None) -> bool:

@@ -55,6 +55,7 @@ from profitshare.models import (
     SubscriptionStatus,
 )
 from profitshare.models.delinquency import DelinquencyWatch, WatchBaseline
+from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.reconciliation import signatures_since
@@ -303,4 +304,5 @@ def _mark(sub: Subscription, found: list[Outflow]) -> bool:
     raise_alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
                 f"while owing (tx {first.signature})",
                 amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
+    webhooks.subscription_delinquent(sub.subscription_id, facts)
     return True

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
+from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.earnings import record_voided
@@ -78,4 +79,5 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
             reason=f"IOU {iou.pk} voided: {reason}", voided=remaining,
         )
         raise_alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
+        webhooks.iou_voided(iou, voided=remaining)
     return iou

@@ -3,7 +3,10 @@ raised with ``services.alerts.raise_alert``, which queues theirs here.
 
 * ``enqueue``: write an ``OutboxMessage`` (one per ``dedupe_key``), in the caller's transaction.
 * ``queue_payout_notices``: one message per landed payout to creators who linked a chat
-  (amount, bot, signature link).
+  (amount, bot, signature link) and did not turn payout notices off;
+* ``queue_creator_notices``: debts owed to a creator (an IOU opened, expired or voided) and
+  subscribers of theirs turned delinquent, to creators who linked a chat and keep those on
+  (``CreatorNotices``; the chat is linked with a one-time code, ``services.telegram_links``).
 * ``deliver_due``: send due outbox rows with the Telegram Bot API (httpx); a failure is
   retried with exponential backoff up to ``QV_OUTBOX_MAX_ATTEMPTS``, so an outage loses
   nothing and never blocks a payout. Without ``QV_TELEGRAM_BOT_TOKEN`` rows are only stored.
@@ -22,7 +25,14 @@ from django.db.models import Exists, OuterRef, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from profitshare.models import AttemptStatus, PayoutAttempt
+from profitshare.models import (
+    IOU,
+    AttemptStatus,
+    AuditEvent,
+    CreatorNotices,
+    PayoutAttempt,
+    Subscription,
+)
 from profitshare.models.outbox import OutboxMessage, OutboxStatus
 from profitshare.money import explorer_url, format_usdc
 
@@ -53,6 +63,7 @@ def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
     attempts = (
         PayoutAttempt.objects.filter(status=AttemptStatus.LANDED, resolved_at__gte=since)
         .exclude(distribution__creator__telegram_chat_id="")
+        .exclude(distribution__creator__notices__payouts=False)
         .exclude(Exists(noticed))
         .select_related("distribution__creator", "distribution__bot")
         .order_by("resolved_at", "id")[:limit]
@@ -65,6 +76,54 @@ def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
         if enqueue(dist.creator.telegram_chat_id, text, dedupe_key=f"payout:{attempt.signature}"):
             queued += 1
     return queued
+
+
+_IOU_NOTICES = {
+    "opened": "{amount} USDC from {bot} is owed to you ({reason}); it is retried automatically.",
+    "expired": "A debt of {amount} USDC from {bot} passed its time limit; it is still owed and still retried.",
+    "voided": "A debt of {amount} USDC from {bot} was voided by an admin: {why}",
+}
+
+
+def queue_creator_notices(*, since_hours: int = 24, limit: int = 500) -> int:
+    """Queue creator notices of the last ``since_hours`` (one per fact, keys ``iou:<id>:<kind>``
+    and ``delinquent:<audit event id>``): an IOU owed to them opened, expired or was voided
+    (``debts`` choice), a subscriber of their bots turned delinquent (``delinquency``). Only
+    creators with a linked chat; a creator without saved choices gets all. Returns how many
+    were queued."""
+    since = timezone.now() - timedelta(hours=since_hours)
+    queued = 0
+    ious = (
+        IOU.objects.filter(created_at__gte=since).exclude(creator__telegram_chat_id="")
+        .exclude(creator__notices__debts=False).select_related("creator", "distribution__bot").order_by("id")[:limit]
+    )
+    for iou in ious:
+        facts = {"amount": format_usdc(iou.amount - iou.paid_amount, grouping=False, trim=True), "bot": iou.distribution.bot.name,
+                 "reason": iou.get_reason_display(), "why": iou.void_reason}
+        kinds = ["opened"] + (["expired"] if iou.status == "expired" else []) + (["voided"] if iou.status == "voided" else [])
+        for kind in kinds:
+            if enqueue(iou.creator.telegram_chat_id, _IOU_NOTICES[kind].format(**facts), dedupe_key=f"iou:{iou.pk}:{kind}"):
+                queued += 1
+    marks = AuditEvent.objects.filter(entity="subscription", to_status="delinquent", created_at__gte=since).order_by("id")[:limit]
+    subs = {s.subscription_id: s for s in Subscription.objects.filter(subscription_id__in=[m.entity_id for m in marks])
+            .select_related("bot__creator__notices")}
+    for mark in marks:
+        sub = subs.get(mark.entity_id)
+        creator = sub.bot.creator if sub else None
+        if creator is None or not creator.telegram_chat_id or not _wants(creator, "delinquency"):
+            continue
+        text = (f"Subscriber {sub.subscriber_wallet[:4]}…{sub.subscriber_wallet[-4:]} of {sub.bot.name} moved "
+                f"{format_usdc(int(mark.data.get('amount') or 0), grouping=False, trim=True)} USDC out while owing you; new trades stop copying.")
+        if enqueue(creator.telegram_chat_id, text, dedupe_key=f"delinquent:{mark.pk}"):
+            queued += 1
+    return queued
+
+
+def _wants(creator, kind: str) -> bool:
+    try:
+        return getattr(creator.notices, kind)
+    except CreatorNotices.DoesNotExist:
+        return True
 
 
 @dataclass(frozen=True)

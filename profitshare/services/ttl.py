@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.models import IOU, IouStatus
+from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 
@@ -49,4 +50,5 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
             raise_alert("iou_expired",
                         f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
                         amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
+        webhooks.ious_expired(due)
     return [iou.pk for iou in due]

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from profitshare.money import format_bps, format_usdc
-from profitshare.selectors import dashboard
+from profitshare.selectors import dashboard, notices
 from profitshare.tables import DistributionHistoryTable
 from profitshare.views.common import form_fields_html, render_fragment_or_page, wallet_required
 
@@ -62,6 +62,7 @@ def dashboard_page(request, wallet: str):
         },
         "by_bot": dashboard.earnings_by_bot(creator.pk, sums=sums, bots=bots),
         "by_subscriber": dashboard.earnings_by_subscriber(creator.pk, sums=sums, bots=bots),
+        "telegram": notices.telegram_link(creator),
         **history,
     }
     return render_fragment_or_page(request, "profitshare/creator/dashboard.html", {}, context)

@@ -7,7 +7,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from profitshare.selectors import history
+from profitshare.selectors import history, notices
 from profitshare.selectors.debts import debt_state
 from profitshare.services.guards import guard
 from profitshare.tables import TradeTable
@@ -49,6 +49,7 @@ def trades_page(request, subscription_id: str, wallet: str):
         "page": page,
         "table": TradeTable(page["rows"]),
         "subscription": sub,
+        "scheduled_terms": notices.scheduled_terms(sub),
         "summary": history.trade_summary(sub.pk),
         **debt_state(sub),
     }

@@ -26,17 +26,25 @@ TOKEN = "123456:TEST-token"
 
 class FakeBotApi:
     """A minimal Telegram Bot API: ``POST /bot<token>/sendMessage``. ``answers`` is a queue of
-    ``(status, body)`` to give (then ``{"ok": true}``); ``requests`` what it received."""
+    ``(status, body)`` to give (then ``{"ok": true}``); ``requests`` what it received.
+    ``getUpdates`` answers the ``updates`` from the asked ``offset`` on (as Telegram does: the
+    ones below it are confirmed and gone; ``user_sends`` adds one), ``offsets`` the asked ones."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.answers: list[tuple[int, dict]] = []
+        self.updates: list[dict] = []
+        self.offsets: list[int] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path != f"/bot{TOKEN}/sendMessage":
+                if self.path == f"/bot{TOKEN}/getUpdates":
+                    api.offsets.append(body.get("offset", 0))
+                    status, answer = 200, {"ok": True, "result": [
+                        u for u in api.updates if u["update_id"] >= body.get("offset", 0)]}
+                elif self.path != f"/bot{TOKEN}/sendMessage":
                     status, answer = 404, {"ok": False, "error_code": 404, "description": "Not Found"}
                 else:
                     api.requests.append(body)
@@ -55,6 +63,11 @@ class FakeBotApi:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def user_sends(self, chat_id: int, text: str) -> None:
+        """A user sends ``text`` to the bot from private chat ``chat_id`` (a new update)."""
+        self.updates.append({"update_id": 1000 + len(self.updates),
+                             "message": {"message_id": 1, "chat": {"id": chat_id, "type": "private"}, "text": text}})
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -20,6 +20,7 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
+from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import append_events, event, record_event
 from profitshare.services.delinquency import watch_new_debt
@@ -79,6 +80,7 @@ def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
         record_paid((dists[a.distribution_id], a.amount) for a, _ in fresh)  # earnings rollups, same transaction
         append_events(events)
+        webhooks.payouts_landed([a for a, _ in fresh], dists, paid_ious)  # same transaction (outbox)
         for iou in paid_ious:
             clear_delinquency(iou.subscription_id, batch.actor)
     for attempt, _ in landed:
@@ -104,6 +106,7 @@ def clear_delinquency(subscription_id: int, actor: str) -> None:
     sub.save(update_fields=["status"])
     record_event("subscription", sub.subscription_id, actor=actor, from_status=SubscriptionStatus.DELINQUENT,
                  to_status=sub.status, reason="debts paid")
+    webhooks.subscription_cleared(sub.subscription_id)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -141,6 +144,7 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
             if reason == IouReason.INVALID_CREATOR_WALLET:
                 raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
                             amount=dist.owed, creator=dist.creator.address)
+            webhooks.share_owed(dist, iou, reason=reason, opened=True, status_changed=before_dist != dist.status)
             return
         before = iou.status
         iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
@@ -149,3 +153,4 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
         iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at"])
         record_event("iou", iou.pk, actor=batch.actor, from_status=before, to_status=iou.status, reason=reason,
                      remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat())
+        webhooks.share_owed(dist, iou, reason=reason, opened=False, status_changed=before_dist != dist.status)
