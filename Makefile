@@ -33,6 +33,9 @@ test: venv
 localnet: venv-run
 	$(PY) manage.py localnet
 
+# make run is the development product: DEBUG on (development secrets, the demo) for its processes.
+run localnet: export QV_DEBUG = 1
+
 run: venv-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py run_product

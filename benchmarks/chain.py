@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quantumvault.settings")
+os.environ.setdefault("QV_DEBUG", "1")  # development settings (DEBUG is off by default)
 
 import httpx  # noqa: E402
 from solana.rpc.api import Client  # noqa: E402

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -67,9 +68,10 @@ def main() -> None:
         "QV_DB_CONN_MAX_AGE": "600",
         # production settings: DEBUG off (it wraps every query in the debug cursor)
         "QV_DEBUG": "0",
-        "QV_SECRET_KEY": "bench-secret-key",
-        "QV_INTAKE_SECRET": "bench-intake",
-        "QV_ADMIN_SECRET": "bench-admin",
+        # production settings refuse weak secrets: fresh ones per run, shared by every process
+        "QV_SECRET_KEY": secrets.token_urlsafe(64),
+        "QV_INTAKE_SECRET": secrets.token_urlsafe(32),
+        "QV_ADMIN_SECRET": secrets.token_urlsafe(32),
     }
     node, manage = prepare(env, rpc_port)
     cluster = None

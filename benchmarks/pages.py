@@ -33,9 +33,9 @@ def configure(db_url: str) -> None:
     """Production-like settings (DEBUG off) on the benchmark database, then Django."""
     os.environ["DATABASE_URL"] = db_url
     os.environ["QV_DEBUG"] = "0"
-    os.environ.setdefault("QV_SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
-    os.environ.setdefault("QV_INTAKE_SECRET", "bench-intake")
-    os.environ.setdefault("QV_ADMIN_SECRET", "bench-admin")
+    os.environ.setdefault("QV_SECRET_KEY", "bench-secret-key-not-for-production-0123456789-abcdefghij")
+    os.environ.setdefault("QV_INTAKE_SECRET", "bench-intake-secret-not-for-production")
+    os.environ.setdefault("QV_ADMIN_SECRET", "bench-admin-secret-not-for-production")
     os.environ.setdefault("QV_KEY_ENCRYPTION_KEYS", "ZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmQ=")
     os.environ.setdefault("QV_LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"

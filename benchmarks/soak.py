@@ -480,6 +480,7 @@ def main() -> None:
         "QV_KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "QV_LOG_LEVEL": "ERROR", "DJANGO_SETTINGS_MODULE": "quantumvault.settings",
         "QV_SOAK_CONFIRM_TIMEOUT": str(args.confirm_timeout),
+        "QV_DEBUG": os.environ.get("QV_DEBUG", "1"),  # development settings (DEBUG is off by default)
     }
     env.pop("REDIS_URL", None)
     node, url = _start_node(env)

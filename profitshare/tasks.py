@@ -27,6 +27,7 @@ from profitshare.services import (
     notifications,
     reconciliation,
     resolver,
+    siws,
     telegram_links,
     ttl,
     webhook_delivery,
@@ -160,3 +161,8 @@ def deliver_webhooks_task() -> dict[str, int]:
     queued by ``webhooks.queue_delivery`` after each commit that wrote events, and scheduled."""
     counts = webhook_delivery.deliver_due()
     return {"delivered": counts.delivered, "retried": counts.retried, "failed": counts.failed}
+
+
+def prune_sign_in_nonces_task() -> int:
+    """Delete Sign-In With Solana nonces past their expiry (used or not); returns how many."""
+    return siws.prune_expired_nonces()

@@ -43,10 +43,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-DEBUG = env_bool("QV_DEBUG", True)
-SECRET_KEY = os.environ.get("QV_SECRET_KEY", "dev-only-insecure-secret-key-change-me")
-if not DEBUG and SECRET_KEY.startswith("dev-only"):
-    raise RuntimeError("QV_SECRET_KEY must be set when QV_DEBUG is off")
+# --- Safe by default: DEBUG is off unless QV_DEBUG=1 (make run and the tests set it for their own
+# processes). The development defaults below exist only with DEBUG on; with DEBUG off every secret
+# is required and checked before anything starts (quantumvault.startup, after the engine block).
+DEBUG = env_bool("QV_DEBUG", False)
+SECRET_KEY = os.environ.get("QV_SECRET_KEY", "dev-only-insecure-secret-key-change-me" if DEBUG else "")
 ALLOWED_HOSTS = env_list("QV_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
@@ -57,12 +58,18 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
-    "django_q",
+    # before django_q: its ``qcluster`` command (a supervisor that stops on any SIGTERM) shadows
+    # django-q2's
     "profitshare",
+    "django_q",
+    "csp",
+    "django_ratelimit",
+    "ninja",  # its Swagger UI assets are served from static files, never a CDN
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -70,6 +77,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # NUL bytes -> 404, bodies over DATA_UPLOAD_MAX_MEMORY_SIZE -> 413, signed-in pages no-store,
+    # database unavailable -> 503 with Retry-After
+    "profitshare.middleware.RequestGuardMiddleware",
 ]
 
 ROOT_URLCONF = "quantumvault.urls"
@@ -119,8 +129,73 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# --- HTTP security headers and cookies (README "Deployment"): a Content-Security-Policy of this
+# origin only (every script is a static file: htmx, Chart.js and our own, no inline script or
+# handler), and with DEBUG off HSTS, HTTPS redirects and Secure cookies. Behind a TLS-terminating
+# proxy set QV_SECURE_PROXY_SSL_HEADER to the header it sets, e.g. "X-Forwarded-Proto: https"
+# (only when the proxy overwrites that header on every request).
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+_proxy_ssl_header = os.environ.get("QV_SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    _name, _, _value = _proxy_ssl_header.partition(":")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
+SECURE_HSTS_SECONDS = env_int("QV_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("QV_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("QV_HSTS_PRELOAD", False)
+# Submitting a domain to the browsers' HSTS preload list is its owner's decision (hard to undo):
+# opt in with QV_HSTS_PRELOAD=1; until then check --deploy's reminder (W021) is silenced.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_SSL_REDIRECT = env_bool("QV_SSL_REDIRECT", not DEBUG)
+# Load balancers and Prometheus probe over the internal network, often without TLS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("QV_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Sign-in challenge rate limit (django-ratelimit on Django's cache): per client IP
+# (RATELIMIT_IP_META_KEY: REMOTE_ADDR, or the header a trusted proxy sets). The cache is Redis
+# when REDIS_URL is set (shared by every web process); without it each process counts its own
+# clients (local memory), which django-ratelimit's checks flag: those two checks are silenced
+# for the built-in backends we choose here (Django's RedisCache increments atomically).
+QV_SIGNIN_CHALLENGE_RATE = os.environ.get("QV_SIGNIN_CHALLENGE_RATE", "10/m")
+RATELIMIT_IP_META_KEY = os.environ.get("QV_CLIENT_IP_META_KEY", "REMOTE_ADDR")
+if os.environ.get("REDIS_URL", ""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": "qv"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+SILENCED_SYSTEM_CHECKS.append("django_ratelimit.W001")
+
+# --- Outages: seconds a client is told to wait (Retry-After of a 503) while the database cannot
+# take a request.
+QV_RETRY_AFTER_SECONDS = env_int("QV_RETRY_AFTER_SECONDS", 5)
+
+# --- API docs: /api/v1/docs (Swagger UI, vendored by django-ninja) on with DEBUG, off in
+# production unless QV_API_DOCS=1. The OpenAPI document itself stays at /api/v1/openapi.json.
+QV_API_DOCS = env_bool("QV_API_DOCS", DEBUG)
+
 # --- django-q2: the ORM broker by default, Redis when REDIS_URL is set --------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Seconds ``manage.py qcluster`` (the supervisor) waits for the cluster's clean stop before SIGKILL.
+QV_Q_STOP_GRACE_SECONDS = env_int("QV_Q_STOP_GRACE_SECONDS", 8)
 Q_CLUSTER: dict = {
     "name": "quantumvault",
     "workers": env_int("QV_Q_WORKERS", 2),
@@ -166,8 +241,6 @@ QV_EXPLORER_TX_URL = os.environ.get(
 # HMAC secrets of the intake API: the trading platform's and the admin routes'.
 QV_INTAKE_SECRET = os.environ.get("QV_INTAKE_SECRET", "dev-intake-secret" if DEBUG else "")
 QV_ADMIN_SECRET = os.environ.get("QV_ADMIN_SECRET", "dev-admin-secret" if DEBUG else "")
-if not DEBUG and not (QV_INTAKE_SECRET and QV_ADMIN_SECRET):
-    raise RuntimeError("QV_INTAKE_SECRET and QV_ADMIN_SECRET must be set when QV_DEBUG is off")
 # Signed intake requests older than this are refused (seconds).
 QV_INTAKE_MAX_SKEW_SECONDS = env_int("QV_INTAKE_MAX_SKEW_SECONDS", 300)
 # An open IOU stops blocking the subscriber after this many days (it stays owed).
@@ -283,3 +356,18 @@ QV_TELEGRAM_BOT_USERNAME = os.environ.get("QV_TELEGRAM_BOT_USERNAME", "")
 QV_TELEGRAM_LINK_CODE_MINUTES = env_int("QV_TELEGRAM_LINK_CODE_MINUTES", 30)
 # A delivery that gave up alerts admins (critical unless QV_ALERT_RULES_JSON says otherwise).
 QV_ALERT_RULES.setdefault("webhook_failed", {"severity": "critical", "notify": True})
+
+# --- Production start-up check: with DEBUG off, a missing or weak secret (or the demo) stops every
+# entry point (web, qcluster, management commands) with one line naming it.
+if not DEBUG:
+    from quantumvault.startup import production_problem, refuse_to_start  # noqa: E402
+
+    _problem = production_problem(
+        secret_key=SECRET_KEY,
+        intake_secret=QV_INTAKE_SECRET,
+        admin_secret=QV_ADMIN_SECRET,
+        key_encryption_keys=QV_KEY_ENCRYPTION_KEYS,
+        demo=QV_DEMO,
+    )
+    if _problem:
+        refuse_to_start(_problem)

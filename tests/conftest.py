@@ -72,3 +72,20 @@ def gateway(localnet, settings):
 
     settings.QV_RPC_URLS = [localnet.url]
     return make_gateway(localnet, confirm_timeout=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts with an empty local-memory cache (the sign-in rate limit counts in it).
+    A Redis cache (REDIS_URL set for this process) is left alone: clearing it flushes the
+    database the broker may share."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    cache = caches["default"]
+    local = isinstance(cache, LocMemCache)
+    if local:
+        cache.clear()
+    yield
+    if local:
+        cache.clear()

@@ -13,14 +13,20 @@ refused with "payout in progress": the IOU stays claimed for the resolver, see t
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from profitshare.api.routes import bots, closes, ious, subscriptions
+from profitshare.api.schemas import BASE58_PATTERN, PRINTABLE_PATTERN
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.locks import LockTimeout
 
+logger = logging.getLogger(__name__)
 _LOCATIONS = {"body", "query", "path", "header", "cookie", "form", "file"}
 
 api = NinjaAPI(
@@ -28,10 +34,14 @@ api = NinjaAPI(
     version="1",
     description=(
         "Intake of the QuantumVault payout system. Amounts are integers in USDC base units "
-        "(6 decimals); addresses are base58. Requests are signed: X-QV-Timestamp (unix seconds) "
-        "and X-QV-Signature (hex HMAC-SHA256 of '{timestamp}.{raw body}')."
+        "(6 decimals); addresses are base58. Requests are signed (signature v2): X-QV-Timestamp "
+        "(unix seconds) and X-QV-Signature, the hex HMAC-SHA256 of "
+        "'{timestamp}.{METHOD}.{path}.{raw body}' where METHOD is upper-case and path is the "
+        "request path with its query string exactly as sent (e.g. /api/v1/ious?status=open)."
     ),
     urls_namespace="api-v1",
+    # Swagger UI only where a setting asks for it (DEBUG, or QV_API_DOCS=1); assets from static
+    docs_url="/docs" if settings.QV_API_DOCS else None,
 )
 api.add_router("", bots.router)
 api.add_router("", subscriptions.router)
@@ -52,6 +62,21 @@ def field_name(loc) -> str:
     return ".".join(str(p) for p in parts) or "body"
 
 
+#: What a pattern means, said to the client instead of the regular expression.
+_PATTERN_MESSAGES = {
+    PRINTABLE_PATTERN: "must be printable text: no control characters, not blank, no surrounding whitespace",
+    BASE58_PATTERN: "not a valid Solana address (base58, 32 bytes)",
+}
+
+
+def _message(err: dict) -> str:
+    if err.get("type") == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern")
+        if pattern in _PATTERN_MESSAGES:
+            return _PATTERN_MESSAGES[pattern]
+    return err.get("msg", "invalid")
+
+
 def _unprocessable(request: HttpRequest, errors: list[dict]) -> HttpResponse:
     return api.create_response(request, {"detail": errors}, status=422)
 
@@ -59,7 +84,7 @@ def _unprocessable(request: HttpRequest, errors: list[dict]) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     """Pydantic errors → 422 naming each field."""
-    errors = [{"field": field_name(err.get("loc", ())), "message": err.get("msg", "invalid")} for err in exc.errors]
+    errors = [{"field": field_name(err.get("loc", ())), "message": _message(err)} for err in exc.errors]
     return _unprocessable(request, errors)
 
 
@@ -93,6 +118,18 @@ def on_conflict(request: HttpRequest, exc: Conflict) -> HttpResponse:
 def on_lock_timeout(request: HttpRequest, exc: LockTimeout) -> HttpResponse:
     """The agent wallet is busy with another payout → 409."""
     return api.create_response(request, {"detail": "payout in progress"}, status=409)
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """The database refused or dropped the connection -> 503 with ``Retry-After``; nothing was
+    committed (every service call is one transaction)."""
+    logger.warning("database unavailable: %s %s answered 503 (%s: %s)", request.method, request.path,
+                   type(exc).__name__, exc)
+    response = api.create_response(request, {"detail": "the database is unavailable; retry shortly"}, status=503)
+    response["Retry-After"] = str(settings.QV_RETRY_AFTER_SECONDS)
+    return response
 
 
 __all__ = ["api", "field_name"]

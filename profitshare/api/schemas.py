@@ -2,23 +2,73 @@
 
 Money is always an integer in USDC base units (6 decimals); addresses are base58 text.
 Inputs are strict: integers must be JSON integers (``1.5``, ``"15"`` and ``true`` are refused),
-unknown fields are refused, datetimes are ISO 8601 strings with a timezone. Range checks here
-mirror the services' own checks (which run again and answer ``InvalidInput``); base58 addresses
-are checked by the services.
+unknown fields are refused, datetimes are RFC 3339 strings with a timezone. The OpenAPI schema
+states what the server enforces (the API's fuzz test, ``tests/api/test_fuzz.py``, holds it to
+that): ids and text are printable (no control characters, no surrounding whitespace, not blank),
+addresses base58 (the services also check they decode to 32 bytes and are not the all-zero
+address: the ``solana-address`` format), PnL within ±10^15 base units (no running sum can
+overflow a 64-bit column), ``closed_at`` from 1970 to a day ahead.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from ninja import Schema
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from ninja import Path, Schema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=64)]
-Address = Annotated[StrictStr, Field(min_length=1, max_length=64, description="base58 Solana address")]
+# C0 and C1 control characters (NUL included: PostgreSQL refuses it in text). A lone surrogate
+# (valid JSON, not UTF-8) is refused by pydantic itself.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+# Unicode whitespace beyond the controls, spelled out (Python's str.isspace, which the services'
+# strip() uses); "\s" means different sets in Python, ECMA-262 and Rust regular expressions.
+_SPACE = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Printable text that is not blank and has no surrounding whitespace.
+PRINTABLE_PATTERN = rf"^[^{_SPACE}{_CONTROL}](?:[^{_CONTROL}]*[^{_SPACE}{_CONTROL}])?$"
+#: Base58 (Bitcoin alphabet) text of the length a 32-byte key has.
+BASE58_PATTERN = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
+#: RFC 3339 date-time with seconds and an explicit offset (``Z`` or ``±hh:mm``), year 1970 on.
+DATETIME_PATTERN = (
+    r"^(19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+#: Largest |realized_pnl| of one close, USDC base units (10^9 USDC).
+MAX_ABS_PNL = 10**15
+#: How far ahead of the server's clock a ``closed_at`` may be.
+CLOSED_AT_MAX_AHEAD = timedelta(days=1)
+
+Id = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN,
+          description="1..64 printable characters, no surrounding whitespace"),
+]
+#: A Solana address: in the OpenAPI schema the string format ``solana-address`` (no regular
+#: expression can say "decodes to 32 bytes"), checked here against :data:`BASE58_PATTERN` and by
+#: the services (decodes to exactly 32 bytes, not the all-zero address).
+Address = Annotated[
+    StrictStr,
+    Field(pattern=BASE58_PATTERN,
+          description="solana-address: base58 (alphabet 1-9 A-H J-N P-Z a-k m-z), 32..44 characters, "
+                      "decoding to exactly 32 bytes, not the all-zero address"),
+    WithJsonSchema({"type": "string", "format": "solana-address",
+                    "description": "base58 Solana address: decodes to exactly 32 bytes, not the all-zero address"}),
+]
 U16 = Annotated[StrictInt, Field(ge=0, le=65_535)]
 BaseUnits = Annotated[StrictInt, Field(description="USDC base units (6 decimals)")]
+
+#: An id in a URL path (``/trade-closes/{close_id}``): the same rule as an id in a body.
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)]
 
 PolicyName = Literal["per_trade", "high_water_mark"]
 KindName = Literal["full", "partial", "flip"]
@@ -29,13 +79,31 @@ CloseStatusName = Literal["pending", "processing", "paid", "partially_paid", "ow
 # ``DistributionStatus`` + ``nothing_owed``); tests/api/test_schemas.py keeps them in step.
 
 
+_DATETIME = re.compile(DATETIME_PATTERN)
+
+
 def _iso_string(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 datetime string with a timezone")
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time from 1970 with seconds and a timezone, e.g. 2026-01-02T03:04:05Z")
     return value
 
 
-IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_string)]
+def _not_far_ahead(value: datetime) -> datetime:
+    if value - datetime.now(UTC) > CLOSED_AT_MAX_AHEAD:
+        raise ValueError("must not be more than a day ahead of the server's clock")
+    return value
+
+
+IsoDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_string),
+    AfterValidator(_not_far_ahead),
+    WithJsonSchema({
+        "type": "string", "format": "date-time",
+        "description": "RFC 3339 with seconds (up to 6 fraction digits) and a timezone (Z or ±hh:mm), "
+                       "from 1970-01-01 up to a day ahead of the server's clock",
+    }),
+]
 
 
 class StrictIn(Schema):
@@ -50,7 +118,7 @@ class BotIn(StrictIn):
 
     bot_id: Id
     creator_wallet: Address
-    name: Annotated[StrictStr, Field(min_length=1, max_length=120)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=120, pattern=PRINTABLE_PATTERN)]
     profit_share_bps: Annotated[StrictInt, Field(ge=0, le=1_000, description="basis points, 0..1000")]
     policy: PolicyName = "per_trade"
 
@@ -100,7 +168,9 @@ class CloseIn(StrictIn):
     close_id: Id
     subscription_id: Id
     market_index: U16
-    realized_pnl: Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1, description="signed USDC base units")]
+    realized_pnl: Annotated[
+        StrictInt, Field(ge=-MAX_ABS_PNL, le=MAX_ABS_PNL, description="signed USDC base units, |pnl| <= 10^15")
+    ]
     kind: KindName
     closed_at: IsoDatetime
 
@@ -130,9 +200,10 @@ class IouFilters(Schema):
     """Query of ``GET /ious``: optional filters, keyset cursor (the ``next`` of the previous
     page) and page size 1..200."""
 
-    status: IouStatusName | None = None
-    subscription_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    cursor: Annotated[int, Field(ge=0)] | None = None
+    # optional, never null: absent means "any" (the schema has no null to send)
+    status: IouStatusName = None
+    subscription_id: Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE_PATTERN)] = None
+    cursor: Annotated[int, Field(ge=0, le=2**63 - 1)] = None
     limit: Annotated[int, Field(ge=1, le=200)] = 50
 
 
@@ -160,7 +231,8 @@ class IouPage(Schema):
 class VoidIn(StrictIn):
     """``POST /ious/{id}/void``: why the debt is forgiven (required, non-empty)."""
 
-    reason: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=2000, pattern=PRINTABLE_PATTERN,
+                                       description="printable text, not blank, no surrounding whitespace")]
 
 
 class IouActionOut(Schema):

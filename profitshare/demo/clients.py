@@ -4,14 +4,13 @@ local node's JSON-RPC (standard and ``localnet_*`` world-building methods)."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
-from profitshare.api.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from profitshare.api.auth import signed_headers
 from profitshare.chain.errors import RpcRequestError, RpcUnavailable
 from profitshare.chain.rpc import RpcPool
 
@@ -27,8 +26,9 @@ class ApiError(Exception):
 
 class IntakeClient:
     """HTTP client of ``/api/v1`` that signs every request: ``X-QV-Timestamp`` (unix seconds)
-    and ``X-QV-Signature`` = hex HMAC-SHA256 of ``"{timestamp}.{raw body}"`` with ``secret``
-    (the platform's ``QV_INTAKE_SECRET``, or the admin secret for admin routes)."""
+    and ``X-QV-Signature`` = hex HMAC-SHA256 of ``"{timestamp}.{METHOD}.{path}.{raw body}"``
+    (signature v2, ``profitshare.api.auth.sign``; the path as httpx sends it, query included)
+    with ``secret`` (the platform's ``QV_INTAKE_SECRET``, or the admin secret for admin routes)."""
 
     def __init__(self, base_url: str, secret: str, *, admin_secret: str = "", timeout: float = 30.0) -> None:
         self.http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout)
@@ -43,12 +43,11 @@ class IntakeClient:
         """Send one signed request; returns (status, decoded JSON). Raises ``ApiError`` on any
         4xx/5xx and ``httpx.TransportError`` when the server cannot be reached."""
         raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        timestamp = int(time.time())
         secret = self.admin_secret if admin else self.secret
-        headers = {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, raw)}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        response = self.http.request(method, path, content=raw if body is not None else None, headers=headers)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        request = self.http.build_request(method, path, content=raw if body is not None else None, headers=headers)
+        request.headers.update(signed_headers(secret, method, request.url.raw_path.decode("ascii"), raw))
+        response = self.http.send(request)
         try:
             decoded = response.json()
         except ValueError:

@@ -21,6 +21,7 @@ from profitshare.models import (
     SubscriptionStatus,
 )
 from profitshare.models.reconciliation import ReconciliationReport
+from profitshare.redaction import redact_url, redact_urls_in
 
 BULK_RETRY_LIMIT = 200
 # what the debts table shows (the joined subscription and creator load only these too)
@@ -209,11 +210,14 @@ def engine_health() -> dict:
         "queued": queued,
         "clusters": clusters,
         "failed_count": Failure.objects.count(),
-        "failures": list(Failure.objects.order_by("-stopped").values("name", "func", "stopped", "result")[:5]),
+        "failures": [
+            {**failure, "result": redact_urls_in(str(failure["result"]))}
+            for failure in Failure.objects.order_by("-stopped").values("name", "func", "stopped", "result")[:5]
+        ],
         "last_success": Success.objects.order_by("-stopped").values_list("stopped", flat=True).first(),
         "schedules": schedules,
         "reconciliation": ReconciliationReport.objects.order_by("-started_at", "-pk").first(),
         "reconciliation_alert": Alert.objects.filter(kind__startswith="reconcil").order_by("-created_at").first(),
         "now": timezone.now(),
-        "rpc_urls": settings.QV_RPC_URLS,
+        "rpc_urls": [redact_url(url) for url in settings.QV_RPC_URLS],
     }

@@ -14,7 +14,7 @@ from profitshare.chain.errors import InvalidAddress
 from profitshare.models import CreatorWallet, Policy, PublishedBot, Subscription
 from profitshare.services import webhooks
 from profitshare.services.audit import record_event
-from profitshare.services.errors import InvalidInput
+from profitshare.services.errors import Conflict, InvalidInput
 from profitshare.services.policy import MAX_BPS
 
 
@@ -50,7 +50,8 @@ def publish_bot(
     is set pending on them until ``QV_FEE_CHANGE_TIMELOCK_DAYS`` pass (drift-vaults' fee
     timelock). Raises ``InvalidInput`` (an invalid creator address: publishing with one is
     refused, docs/design.md "Invalid creator address"; bps outside 0..1000, unknown policy,
-    empty name) with nothing written.
+    empty name) or ``Conflict`` (the bot id was deleted, or belongs to another creator wallet:
+    the state, not the input, refuses it) with nothing written.
     """
     address = validate_wallet_address("creator_wallet", creator_wallet)
     validate_terms(profit_share_bps, policy)
@@ -65,9 +66,9 @@ def publish_bot(
         record_event("bot", bot_id, actor=actor, to_status="published", bps=profit_share_bps, policy=policy)
         return PublishResult(bot, True)
     if bot.deleted_at is not None:
-        raise InvalidInput("bot_id", "this bot was deleted; publish it under a new id")
+        raise Conflict(f"bot {bot_id!r} was deleted; publish it under a new id")
     if bot.creator_id != creator.id:
-        raise InvalidInput("creator_wallet", "a bot's creator wallet cannot change")
+        raise Conflict(f"bot {bot_id!r} belongs to another creator wallet; a bot's creator wallet cannot change")
     old_bps, old_policy = bot.profit_share_bps, bot.policy
     bot.name, bot.profit_share_bps, bot.policy = name, profit_share_bps, policy
     bot.save(update_fields=["name", "profit_share_bps", "policy", "updated_at"])

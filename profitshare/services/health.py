@@ -17,6 +17,7 @@ from django_q.models import Failure
 
 from profitshare.chain.rpc import endpoint_health
 from profitshare.models import IOU, Alert, IouReason
+from profitshare.redaction import redact_url, redact_urls_in
 from profitshare.services.alerts import raise_alert
 
 
@@ -27,7 +28,7 @@ def check_database() -> dict[str, Any]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"ok": False, "error": redact_urls_in(f"{type(exc).__name__}: {exc}")[:300]}
     return {"ok": True}
 
 
@@ -40,20 +41,7 @@ def check_broker() -> dict[str, Any]:
             return {"ok": False, "error": "broker did not answer ping"}
         return {"ok": True, "queued": broker.queue_size(), "failed_tasks": Failure.objects.count()}
     except Exception as exc:  # any broker error (Redis, database) is an unhealthy broker
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
-
-
-def redact_url(url: str) -> str:
-    """An RPC URL safe to show (``/healthz`` is public, metrics labels are scraped): user info
-    and query dropped, where providers put API keys (``https://rpc.example/?api-key=…`` ->
-    ``https://rpc.example/?…``)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+        return {"ok": False, "error": redact_urls_in(f"{type(exc).__name__}: {exc}")[:300]}
 
 
 def check_rpc() -> dict[str, Any]:

@@ -53,13 +53,20 @@ def build_message(challenge: SiwsNonce) -> str:
     )
 
 
+def prune_expired_nonces(now=None) -> int:
+    """Delete every nonce past its expiry (a used or expired nonce can never sign anyone in);
+    returns how many rows went. Run by the ``qv-siws-prune`` schedule."""
+    deleted, _ = SiwsNonce.objects.filter(expires_at__lt=now or timezone.now()).delete()
+    return deleted
+
+
 def issue_challenge(*, address: str, domain: str, uri: str, now=None) -> SiwsNonce:
     """Record a fresh nonce for ``address`` on ``domain`` and return it (build the message
-    with ``build_message``). Expired nonces older than a day are purged on the way.
+    with ``build_message``); the ``qv-siws-prune`` schedule deletes expired nonces. How often a
+    client may ask is limited by the sign-in view (``QV_SIGNIN_CHALLENGE_RATE``).
     Raises ``InvalidInput`` for an address that is not a Solana public key."""
     address = parse_wallet_address(address)
     now = (now or timezone.now()).replace(microsecond=0)
-    SiwsNonce.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
     return SiwsNonce.objects.create(
         nonce=secrets.token_urlsafe(24),
         address=address,

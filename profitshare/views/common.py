@@ -3,9 +3,12 @@ or, for an htmx request aimed at one fragment, only that fragment."""
 
 from __future__ import annotations
 
+import ipaddress
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html_join
@@ -23,6 +26,21 @@ def sign_in_wallet(request, address: str) -> None:
     """Attach a verified wallet address to a fresh session key (no session fixation)."""
     request.session.cycle_key()
     request.session[SESSION_WALLET] = address
+
+
+def is_loopback(request) -> bool:
+    """True when the request's peer (``REMOTE_ADDR``) is a loopback address (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def development_only(request) -> None:
+    """Raise ``Http404`` unless DEBUG is on and the client is on this machine (loopback): what
+    the sign-ins without a wallet signature (the development sign-in, the demo's) require."""
+    if not settings.DEBUG or not is_loopback(request):
+        raise Http404("no such page")
 
 
 def wallet_required(view):

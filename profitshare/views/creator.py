@@ -4,6 +4,7 @@ the filtered, keyset-paginated history (updated in place by htmx) and its CSV ex
 from __future__ import annotations
 
 import csv
+import re
 
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
@@ -85,6 +86,19 @@ def bot_page(request, bot_id: str, wallet: str):
     return render(request, "profitshare/creator/bot.html", context)
 
 
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def csv_safe(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text starting
+    with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``. Our own amounts
+    (``-12.500000``) are plain numbers and stay as they are."""
+    if value.startswith(_FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 class _Echo:
     """A file-like object whose ``write`` returns the line (for streaming ``csv.writer``)."""
 
@@ -96,7 +110,7 @@ def _csv_lines(rows):
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     for row in rows:
-        yield writer.writerow(
+        yield writer.writerow(csv_safe(cell) for cell in
             [
                 row["created_at"].isoformat(), row["close_ext_id"] or "", row["bot_ext_id"], row["subscription_ext_id"],
                 row["subscriber_wallet"], format_usdc(row["realized_pnl"], grouping=False),

@@ -1,7 +1,8 @@
 """``/demo/``: sign in as one of the demo market's wallets, and the staged cases as they stand.
 
-Only when the demo is on (``QV_DEMO=1``, which ``make run`` sets for its own processes): off, every
-method is a 404. Signing in goes through the same Sign-In With Solana code as a wallet: the server
+Only when the demo is on (``QV_DEMO=1``, which ``make run`` sets for its own processes; settings
+refuse it with DEBUG off), DEBUG is on and the client is on this machine (loopback): otherwise
+every method is a 404. Signing in goes through the same Sign-In With Solana code as a wallet: the server
 issues a challenge for the chosen demo address (``siws.issue_challenge``), signs the exact message
 with that demo wallet's key (derived from the demo seed; ``profitshare.demo.wallets``) and checks
 it with ``siws.verify_sign_in`` before the session is signed in. The demo admin (a Django staff
@@ -18,7 +19,7 @@ from profitshare.demo.status import case_views, demo_wallets, wallet_keypair
 from profitshare.demo.wallets import CREATOR, demo_enabled, demo_seed
 from profitshare.services import siws
 from profitshare.services.errors import InvalidInput
-from profitshare.views.common import current_wallet, sign_in_wallet
+from profitshare.views.common import current_wallet, development_only, sign_in_wallet
 
 
 def demo_page(request):
@@ -27,6 +28,7 @@ def demo_page(request):
     or the address is not a demo wallet; 400 if verification refuses the signature."""
     if not demo_enabled():
         raise Http404("no such page")
+    development_only(request)
     seed = demo_seed()
     if request.method == "POST" and request.POST.get("admin"):
         return _admin_sign_in(request)

@@ -30,9 +30,16 @@ ADMIN_SECRET = "admin-test-secret"
 CLOSED_AT = "2026-01-02T03:04:05+00:00"
 
 
-def hmac_hex(secret: str, timestamp: int | str, body: bytes) -> str:
-    """Hex HMAC-SHA256 of ``"{timestamp}.{body}"``: what the trading platform computes."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def hmac_hex(secret: str, timestamp: int | str, method: str, path: str, body: bytes) -> str:
+    """Signature v2, as the trading platform computes it: hex HMAC-SHA256 of
+    ``"{timestamp}.{METHOD}.{path with query}.{raw body}"``."""
+    message = f"{timestamp}.{method.upper()}.{path}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def auth_headers(secret: str, timestamp: int | str, method: str, path: str, body: bytes = b"") -> dict:
+    """``X-QV-Timestamp`` and ``X-QV-Signature`` of one request."""
+    return {"X-QV-Timestamp": str(timestamp), "X-QV-Signature": hmac_hex(secret, timestamp, method, path, body)}
 
 
 def new_address() -> str:
@@ -47,19 +54,18 @@ class SignedClient:
     def __init__(self, client) -> None:
         self.client = client
 
-    def _headers(self, secret, timestamp, body: bytes) -> dict:
+    def _headers(self, secret, timestamp, method: str, path: str, body: bytes) -> dict:
         if secret is None:
             return {}
-        ts = int(time.time()) if timestamp is None else timestamp
-        return {"X-QV-Timestamp": str(ts), "X-QV-Signature": hmac_hex(secret, ts, body)}
+        return auth_headers(secret, int(time.time()) if timestamp is None else timestamp, method, path, body)
 
     def post(self, path, body=None, *, secret=PLATFORM_SECRET, timestamp=None, headers=None, raw=None):
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-        hdrs = self._headers(secret, timestamp, data) if headers is None else headers
+        hdrs = self._headers(secret, timestamp, "POST", path, data) if headers is None else headers
         return self.client.post(path, data=data, content_type="application/json", headers=hdrs)
 
     def get(self, path, *, secret=PLATFORM_SECRET, timestamp=None, headers=None):
-        hdrs = self._headers(secret, timestamp, b"") if headers is None else headers
+        hdrs = self._headers(secret, timestamp, "GET", path, b"") if headers is None else headers
         return self.client.get(path, headers=hdrs)
 
 

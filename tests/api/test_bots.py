@@ -89,10 +89,10 @@ def test_a_bad_update_leaves_the_bot_unchanged(api):
     api.post("/api/v1/bots", body)
     before = db_state()
     assert api.post("/api/v1/bots", {**body, "profit_share_bps": 1001}).status_code == 422
-    # the creator of a bot cannot change: the service refuses with InvalidInput
+    # the creator of a bot cannot change: the bot's state refuses it (409), not the input
     response = api.post("/api/v1/bots", {**body, "creator_wallet": new_address()})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "creator_wallet"
+    assert response.status_code == 409
+    assert "creator wallet cannot change" in response.json()["detail"]
     assert db_state() == before
 
 

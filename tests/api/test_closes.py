@@ -114,10 +114,10 @@ def test_bad_input_is_422_naming_the_field_and_writes_nothing(api, subscription,
     assert db_state() == before
 
 
-def test_large_negative_and_positive_i64_pnl_are_accepted(api, subscription):
-    assert api.post("/api/v1/trade-closes", close_body("c-min", realized_pnl=-(2**63))).status_code == 202
-    assert api.post("/api/v1/trade-closes", close_body("c-big", realized_pnl=2**62)).status_code == 202
-    assert TradeClose.objects.get(close_id="c-min").realized_pnl == -(2**63)
+def test_pnl_up_to_ten_to_the_fifteen_base_units_is_accepted(api, subscription):
+    assert api.post("/api/v1/trade-closes", close_body("c-min", realized_pnl=-(10**15))).status_code == 202
+    assert api.post("/api/v1/trade-closes", close_body("c-big", realized_pnl=10**15)).status_code == 202
+    assert TradeClose.objects.get(close_id="c-min").realized_pnl == -(10**15)
 
 
 def test_unknown_close_is_404(api):

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from solders.pubkey import Pubkey
 
+from profitshare.api.auth import signed_headers
 from profitshare.demo.wallets import CREATOR, keypair
 from profitshare.models import (
     IOU,
@@ -25,7 +26,7 @@ from profitshare.models import (
     SiwsNonce,
     Subscription,
 )
-from tests.deploy.chain import Rpc, signed_headers
+from tests.deploy.chain import Rpc
 from tests.deploy.processes import ADMIN_SECRET, INTAKE_SECRET, ProductProcesses
 
 SEED = 5
@@ -38,7 +39,7 @@ def demo(tmp_path, live_server, settings):
     with the demo on; returns (node RPC, web URL, run(): the demo's output)."""
     procs = ProductProcesses(tmp_path)
     settings.QV_INTAKE_SECRET, settings.QV_ADMIN_SECRET = INTAKE_SECRET, ADMIN_SECRET
-    settings.QV_DEMO, settings.QV_DEMO_SEED = True, SEED
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, SEED, True
     try:
         node_url = procs.start_node(slot_ms=100)
         procs.start_qcluster("qcluster")
@@ -112,7 +113,8 @@ def test_demo_market_once_pays_on_chain_and_stages_every_case(demo, client):
     assert expired.status == IouStatus.EXPIRED and expired.remaining > 0
     assert AuditEvent.objects.filter(entity="iou", entity_id=str(expired.pk), to_status="expired").exists()
     assert Alert.objects.filter(kind="iou_expired").exists()
-    guard = client.get(f"/api/v1/subscriptions/demo{SEED}-expired/guard", headers=signed_headers(INTAKE_SECRET, b""))
+    guard_path = f"/api/v1/subscriptions/demo{SEED}-expired/guard"
+    guard = client.get(guard_path, headers=signed_headers(INTAKE_SECRET, "GET", guard_path))
     assert guard.json()["can_withdraw"] is True and guard.json()["owed"] == expired.remaining
 
     # funds moved out on-chain while owing: delinquent, with the audit event and an alert

@@ -1,4 +1,5 @@
-"""The demo sign-in exists only when the demo is on."""
+"""The demo sign-in exists only when the demo is on, DEBUG is on and the client is on this machine
+(loopback)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_demo_off_by_setting_even_with_the_environment(client, settings, monkeyp
 
 @pytest.mark.django_db
 def test_demo_on_refuses_a_wallet_that_is_not_a_demo_wallet(client, settings):
-    settings.QV_DEMO, settings.QV_DEMO_SEED = True, 1
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, 1, True
     stranger = str(Keypair().pubkey())
     CreatorWallet.objects.create(address=stranger)
     assert client.post("/demo/", {"address": stranger}).status_code == 404
@@ -44,7 +45,7 @@ def test_demo_on_refuses_a_wallet_that_is_not_a_demo_wallet(client, settings):
 
 @pytest.mark.django_db
 def test_demo_on_signs_in_a_demo_creator_through_siws(client, settings):
-    settings.QV_DEMO, settings.QV_DEMO_SEED = True, 1
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, 1, True
     address = str(keypair(1, CREATOR, "ada").pubkey())
     CreatorWallet.objects.create(address=address)
     assert "Sign in as ada" in client.get("/demo/").content.decode()
@@ -58,9 +59,36 @@ def test_demo_on_signs_in_a_demo_creator_through_siws(client, settings):
 def test_demo_admin_opens_the_console_only_with_the_demo_on(client, settings, demo_off):
     assert client.post("/demo/", {"admin": "1"}).status_code == 404
     assert client.get("/console/").status_code == 302  # to the admin login
-    settings.QV_DEMO = True
+    settings.QV_DEMO, settings.DEBUG = True, True
     response = client.post("/demo/", {"admin": "1"})
     assert response.status_code == 302 and response["Location"] == "/console/"
     assert client.get("/console/").status_code == 200
     user = get_user_model().objects.get(username="demo-admin")
     assert user.is_staff and not user.has_usable_password()
+
+
+@pytest.mark.django_db
+def test_demo_is_404_with_debug_off_even_when_on(client, settings):
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, 1, False
+    address = str(keypair(1, CREATOR, "ada").pubkey())
+    CreatorWallet.objects.create(address=address)
+    assert client.get("/demo/").status_code == 404
+    assert client.post("/demo/", {"address": address}).status_code == 404
+    assert client.post("/demo/", {"admin": "1"}).status_code == 404
+    assert "qv_wallet" not in client.session and "_auth_user_id" not in client.session
+    assert not SiwsNonce.objects.exists()
+    assert not get_user_model().objects.filter(username="demo-admin").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("remote_addr", ["203.0.113.7", "10.0.0.2", "2001:db8::1", ""])
+def test_demo_answers_loopback_clients_only(client, settings, remote_addr):
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, 1, True
+    address = str(keypair(1, CREATOR, "ada").pubkey())
+    CreatorWallet.objects.create(address=address)
+    assert client.get("/demo/", REMOTE_ADDR=remote_addr).status_code == 404
+    assert client.post("/demo/", {"address": address}, REMOTE_ADDR=remote_addr).status_code == 404
+    assert client.post("/demo/", {"admin": "1"}, REMOTE_ADDR=remote_addr).status_code == 404
+    assert "qv_wallet" not in client.session and "_auth_user_id" not in client.session
+    assert not SiwsNonce.objects.exists()
+    assert client.get("/demo/", REMOTE_ADDR="::1").status_code == 200

@@ -3,15 +3,14 @@ USDC a wallet holds, and what each transaction moved into it (getTransaction's t
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from typing import Any
 
 import httpx
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
+
+from profitshare.api.auth import signed_headers
 
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 
@@ -62,14 +61,10 @@ class Rpc:
         return {sig: amount for sig, amount in moved.items() if amount}
 
 
-def signed_headers(secret: str, body: bytes) -> dict[str, str]:
-    """The trading platform's headers, computed here independently of the app."""
-    ts = str(int(time.time()))
-    digest = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {"X-QV-Timestamp": ts, "X-QV-Signature": digest, "Content-Type": "application/json"}
-
-
 def post(http: httpx.Client, secret: str, path: str, payload: dict) -> httpx.Response:
-    """A signed POST of ``payload`` (JSON) to the intake API."""
+    """A signed POST of ``payload`` (JSON) to the intake API (signature v2 over the path as
+    httpx sends it)."""
     raw = json.dumps(payload).encode()
-    return http.post(path, content=raw, headers=signed_headers(secret, raw))
+    request = http.build_request("POST", path, content=raw, headers={"Content-Type": "application/json"})
+    request.headers.update(signed_headers(secret, "POST", request.url.raw_path.decode("ascii"), raw))
+    return http.send(request)

@@ -218,3 +218,27 @@ def test_engine_health(staff_client, earnings):
     ReconciliationReport.objects.create(started_at=timezone.now(), checked=3, matched=3, signatures_scanned=9)
     again = staff_client.get("/console/health/").content.decode()
     assert "3 of 3 payouts matched the chain, 0 mismatched" in again
+
+
+def test_engine_health_shows_rpc_endpoints_without_credentials(staff_client, settings):
+    """The console uses the same redaction as ``/healthz``: no user info, path token or query."""
+    from django_q.models import Failure
+
+    settings.QV_RPC_URLS = [
+        "https://rpc-user:rpc-pass@rpc-a.example:8443/?api-key=query-secret",
+        "https://b.solana-mainnet.example/path-token-secret/",
+    ]
+    Failure.objects.create(
+        id="f" * 32, name="task", func="profitshare.tasks.retry_due_ious_task", started=timezone.now(),
+        stopped=timezone.now(), success=False,
+        result="ConnectError: https://rpc-user:rpc-pass@rpc-a.example:8443/?api-key=query-secret refused",
+    )
+    ReconciliationReport.objects.create(
+        started_at=timezone.now(), error="RpcUnavailable: https://b.solana-mainnet.example/path-token-secret/ 503",
+    )
+    html = staff_client.get("/console/health/").content.decode()
+    for secret in ("rpc-user", "rpc-pass", "query-secret", "path-token-secret"):
+        assert secret not in html
+    assert "https://rpc-a.example:8443/?…, https://b.solana-mainnet.example/…" in html
+    assert "ConnectError: https://rpc-a.example:8443/?… refused" in html
+    assert "RpcUnavailable: https://b.solana-mainnet.example/… 503" in html

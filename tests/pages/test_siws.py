@@ -147,3 +147,18 @@ def test_sign_out_forgets_the_wallet(client):
     assert client.post("/signout/").status_code == 302
     assert SESSION_WALLET not in client.session
     assert client.get("/creator/").status_code == 302
+
+
+@pytest.mark.parametrize("remote_addr", ["203.0.113.7", "192.168.1.20"])
+def test_development_sign_in_is_a_404_for_remote_clients_even_with_debug_on(client, settings, remote_addr):
+    settings.DEBUG = True
+    address = str(Keypair().pubkey())
+    response = client.post("/signin/dev/", {"address": address}, REMOTE_ADDR=remote_addr)
+    assert response.status_code == 404
+    assert SESSION_WALLET not in client.session
+
+
+def test_the_development_sign_in_form_is_offered_to_loopback_clients_only(client, settings):
+    settings.DEBUG = True
+    assert "Development sign-in" in client.get("/signin/").content.decode()
+    assert "Development sign-in" not in client.get("/signin/", REMOTE_ADDR="203.0.113.7").content.decode()

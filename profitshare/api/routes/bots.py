@@ -5,8 +5,8 @@ from __future__ import annotations
 from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
-from profitshare.api.routes.common import AUTH_ERRORS, actor
-from profitshare.api.schemas import BotIn, BotOut
+from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
+from profitshare.api.schemas import BotIn, BotOut, ErrorOut
 from profitshare.models import PublishedBot
 from profitshare.services.bots import publish_bot
 
@@ -24,10 +24,12 @@ def render_bot(bot: PublishedBot) -> dict:
     }
 
 
-@router.post("/bots", response={200: BotOut, 201: BotOut, **AUTH_ERRORS})
+@router.post("/bots", response={200: BotOut, 201: BotOut, 409: ErrorOut, **AUTH_ERRORS})
 def publish(request, payload: BotIn):
     """Publish a bot (201) or update its name and terms (200). A rate decrease reaches existing
     subscribers at once, an increase or a policy change after the fee timelock. 422 for an
-    invalid creator address, bps outside 0..1000 or an unknown policy (nothing written)."""
+    invalid creator address, bps outside 0..1000 or an unknown policy; 409 when the bot id was
+    deleted or belongs to another creator wallet (nothing written either way)."""
+    refuse_unknown_query(request)
     result = publish_bot(**payload.model_dump(), actor=actor(request))
     return Status(201 if result.created else 200, render_bot(result.bot))

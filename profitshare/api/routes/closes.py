@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+
 from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
-from profitshare.api.routes.common import AUTH_ERRORS, actor
-from profitshare.api.schemas import CloseAccepted, CloseIn, CloseStatusOut, ErrorOut
+from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
+from profitshare.api.schemas import CloseAccepted, CloseIn, CloseStatusOut, ErrorOut, PathId
 from profitshare.selectors.closes import NOTHING_OWED, close_status
 from profitshare.services.errors import NotFound
 from profitshare.services.intake import CloseReport, record_close
 from profitshare.tasks import enqueue_distribution
 
 router = Router(tags=["closes"], auth=PlatformAuth())
+logger = logging.getLogger(__name__)
+
+
+def enqueue_or_leave_for_resolver(distribution_id: int) -> None:
+    """Queue the payout of a committed distribution; if the broker cannot take it (down,
+    unreachable), log it and leave the distribution ``pending``: the close is recorded, so the
+    stale resolver (``qv-stale-resolver``) finds it in the ledger and pays it. The close is
+    answered 202 either way."""
+    try:
+        enqueue_distribution(distribution_id)
+    except Exception as exc:  # any broker failure: the ledger row is the source of truth
+        logger.error(
+            "distribution %s recorded but its payout task could not be queued (%s: %s); "
+            "the stale resolver will pay it from the ledger", distribution_id, type(exc).__name__, exc,
+        )
 
 
 @router.post(
@@ -23,17 +40,19 @@ def report_close(request, payload: CloseIn):
     anything (``status`` is then ``pending``, else ``nothing_owed``). The same close id and body
     again: 200 with the current status, no new work; the same id with another body: 409;
     unknown subscription: 404."""
+    refuse_unknown_query(request)
     result = record_close(
-        CloseReport(**payload.model_dump()), actor=actor(request), on_commit=enqueue_distribution
+        CloseReport(**payload.model_dump()), actor=actor(request), on_commit=enqueue_or_leave_for_resolver
     )
     status = result.distribution.status if result.distribution is not None else NOTHING_OWED
     return Status(202 if result.created else 200, {"close_id": result.close.close_id, "status": status})
 
 
 @router.get("/trade-closes/{close_id}", response={200: CloseStatusOut, 404: ErrorOut, **AUTH_ERRORS})
-def get_close(request, close_id: str):
+def get_close(request, close_id: PathId):
     """A close's payout: status, share / paid / owed / carried (USDC base units) and landed
     payout signatures, oldest first. 404 unknown close."""
+    refuse_unknown_query(request)
     found = close_status(close_id)
     if found is None:
         raise NotFound("close", close_id)

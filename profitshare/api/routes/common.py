@@ -5,15 +5,24 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from profitshare.api.schemas import ErrorOut, ValidationErrorOut
+from profitshare.services.errors import InvalidInput
 
 #: Error answers every signed route may give (documented in the OpenAPI schema).
-AUTH_ERRORS = {401: ErrorOut, 422: ValidationErrorOut}
-ADMIN_ERRORS = {401: ErrorOut, 403: ErrorOut, 422: ValidationErrorOut}
+AUTH_ERRORS = {401: ErrorOut, 413: ErrorOut, 422: ValidationErrorOut, 503: ErrorOut}
+ADMIN_ERRORS = {401: ErrorOut, 403: ErrorOut, 413: ErrorOut, 422: ValidationErrorOut, 503: ErrorOut}
 
 #: Seconds a request waits for an agent wallet busy with another payout before answering 409
 #: "payout in progress" (retry) or answering with the IOU still blocking (guard). Kept well under
 #: common HTTP worker timeouts; the engine's own default (60 s) suits background workers.
 LOCK_TIMEOUT_SECONDS = 10.0
+
+
+def refuse_unknown_query(request: HttpRequest, allowed: frozenset[str] = frozenset()) -> None:
+    """Raise ``InvalidInput`` (422 naming the parameter) for a query parameter the route does
+    not define: the OpenAPI schema allows none but its own."""
+    for name in request.GET:
+        if name not in allowed:
+            raise InvalidInput(name, "unknown query parameter")
 
 
 def actor(request: HttpRequest) -> str:

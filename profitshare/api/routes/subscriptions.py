@@ -6,8 +6,8 @@ from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
 from profitshare.api.routes import common
-from profitshare.api.routes.common import AUTH_ERRORS, actor
-from profitshare.api.schemas import ErrorOut, GuardOut, SubscriptionIn, SubscriptionOut
+from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
+from profitshare.api.schemas import ErrorOut, GuardOut, PathId, SubscriptionIn, SubscriptionOut
 from profitshare.services import engine
 from profitshare.services.guards import guard
 from profitshare.services.locks import LockTimeout
@@ -25,6 +25,7 @@ def subscribe(request, payload: SubscriptionIn):
     """Subscribe a wallet to a bot (201) with a new agent wallet (its public key is returned;
     the key stays encrypted server-side). The identical request again: 200, same body; the same
     id with other fields: 409; unknown or deleted bot: 404."""
+    refuse_unknown_query(request)
     result = create_subscription(**payload.model_dump(), actor=actor(request))
     sub = result.subscription
     body = {"subscription_id": sub.subscription_id, "agent_wallet": sub.agent_wallet.pubkey}
@@ -41,9 +42,10 @@ def retry_for_guard(iou_id: int) -> None:
 
 
 @router.get("/subscriptions/{subscription_id}/guard", response={200: GuardOut, 404: ErrorOut, **AUTH_ERRORS})
-def subscription_guard(request, subscription_id: str):
+def subscription_guard(request, subscription_id: PathId):
     """May the subscriber withdraw or delete the bot now? Open IOUs are retried first; IOUs
     within their TTL block. ``owed``: USDC base units still owed. 404 unknown subscription."""
+    refuse_unknown_query(request)
     answer = guard(subscription_id, retry=retry_for_guard)
     return {
         "can_withdraw": answer.can_withdraw,

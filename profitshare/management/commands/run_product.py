@@ -4,7 +4,8 @@ Starts, each in its own process group: the local node (``localnet``, state kept 
 ``var/localnet-state.json`` so a second run resumes), a django-q2 cluster (``qcluster``), the
 web server on http://127.0.0.1:8000 and the demo market (``demo_market``: a live world traded
 through the intake API; ``--no-demo`` leaves it out). The demo's sign-ins (``/demo/``) are on
-only in this process tree (``QV_DEMO=1`` in the children's environment). Ctrl-C stops all of
+only in this process tree (``QV_DEMO=1`` in the children's environment) and only with DEBUG on
+(``make run`` sets ``QV_DEBUG=1``; without it ``--no-demo`` is required). Ctrl-C stops all of
 them: SIGTERM, a bounded wait, then SIGKILL of any process group still alive (a ``qcluster`` can
 linger for minutes after SIGTERM). A port already in use is a clear message, not a traceback.
 """
@@ -48,6 +49,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         web_port, rpc_port = options["web_port"], options["rpc_port"]
+        demo = not options["no_demo"]
+        if demo and not settings.DEBUG:
+            raise CommandError("the demo market needs QV_DEBUG=1 (make run sets it); use --no-demo without it")
         for name, port in (("web server", web_port), ("local node", rpc_port)):
             if not port_free("127.0.0.1", port):
                 raise CommandError(
@@ -58,8 +62,13 @@ class Command(BaseCommand):
         state = Path(settings.BASE_DIR) / "var" / "localnet-state.json"
         state.parent.mkdir(parents=True, exist_ok=True)
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-        env = {**os.environ, "SOLANA_RPC_URLS": f"http://127.0.0.1:{rpc_port}", "PYTHONUNBUFFERED": "1"}
-        demo = not options["no_demo"]
+        env = {
+            **os.environ,
+            "SOLANA_RPC_URLS": f"http://127.0.0.1:{rpc_port}",
+            "PYTHONUNBUFFERED": "1",
+            # the children run with this process's DEBUG (make run: on; DEBUG is off by default)
+            "QV_DEBUG": "1" if settings.DEBUG else "0",
+        }
         if demo:
             env.update({"QV_DEMO": "1", "QV_DEMO_SEED": str(options["demo_seed"])})
         children: list[tuple[str, subprocess.Popen]] = []
