@@ -9,7 +9,8 @@
 * ``loseResponseRate``: the transaction lands but the HTTP connection closes with no response;
 * ``latencyMs``: every standard call waits this long before it is served;
 * ``httpErrorRate``: that share of standard calls is answered HTTP 429 or 503 (half each);
-* ``partialWithdrawRatio``: an emulated Drift withdraw delivers floor(amount × ratio).
+* ``partialWithdrawRatio``: the next Drift withdraws deliver floor(amount × ratio) (the node sets
+  the depositor's USDC above that aside while each runs, so Drift's reduce-only withdraw clamps).
 
 ``localnet_*`` calls themselves are never faulted, so tests keep control of the node.
 """

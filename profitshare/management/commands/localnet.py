@@ -16,8 +16,8 @@ from profitshare.localnet.server import RpcHttpServer
 
 class Command(BaseCommand):
     help = (
-        "Run the local Solana node (LiteSVM: real SPL Token/ATA programs, fees and rent; "
-        "emulated Drift subaccounts) serving JSON-RPC on 127.0.0.1."
+        "Run the local Solana node (LiteSVM: real SPL Token/ATA programs, fees and rent, and the "
+        "real Drift v2.84.0 program) serving JSON-RPC on 127.0.0.1."
     )
 
     def add_arguments(self, parser):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8899)
         parser.add_argument("--slot-ms", type=int, default=DEFAULT_SLOT_MS, help="milliseconds per slot (0: manual)")
         parser.add_argument("--snapshot", type=Path, help="state file: restored on start, saved on stop")
-        parser.add_argument("--pnl-pool", type=int, default=DEFAULT_PNL_POOL, help="initial Drift PnL pool (USDC base units)")
+        parser.add_argument("--pnl-pool", type=int, default=DEFAULT_PNL_POOL, help="initial PnL pool of each Drift perp market (USDC base units)")
         parser.add_argument("--fault-seed", type=int, default=0)
         parser.add_argument("--drop-rate", type=float, default=0.0)
         parser.add_argument("--lose-response-rate", type=float, default=0.0)
@@ -72,7 +72,8 @@ class Command(BaseCommand):
         info = node.info()
         self.stdout.write(
             f"localnet listening on {server.url} (USDC mint {info['usdcMint']}, "
-            f"{node.slot_ms} ms/slot; Drift is emulated; priority fees are not charged)"
+            f"Drift v{info['driftVersion']} at {info['driftProgram']}; "
+            f"{node.slot_ms} ms/slot; priority fees are not charged)"
         )
         stop.wait()
         self.stdout.write("localnet stopping")

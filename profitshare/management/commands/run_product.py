@@ -101,7 +101,7 @@ class Command(BaseCommand):
                 self.style.SUCCESS(
                     f"\nQuantumVault profit share is running:\n"
                     f"  web     http://127.0.0.1:{web_port}/  (admin: /admin/, API: /api/v1/docs)\n"
-                    f"  node    http://127.0.0.1:{rpc_port}   (Solana JSON-RPC; Drift emulated)\n"
+                    f"  node    http://127.0.0.1:{rpc_port}   (Solana JSON-RPC; the real Drift v2.84.0 program)\n"
                     + (self._demo_banner(web_port, options["demo_seed"]) if demo else "")
                     + "Ctrl-C stops everything.\n"
                 )
