@@ -94,7 +94,7 @@ def test_metrics_count_rpc_errors(client, localnet):
     dead = make_gateway(type("Dead", (), {"url": DEAD_URL})(), max_attempts=2)
     before = samples(client).get(("qv_rpc_errors_total", (("kind", "connect"), ("url", DEAD_URL))), 0)
     with pytest.raises(RpcUnavailable):
-        dead.block_height()
+        dead.latest_blockhash()
     after = samples(client)[("qv_rpc_errors_total", (("kind", "connect"), ("url", DEAD_URL)))]
     assert after - before == 2
 
@@ -199,6 +199,6 @@ def test_rpc_urls_with_api_keys_are_not_shown(client, localnet, settings):
     assert body.json()["checks"]["rpc"]["endpoints"] == {f"{localnet.url}/?…": "ok", "http://127.0.0.1:9/?…": "ConnectError"}
     dead = make_gateway(type("Dead", (), {"url": "http://127.0.0.1:9/?api-key=other-secret"})(), max_attempts=1)
     with pytest.raises(RpcUnavailable):
-        dead.block_height()
+        dead.latest_blockhash()
     scraped = client.get("/metrics")
     assert b"secret" not in scraped.content and 'url="http://127.0.0.1:9/?…"'.encode() in scraped.content
