@@ -83,38 +83,47 @@ def decode(data: bytes):
 
 
 def state_pda() -> Pubkey:
+    """Drift's ``State`` account (seed ``drift_state``)."""
     return addresses.get_state_public_key(DRIFT_PROGRAM_ID)
 
 
 def signer_pda() -> Pubkey:
+    """Drift's signer PDA (seed ``drift_signer``): the vaults' token authority."""
     return addresses.get_drift_client_signer_public_key(DRIFT_PROGRAM_ID)
 
 
 def user_pda(authority: Pubkey, subaccount_id: int) -> Pubkey:
+    """The ``User`` subaccount of ``authority`` (seeds ``user``, authority, u16 id LE)."""
     return addresses.get_user_account_public_key(DRIFT_PROGRAM_ID, authority, subaccount_id)
 
 
 def user_stats_pda(authority: Pubkey) -> Pubkey:
+    """The ``UserStats`` of ``authority`` (seeds ``user_stats``, authority)."""
     return addresses.get_user_stats_account_public_key(DRIFT_PROGRAM_ID, authority)
 
 
 def spot_market_pda(index: int) -> Pubkey:
+    """Spot market ``index`` (0 is USDC)."""
     return addresses.get_spot_market_public_key(DRIFT_PROGRAM_ID, index)
 
 
 def spot_vault_pda(index: int) -> Pubkey:
+    """The token vault of spot market ``index`` (deposits and every pool's tokens)."""
     return addresses.get_spot_market_vault_public_key(DRIFT_PROGRAM_ID, index)
 
 
 def insurance_vault_pda(index: int) -> Pubkey:
+    """The insurance fund vault of spot market ``index``."""
     return addresses.get_insurance_fund_vault_public_key(DRIFT_PROGRAM_ID, index)
 
 
 def perp_market_pda(index: int) -> Pubkey:
+    """Perp market ``index``."""
     return addresses.get_perp_market_public_key(DRIFT_PROGRAM_ID, index)
 
 
 def prelaunch_oracle_pda(perp_market_index: int) -> Pubkey:
+    """The Prelaunch oracle of perp market ``perp_market_index`` (its price the node's admin sets)."""
     return addresses.get_prelaunch_oracle_public_key(DRIFT_PROGRAM_ID, perp_market_index)
 
 
