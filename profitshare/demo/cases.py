@@ -15,7 +15,7 @@ before the close stream starts, in this order:
   blocking (the guard allows withdrawal) but stays owed; SOL is then topped up and the retry
   sweep collects it;
 * ``lowsol``: an agent with too little SOL: the payout becomes an ``insufficient_sol`` IOU; the
-  subscriber tops up SOL and asks to withdraw (``GET /subscriptions/{id}/guard`` retries the
+  subscriber tops up SOL and asks to withdraw (``POST /subscriptions/{id}/guard`` retries the
   open IOUs first), which pays it;
 * ``short``: Drift delivers only half of a withdraw (the node's ``partialWithdrawRatio`` fault,
   on for this one payout): half is paid, the rest is a ``withdraw_short`` IOU (retried later);
@@ -132,7 +132,7 @@ def _lowsol(stage: Stage) -> bool:
         stage.say(f"[lowsol] subscriber topped up the agent wallet with {AGENT_SOL} lamports")
 
     def paid():
-        stage.api.get(f"/subscriptions/{sub.subscription_id}/guard")  # retries the open IOUs first
+        stage.api.request("POST", f"/subscriptions/{sub.subscription_id}/guard")  # retries open IOUs first
         return stage.ious("lowsol", "paid")
 
     ious = stage.wait_for("the low-SOL IOU to be paid", paid, poll=1.0)

@@ -26,6 +26,7 @@ def test_openapi_json_is_served(client):
         "/api/v1/ious/{iou_id}/void",
     }
     assert set(doc["paths"]["/api/v1/trade-closes"]["post"]["responses"]) >= {"200", "202", "401", "404", "409", "422"}
+    assert set(doc["paths"]["/api/v1/subscriptions/{subscription_id}/guard"]) == {"get", "post"}
     schemes = doc["components"]["securitySchemes"]
     assert {s["name"] for s in schemes.values()} == {"X-QV-Signature"}
     close_in = doc["components"]["schemas"]["CloseIn"]

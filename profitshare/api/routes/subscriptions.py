@@ -1,4 +1,5 @@
-"""``POST /subscriptions`` and ``GET /subscriptions/{id}/guard`` (platform)."""
+"""``POST /subscriptions``, ``GET /subscriptions/{id}/guard`` (a read) and ``POST
+/subscriptions/{id}/guard`` (retry the open debts, then answer) (platform)."""
 
 from __future__ import annotations
 
@@ -43,10 +44,24 @@ def retry_for_guard(iou_id: int) -> None:
 
 @router.get("/subscriptions/{subscription_id}/guard", response={200: GuardOut, 404: ErrorOut, **AUTH_ERRORS})
 def subscription_guard(request, subscription_id: PathId):
-    """May the subscriber withdraw or delete the bot now? Open IOUs are retried first; IOUs
-    within their TTL block. ``owed``: USDC base units still owed. 404 unknown subscription."""
+    """May the subscriber withdraw or delete the bot now? Answered from the ledger only: a GET
+    changes nothing and moves no money (a client or a replay may repeat it). IOUs within their
+    TTL block; ``owed``: USDC base units still owed. To retry the open debts first, POST to the
+    same path. 404 unknown subscription."""
     refuse_unknown_query(request)
-    answer = guard(subscription_id, retry=retry_for_guard)
+    return _answer(guard(subscription_id))
+
+
+@router.post("/subscriptions/{subscription_id}/guard", response={200: GuardOut, 404: ErrorOut, **AUTH_ERRORS})
+def subscription_guard_retry(request, subscription_id: PathId):
+    """Retry each open IOU of the subscription now (where its agent wallet is free within a few
+    seconds; a busy wallet changes nothing), then answer as the GET does: what the subscriber
+    wants before a withdrawal or a bot deletion. Empty body. 404 unknown subscription."""
+    refuse_unknown_query(request)
+    return _answer(guard(subscription_id, retry=retry_for_guard))
+
+
+def _answer(answer) -> dict:
     return {
         "can_withdraw": answer.can_withdraw,
         "can_delete": answer.can_delete,
