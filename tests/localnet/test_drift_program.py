@@ -307,3 +307,31 @@ def test_snapshots_keep_drifts_accounts(localnet, tmp_path, adapter):
     assert restored.drift.oracle_price(1) == 61_000_000_000
     restored.drift.check_invariants()
     localnet.rpc("localnet_setOraclePrice", 1, 60_000_000_000)
+
+
+def test_the_self_check_reads_positions_as_drift_decodes_them_and_catches_a_broken_sum():
+    """The self-check's fast position reader agrees with anchorpy's decode; a direct write that
+    breaks Drift's sums (a user's quote amount without the market's) is caught."""
+    from profitshare.localnet import drift_layout
+    from profitshare.localnet.drift_world import user_positions
+
+    node = LocalNode(slot_ms=0)
+    agent = Keypair().pubkey()
+    node.drift.deposit(agent, 0, 3_000_000)
+    node.drift.realize_pnl(agent, 0, -250_000, 1)
+    key = dp.user_pda(agent, 0)
+    data = bytes(node.ledger.get_account(key).data)
+    fast, full = user_positions(data), dp.decode(data)
+    for ours, theirs in zip(fast.spot_positions, full.spot_positions, strict=True):
+        assert (ours.market_index, ours.scaled_balance, ours.borrow) == (
+            theirs.market_index, theirs.scaled_balance, "Borrow" in type(theirs.balance_type).__name__)
+    for ours, theirs in zip(fast.perp_positions, full.perp_positions, strict=True):
+        assert (ours.market_index, ours.base_asset_amount, ours.quote_asset_amount, ours.open_orders, ours.lp_shares) == (
+            theirs.market_index, theirs.base_asset_amount, theirs.quote_asset_amount, theirs.open_orders, theirs.lp_shares)
+    node.drift.check_invariants()
+    broken = bytearray(data)
+    slot = next(n for n, p in enumerate(fast.perp_positions) if p.market_index == 1 and p.quote_asset_amount)
+    drift_layout.write_int(broken, "User", f"perp_positions[{slot}].quote_asset_amount", -1)
+    node.drift._write(key, broken)
+    with pytest.raises(AssertionError, match="perp market 1"):
+        node.drift.check_invariants()
