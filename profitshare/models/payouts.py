@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class AttemptStatus(models.TextChoices):
@@ -14,8 +14,18 @@ class AttemptStatus(models.TextChoices):
     EXPIRED = "expired", "Expired unlanded"
 
 
+class PayoutPath(models.TextChoices):
+    ATOMIC = "atomic", "One transaction: settle, withdraw and pay"
+    TRANSFER = "transfer", "Step by step: the transfer after its own settle and withdraw"
+
+
 class PayoutAttempt(models.Model):
-    """One signed ``transfer_checked`` payout (docs/design.md, "Exactly once").
+    """One signed payout transaction (docs/design.md, "Exactly once", "A payout is one
+    transaction where it can be").
+
+    ``path``: ``atomic`` (Drift ``settle_pnl`` when ``settles``, Drift ``withdraw`` of
+    ``withdraw_amount`` base units, ``transfer_checked`` of ``amount``, all under the agent's one
+    signature) or ``transfer`` (the ``transfer_checked`` of funds already withdrawn).
 
     Written and committed with the signed bytes, signature and ``last_valid_block_height``
     before the transaction is sent. Until the blockhash expires the same ``raw_transaction``
@@ -31,6 +41,9 @@ class PayoutAttempt(models.Model):
     )
     agent_wallet = models.ForeignKey("profitshare.AgentWallet", on_delete=models.PROTECT, related_name="payout_attempts")
     amount = models.BigIntegerField()
+    path = models.CharField(max_length=8, choices=PayoutPath.choices, default=PayoutPath.TRANSFER)
+    settles = models.BooleanField(default=False)
+    withdraw_amount = models.BigIntegerField(default=0)
     signature = models.CharField(max_length=88, unique=True)
     raw_transaction = models.BinaryField()
     blockhash = models.CharField(max_length=44)
@@ -46,7 +59,13 @@ class PayoutAttempt(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_gt_0")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(withdraw_amount__gte=0) & Q(withdraw_amount__lte=F("amount")),
+                name="attempt_withdraw_within_amount",
+            ),
+        ]
         indexes = [models.Index(fields=["status", "created_at"])]
 
     def __str__(self) -> str:
