@@ -230,6 +230,10 @@ QV_DRIFT_COMPUTE_UNIT_LIMIT = env_int("QV_DRIFT_COMPUTE_UNIT_LIMIT", 120_000)
 # RPC timeouts and retry budget (seconds / attempts) for idempotent reads.
 QV_RPC_TIMEOUT_SECONDS = env_int("QV_RPC_TIMEOUT_SECONDS", 10)
 QV_RPC_MAX_ATTEMPTS = env_int("QV_RPC_MAX_ATTEMPTS", 4)
+# Endpoints more than this many slots behind the highest are tried after the caught-up ones; their
+# slots are read every QV_RPC_SLOT_PROBE_SECONDS (docs/design.md, "Expired only from a caught-up node").
+QV_RPC_MAX_LAG_SLOTS = env_int("QV_RPC_MAX_LAG_SLOTS", 20)
+QV_RPC_SLOT_PROBE_SECONDS = env_int("QV_RPC_SLOT_PROBE_SECONDS", 10)
 # Agent wallet key encryption: comma-separated Fernet keys, newest first (MultiFernet).
 QV_KEY_ENCRYPTION_KEYS = env_list("QV_KEY_ENCRYPTION_KEYS", [])
 # Explorer link for signatures shown on pages (the {signature} placeholder is replaced).

@@ -3,6 +3,13 @@
 ``getMultipleAccounts`` takes 100 keys and ``getSignatureStatuses`` 256 signatures per call
 (Solana RPC limits); a batch of payouts costs a few RPC calls per phase instead of a few per
 payout. Mixed into ``ChainGateway``.
+
+``wait_for`` is the one place a signature's fate is decided, for payouts, settles and withdraws
+alike (docs/design.md, "Expired only from a caught-up node"): landed or failed from any
+endpoint's confirmed status; *expired* only from one endpoint that answered both a finalized
+block height past the transaction's last valid block height and, after it, statuses under a
+``context.slot`` at or past that height's slot (asked with ``minContextSlot``). A replica behind
+cannot say "expired" for a transaction it has not had the time to see: its answer is unknown.
 """
 
 from __future__ import annotations
@@ -11,17 +18,18 @@ import base64
 import time
 from dataclasses import dataclass
 
-from solana.rpc.commitment import Finalized
 from solders.pubkey import Pubkey
 from solders.token.state import TokenAccount
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from profitshare.chain.addresses import parse_address, usdc_ata
-from profitshare.chain.errors import RpcUnavailable, SendOutcomeUnknown
-from profitshare.chain.rpc import RpcPool
+from profitshare.chain.errors import RpcRequestError, RpcUnavailable, SendOutcomeUnknown
+from profitshare.chain.rpc import PinnedEndpoint, RpcPool
 from profitshare.chain.transactions import SignatureStatus, SignedTransaction, Transactions
 
 Address = Pubkey | str
+#: Signatures per ``getSignatureStatuses`` call (Solana RPC limit).
+STATUS_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -65,40 +73,53 @@ class BatchOps:
         return out
 
     def statuses(self, signatures: list[str]) -> dict[str, SignatureStatus]:
-        """``{signature: SignatureStatus}`` by ``getSignatureStatuses`` in chunks of 256."""
+        """``{signature: SignatureStatus}`` by ``getSignatureStatuses`` in chunks of 256: landed,
+        failed or unknown, from whichever endpoint answers (a confirmed status proves a landing
+        whoever says it; "not found" here proves nothing: only ``wait_for`` says expired)."""
         out: dict[str, SignatureStatus] = {}
-        for start in range(0, len(signatures), 256):
-            chunk = signatures[start : start + 256]
+        for start in range(0, len(signatures), STATUS_CHUNK):
+            chunk = signatures[start : start + STATUS_CHUNK]
             result = self.pool.call("getSignatureStatuses", chunk, {"searchTransactionHistory": True})
             for signature, status in zip(chunk, result["value"], strict=True):
-                out[signature] = _status_from_json(status)
+                out[signature] = SignatureStatus.from_json(status)
         return out
 
     def wait_for(
         self, pending: dict[str, int], *, timeout: float, poll: float = 0.05
     ) -> dict[str, SignatureStatus]:
         """Poll until each signature (``{signature: last_valid_block_height}``) is decided:
-        ``{signature: SignatureStatus}`` with state landed or failed, ``expired`` (finalized
-        height past its last valid block height and still unknown: it can never land), or
-        ``unknown`` at ``timeout``. The height is read before the statuses, so a last-block
-        landing is never "expired"."""
+        ``{signature: SignatureStatus}`` with state landed or failed, ``expired`` (it can never
+        land, proven by one caught-up endpoint: see ``decide``), or ``unknown`` at ``timeout``
+        (``0``: look once). Raises ``RpcUnavailable`` when no endpoint answered a look."""
         decided: dict[str, SignatureStatus] = {}
         waiting = dict(pending)
         deadline = time.monotonic() + timeout
         while waiting:
-            height = self.transactions.block_height(Finalized)
-            for signature, status in self.statuses(list(waiting)).items():
-                if status.state != "unknown":
+            for signature, status in self.decide(waiting).items():
+                if status.decided:
                     decided[signature] = status
-                    del waiting[signature]
-                elif height > waiting[signature]:
-                    decided[signature] = SignatureStatus("expired")
                     del waiting[signature]
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(poll)
         decided.update({signature: SignatureStatus("unknown") for signature in waiting})
         return decided
+
+    def decide(self, pending: dict[str, int]) -> dict[str, SignatureStatus]:
+        """One look at ``{signature: last_valid_block_height}``, every answer from one endpoint
+        (``RpcPool.on_one_endpoint``; docs/design.md, "Expired only from a caught-up node"):
+
+        1. ``getEpochInfo`` at ``finalized``: that endpoint's finalized slot S and block height H;
+        2. ``getSignatureStatuses`` with ``minContextSlot`` S (an endpoint not there yet answers
+           -32016 and the look moves to the next endpoint): a confirmed status is landed or
+           failed; not found (or only processed) is ``expired`` when H is past the signature's
+           last valid block height and the answer's ``context.slot`` is at or past both S and
+           that height, else ``unknown``.
+
+        The height is read before the statuses, so a landing in the last valid block is seen.
+        Returns ``{signature: SignatureStatus}``; raises ``RpcUnavailable`` (no endpoint
+        answered) or ``RpcRequestError`` (an answer of the wrong shape)."""
+        return self.pool.on_one_endpoint("getSignatureStatuses", lambda endpoint: _decide_on(endpoint, pending))
 
     def send_signed(self, signed: SignedTransaction) -> None:
         """Send signed bytes once; errors as ``Transactions.send``."""
@@ -118,10 +139,25 @@ class BatchOps:
         return out
 
 
-def _status_from_json(status: dict | None) -> SignatureStatus:
-    if not status:
-        return SignatureStatus("unknown")
-    level, err, slot = status.get("confirmationStatus"), status.get("err"), status.get("slot")
-    if level not in ("confirmed", "finalized"):
-        return SignatureStatus("unknown", slot, err, level)
-    return SignatureStatus("landed" if err is None else "failed", slot, err, level)
+def _decide_on(endpoint: PinnedEndpoint, pending: dict[str, int]) -> dict[str, SignatureStatus]:
+    """``BatchOps.decide`` on one endpoint (see there)."""
+    try:
+        info = endpoint.call("getEpochInfo", {"commitment": "finalized"})
+        slot, height = int(info["absoluteSlot"]), int(info["blockHeight"])
+        out: dict[str, SignatureStatus] = {}
+        signatures = list(pending)
+        for start in range(0, len(signatures), STATUS_CHUNK):
+            chunk = signatures[start : start + STATUS_CHUNK]
+            result = endpoint.call(
+                "getSignatureStatuses", chunk, {"searchTransactionHistory": True, "minContextSlot": slot}
+            )
+            seen = int(result["context"]["slot"])
+            for signature, raw in zip(chunk, result["value"], strict=True):
+                status = SignatureStatus.from_json(raw)
+                last_valid = pending[signature]
+                if status.state == "unknown" and height > last_valid and seen >= slot and seen >= last_valid:
+                    status = SignatureStatus("expired")
+                out[signature] = status
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RpcRequestError("getSignatureStatuses", None, f"unexpected answer from {endpoint.url}: {exc!r}") from exc
+    return out

@@ -15,7 +15,23 @@ through raw JSON-RPC 2.0 over httpx. Both use the same endpoints, timeouts and r
   timeout, a dropped connection without a response, another 5xx (502/504 are proxies that may have
   forwarded) or an unparsable 200 raise ``SendOutcomeUnknown(signature)``: the caller resolves it
   by signature status (Solana RPC docs, "Retrying transactions").
+* JSON-RPC -32016 "Minimum context slot has not been reached" (the endpoint is behind the slot
+  the request asked for) is retryable like -32005: another endpoint, or a later round, may have
+  reached it.
 * Any other JSON-RPC error object raises ``RpcRequestError`` at once (retrying will not fix it).
+
+**Caught-up endpoints first.** With several endpoints the pool reads each one's slot
+(``getSlot`` at ``confirmed``, every ``slot_probe_seconds``; ``measure_slots``) and orders every
+round: endpoints at most ``max_lag_slots`` behind the highest first, then those whose slot is
+unknown (the probe failed), then the lagging ones, least behind first. A replica behind answers
+old blockhashes (they expire early) and old statuses; ``slot_lags()`` says how far behind each
+endpoint was at the last probe (for ``/healthz`` and metrics).
+
+**One endpoint per decision.** ``on_one_endpoint(method, fn)`` runs ``fn(endpoint)``, whose calls
+all go to one endpoint; a retryable failure of any of them moves the whole ``fn`` to the next
+endpoint. A decision that needs several answers to agree (a block height and the statuses read
+after it) is made this way, never from two endpoints (docs/design.md, "Expired only from a
+caught-up node").
 
 Every failure is counted per ``(url, kind)``; ``rpc_error_counts()`` is for the metrics module.
 """
@@ -26,6 +42,7 @@ import base64
 import itertools
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,17 +54,22 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.api import Client
 from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
-from solders.rpc.errors import NodeUnhealthyMessage
+from solders.rpc.errors import MinContextSlotNotReachedMessage, NodeUnhealthyMessage
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from profitshare.chain.errors import RpcRequestError, RpcUnavailable, SendOutcomeUnknown
 
 __all__ = [
     "RpcPool",
+    "PinnedEndpoint",
     "rpc_error_counts",
     "rpc_errors_total",
     "reset_rpc_error_counts",
+    "endpoint_health",
+    "endpoint_slots",
+    "slots_behind",
     "NODE_UNHEALTHY",
+    "MIN_CONTEXT_SLOT_NOT_REACHED",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +78,11 @@ T = TypeVar("T")
 
 #: JSON-RPC error code of an unhealthy / lagging node (Solana RPC): the request was not served.
 NODE_UNHEALTHY = -32005
+#: JSON-RPC error code of an answer refused because the node has not reached the request's
+#: ``minContextSlot`` (Solana RPC): it is behind; another endpoint may serve it.
+MIN_CONTEXT_SLOT_NOT_REACHED = -32016
+#: Retryable JSON-RPC error codes and the counter kind of each.
+_RETRYABLE_CODES = {NODE_UNHEALTHY: "node_unhealthy", MIN_CONTEXT_SLOT_NOT_REACHED: "behind"}
 #: HTTP statuses meaning "this request was not served": safe to send the same bytes elsewhere.
 _SEND_NOT_TAKEN_STATUSES = frozenset({429, 503})
 
@@ -73,7 +100,7 @@ def rpc_error_counts() -> dict[tuple[str, str], int]:
     """Return a copy of the RPC error counters: ``{(url, kind): count}`` since process start.
 
     ``kind`` is one of ``http_<status>``, ``timeout``, ``connect``, ``transport``, ``bad_body``,
-    ``node_unhealthy``, ``rpc_error``, ``send_outcome_unknown``.
+    ``node_unhealthy``, ``behind`` (-32016), ``rpc_error``, ``send_outcome_unknown``.
     """
     with _counts_lock:
         return dict(_counts)
@@ -125,11 +152,41 @@ def _classify_http(exc: httpx.HTTPError) -> _Retryable | None:
     return None
 
 
+def slots_behind(slots: dict[str, int | None]) -> dict[str, int | None]:
+    """How many slots each endpoint is behind the highest of ``slots`` (``{url: slot or None}``,
+    None: unknown): ``{url: 0.. or None}``."""
+    known = [slot for slot in slots.values() if slot is not None]
+    highest = max(known, default=None)
+    return {url: None if slot is None or highest is None else highest - slot for url, slot in slots.items()}
+
+
 @dataclass
 class _Endpoint:
     url: str
     client: Client
     http: httpx.Client
+    slot: int | None = None  # at the last probe; None: unknown
+
+
+class PinnedEndpoint:
+    """One endpoint of an ``RpcPool`` for the calls of one decision (``RpcPool.on_one_endpoint``).
+
+    ``url``: the endpoint; ``call(method, *params)``: its JSON-RPC ``result`` (JSON). A retryable
+    failure of a call is raised to the pool, which moves the whole decision to the next
+    endpoint; other JSON-RPC errors raise ``RpcRequestError``."""
+
+    def __init__(self, pool: RpcPool, endpoint: _Endpoint) -> None:
+        self._pool = pool
+        self._endpoint = endpoint
+
+    @property
+    def url(self) -> str:
+        """The endpoint's URL."""
+        return self._endpoint.url
+
+    def call(self, method: str, *params: Any) -> Any:
+        """Call ``method`` with ``params`` on this endpoint; returns its ``result``."""
+        return self._pool._call_on(self._endpoint, next(self._pool._ids), method, params, {})
 
 
 class RpcPool:
@@ -139,8 +196,12 @@ class RpcPool:
     HTTP request (``QV_RPC_TIMEOUT_SECONDS``); ``max_attempts``: rounds over all endpoints for
     reads (``QV_RPC_MAX_ATTEMPTS``); ``backoff_initial`` / ``backoff_max``: seconds of the
     exponential backoff between rounds (jitter up to ``backoff_initial``); ``commitment``:
-    commitment of solana-py reads. Raises ``ValueError`` on an empty URL list or
-    ``max_attempts < 1``. Thread-safe (httpx clients are).
+    commitment of solana-py reads; ``max_lag_slots``: an endpoint more slots than this behind
+    the highest is tried after the caught-up ones (``QV_RPC_MAX_LAG_SLOTS``);
+    ``slot_probe_seconds``: how often the endpoints' slots are read for that ordering
+    (``QV_RPC_SLOT_PROBE_SECONDS``; None: only when ``measure_slots`` is called; a pool of one
+    endpoint never probes). Raises ``ValueError`` on an empty URL list or ``max_attempts < 1``.
+    Thread-safe (httpx clients are).
     """
 
     def __init__(
@@ -152,6 +213,8 @@ class RpcPool:
         backoff_initial: float = 0.25,
         backoff_max: float = 4.0,
         commitment=Confirmed,
+        max_lag_slots: int = 20,
+        slot_probe_seconds: float | None = 10.0,
     ) -> None:
         if not urls:
             raise ValueError("RpcPool needs at least one RPC URL")
@@ -171,17 +234,24 @@ class RpcPool:
         self._preferred = 0
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.max_lag_slots = max_lag_slots
+        self.slot_probe_seconds = slot_probe_seconds
+        self._probe_timeout = min(timeout_seconds, 2.0)
+        self._probe_lock = threading.Lock()
+        self._probed_at: float | None = None
 
     @classmethod
     def from_settings(cls) -> RpcPool:
         """Build from Django settings ``QV_RPC_URLS``, ``QV_RPC_TIMEOUT_SECONDS``,
-        ``QV_RPC_MAX_ATTEMPTS``."""
+        ``QV_RPC_MAX_ATTEMPTS``, ``QV_RPC_MAX_LAG_SLOTS``, ``QV_RPC_SLOT_PROBE_SECONDS``."""
         from django.conf import settings
 
         return cls(
             settings.QV_RPC_URLS,
             timeout_seconds=settings.QV_RPC_TIMEOUT_SECONDS,
             max_attempts=settings.QV_RPC_MAX_ATTEMPTS,
+            max_lag_slots=settings.QV_RPC_MAX_LAG_SLOTS,
+            slot_probe_seconds=settings.QV_RPC_SLOT_PROBE_SECONDS,
         )
 
     @property
@@ -195,12 +265,58 @@ class RpcPool:
             ep.http.close()
             ep.client._provider.session.close()
 
-    # --- scheduling ------------------------------------------------------------------------------
+    # --- slots and scheduling ----------------------------------------------------------------------
+    def measure_slots(self) -> dict[str, int | None]:
+        """Read every endpoint's ``confirmed`` slot now (``getSlot``, one short try each; a
+        failure is counted and leaves that slot unknown) and keep them for the ordering:
+        ``{url: slot or None}``."""
+        slots: dict[str, int | None] = {}
+        for ep in self._endpoints:
+            try:
+                slot = self._call_on(ep, next(self._ids), "getSlot", ({"commitment": "confirmed"},),
+                                     {"timeout": self._probe_timeout})
+                ep.slot = slot if isinstance(slot, int) and not isinstance(slot, bool) else None
+            except _Retryable as exc:
+                _count(ep.url, exc.kind)
+                ep.slot = None
+            except RpcRequestError:
+                ep.slot = None
+            slots[ep.url] = ep.slot
+        self._probed_at = time.monotonic()
+        return slots
+
+    def slot_lags(self) -> dict[str, int | None]:
+        """How far behind the highest each endpoint was at the last slot probe: ``{url: slots
+        behind, or None when unknown}`` (all None before the first probe)."""
+        return slots_behind({ep.url: ep.slot for ep in self._endpoints})
+
+    def _maybe_probe(self) -> None:
+        if len(self._endpoints) < 2 or self.slot_probe_seconds is None:
+            return
+        due = self._probed_at is None or time.monotonic() - self._probed_at >= self.slot_probe_seconds
+        if due and self._probe_lock.acquire(blocking=False):  # one thread probes; others go on
+            try:
+                self.measure_slots()
+            finally:
+                self._probe_lock.release()
+
     def _order(self) -> list[_Endpoint]:
+        """This round's endpoints: from the one that last answered, caught-up ones first, then
+        unknown, then lagging (least behind first)."""
+        self._maybe_probe()
         with self._lock:
             start = self._preferred
         n = len(self._endpoints)
-        return [self._endpoints[(start + i) % n] for i in range(n)]
+        rotation = [self._endpoints[(start + i) % n] for i in range(n)]
+        behind = self.slot_lags()
+
+        def rank(ep: _Endpoint) -> tuple[int, int]:
+            lag = behind[ep.url]
+            if lag is None:
+                return (1, 0)
+            return (0, 0) if lag <= self.max_lag_slots else (2, lag)
+
+        return sorted(rotation, key=rank)
 
     def _prefer(self, ep: _Endpoint) -> None:
         with self._lock:
@@ -265,6 +381,8 @@ class RpcPool:
                 parsed = exc.args[0] if exc.args else exc
                 if isinstance(parsed, NodeUnhealthyMessage):
                     raise _Retryable("node_unhealthy", parsed.message) from exc
+                if isinstance(parsed, MinContextSlotNotReachedMessage):
+                    raise _Retryable("behind", parsed.message) from exc
                 _count(ep.url, "rpc_error")
                 raise RpcRequestError(method, None, getattr(parsed, "message", str(parsed))) from exc
             except solders.SerdeJSONError as exc:
@@ -286,23 +404,35 @@ class RpcPool:
         timeout = {} if quick is None else {"timeout": quick}
 
         def attempt(ep: _Endpoint) -> Any:
-            body = {"jsonrpc": "2.0", "id": body_id, "method": method, "params": list(params)}
-            try:
-                response = ep.http.post(ep.url, json=body, **timeout)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                retryable = _classify_http(exc)
-                if retryable is None:
-                    _count(ep.url, "rpc_error")
-                    raise RpcRequestError(method, None, str(exc)) from exc
-                raise retryable from exc
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                raise _Retryable("bad_body", f"unparsable response: {exc}") from exc
-            return self._result(ep, method, payload)
+            return self._call_on(ep, body_id, method, params, timeout)
 
         return self._run(method, attempt, rounds=1 if quick is not None else self.max_attempts)
+
+    def on_one_endpoint(self, method: str, fn: Callable[[PinnedEndpoint], T]) -> T:
+        """Run ``fn(endpoint)`` with every call of it on one endpoint (``PinnedEndpoint``), in
+        the pool's order and with its retries: a retryable failure of any call (HTTP 429/5xx,
+        timeout, -32005, -32016 "behind") moves the whole ``fn`` to the next endpoint, so what
+        ``fn`` decides rests on one endpoint's answers. ``method``: names the decision in errors
+        and logs. Returns what ``fn`` returns; raises ``RpcUnavailable`` / ``RpcRequestError``."""
+        return self._run(method, lambda ep: fn(PinnedEndpoint(self, ep)), rounds=self.max_attempts)
+
+    def _call_on(self, ep: _Endpoint, body_id: int, method: str, params: Sequence[Any], timeout: dict) -> Any:
+        """One JSON-RPC call on ``ep``: its ``result``, ``_Retryable``, or ``RpcRequestError``."""
+        body = {"jsonrpc": "2.0", "id": body_id, "method": method, "params": list(params)}
+        try:
+            response = ep.http.post(ep.url, json=body, **timeout)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            retryable = _classify_http(exc)
+            if retryable is None:
+                _count(ep.url, "rpc_error")
+                raise RpcRequestError(method, None, str(exc)) from exc
+            raise retryable from exc
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise _Retryable("bad_body", f"unparsable response: {exc}") from exc
+        return self._result(ep, method, payload)
 
     def _result(self, ep: _Endpoint, method: str, payload: Any) -> Any:
         if not isinstance(payload, dict):
@@ -311,8 +441,8 @@ class RpcPool:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else str(error)
-            if code == NODE_UNHEALTHY:
-                raise _Retryable("node_unhealthy", message)
+            if code in _RETRYABLE_CODES:
+                raise _Retryable(_RETRYABLE_CODES[code], message)
             _count(ep.url, "rpc_error")
             data = error.get("data") if isinstance(error, dict) else None
             raise RpcRequestError(method, code, message, data)
@@ -378,7 +508,7 @@ class RpcPool:
             try:
                 return self._result(ep, "sendTransaction", payload)
             except _Retryable as exc:
-                if exc.kind == "node_unhealthy":
+                if exc.kind in _RETRYABLE_CODES.values():  # not served: the bytes were not taken
                     raise
                 _count(ep.url, "send_outcome_unknown")
                 raise SendOutcomeUnknown(signature, exc.description) from exc
@@ -444,4 +574,22 @@ def endpoint_health(urls: list[str], *, timeout: float) -> dict[str, str]:
                 out[url] = "ok" if body.get("result") == "ok" else str(body.get("error") or response.status_code)
             except (httpx.HTTPError, ValueError) as exc:
                 out[url] = type(exc).__name__
+    return out
+
+
+def endpoint_slots(urls: list[str], *, timeout: float) -> dict[str, int | None]:
+    """``getSlot`` (``confirmed``) on each endpoint, once, within ``timeout`` seconds: ``{url:
+    slot, or None when it did not answer one}``. With ``slots_behind`` this says how far behind
+    each endpoint is (``/healthz``, metrics)."""
+    out: dict[str, int | None] = {}
+    with httpx.Client(timeout=timeout) as client:
+        for url in urls:
+            try:
+                body = client.post(
+                    url, json={"jsonrpc": "2.0", "id": 1, "method": "getSlot", "params": [{"commitment": "confirmed"}]}
+                ).json()
+                slot = body.get("result") if isinstance(body, dict) else None
+                out[url] = slot if isinstance(slot, int) and not isinstance(slot, bool) else None
+            except (httpx.HTTPError, ValueError):
+                out[url] = None
     return out

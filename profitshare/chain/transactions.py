@@ -12,17 +12,18 @@ Rules (Solana RPC docs: ``getLatestBlockhash``, ``sendTransaction``, ``getSignat
 * a transaction is *expired* when the **finalized** block height is past its last valid block
   height: no fork can include it any more, so (and only then) an unlanded payout may be replaced
   by a newly signed one (docs/design.md, "Exactly once"). Using finalized rather than confirmed height
-  costs ~13 s of extra waiting on a real cluster and rules out a fork landing the old bytes.
+  costs ~13 s of extra waiting on a real cluster and rules out a fork landing the old bytes. That
+  height and the "not found" must come from one endpoint that has seen that far
+  (``BatchOps.wait_for``; docs/design.md, "Expired only from a caught-up node").
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from solana.rpc.commitment import Confirmed, Finalized
+from solana.rpc.commitment import Confirmed
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -35,7 +36,6 @@ from profitshare.chain.drift import program as drift_program
 from profitshare.chain.errors import (
     BlockhashExpired,
     RpcRequestError,
-    SendOutcomeUnknown,
     TransactionFailed,
 )
 from profitshare.chain.rpc import RpcPool
@@ -100,6 +100,17 @@ class SignatureStatus:
         """True once the chain has settled this signature's fate (landed, failed, expired)."""
         return self.state != "unknown"
 
+    @classmethod
+    def from_json(cls, status: dict | None) -> SignatureStatus:
+        """One entry of ``getSignatureStatuses``' ``value`` (None: not found) as landed, failed
+        or unknown (never expired: that needs a block height too, see ``BatchOps.wait_for``)."""
+        if not status:
+            return cls("unknown")
+        level, err, slot = status.get("confirmationStatus"), status.get("err"), status.get("slot")
+        if level not in ("confirmed", "finalized"):
+            return cls("unknown", slot, err, level)
+        return cls("landed" if err is None else "failed", slot, err, level)
+
 
 def sign_transaction(
     payer: Keypair, instructions: Sequence[Instruction], recent: RecentBlockhash
@@ -152,9 +163,10 @@ def describe_error(err: Any, program_ids: Sequence[Pubkey] = ()) -> str:
 
 
 class Transactions:
-    """Send, status and confirmation over an ``RpcPool``.
+    """Blockhashes, sends and single reads over an ``RpcPool`` (deciding signatures is
+    ``BatchOps.wait_for``'s).
 
-    ``poll_interval``: seconds between status polls in ``confirm``.
+    ``poll_interval``: seconds between status polls, for callers that poll (the gateway's setting).
     """
 
     def __init__(self, pool: RpcPool, *, poll_interval: float = 0.5) -> None:
@@ -168,15 +180,6 @@ class Transactions:
         )
         return RecentBlockhash(value.blockhash, value.last_valid_block_height)
 
-    def block_height(self, commitment=Confirmed) -> int:
-        """``getBlockHeight`` at ``commitment`` (default ``confirmed``)."""
-        return self.pool.read("getBlockHeight", lambda c: c.get_block_height(commitment).value)
-
-    def is_expired(self, last_valid_block_height: int) -> bool:
-        """True when the finalized block height is past ``last_valid_block_height``: a transaction
-        with that blockhash can no longer land (see the module docstring)."""
-        return self.block_height(Finalized) > last_valid_block_height
-
     def signature_status(self, signature: str) -> SignatureStatus:
         """``getSignatureStatuses([signature], {searchTransactionHistory: true})`` as a
         ``SignatureStatus`` (landed / failed need ``confirmed`` or ``finalized``).
@@ -189,15 +192,7 @@ class Transactions:
             "getSignatureStatuses", [signature], {"searchTransactionHistory": True}
         )
         values = (result or {}).get("value") or [None]
-        status = values[0]
-        if not status:
-            return SignatureStatus("unknown")
-        level = status.get("confirmationStatus")
-        err = status.get("err")
-        slot = status.get("slot")
-        if level not in ("confirmed", "finalized"):
-            return SignatureStatus("unknown", slot, err, level)
-        return SignatureStatus("landed" if err is None else "failed", slot, err, level)
+        return SignatureStatus.from_json(values[0])
 
     def send(self, signed: SignedTransaction) -> None:
         """Send ``signed.raw`` once (preflight on). Returns when a node accepted it.
@@ -226,31 +221,6 @@ class Transactions:
             out[tx.signature] = None if error is None else _refusal(tx, error)
         return out
 
-    def confirm(
-        self, signature: str, last_valid_block_height: int, timeout: float
-    ) -> SignatureStatus:
-        """Poll until ``signature`` is landed (returned), failed, or can no longer land.
-
-        Raises ``TransactionFailed`` (landed with an error; logs from ``getTransaction``),
-        ``BlockhashExpired`` (finalized block height passed ``last_valid_block_height`` and the
-        signature is unknown: it will never land), ``SendOutcomeUnknown`` (``timeout`` seconds
-        passed first: still undecided). The block height is read *before* the status, so a
-        transaction landing in the last valid block is never reported as expired.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            expired = self.is_expired(last_valid_block_height)
-            status = self.signature_status(signature)
-            if status.state == "landed":
-                return status
-            if status.state == "failed":
-                raise TransactionFailed(signature, status.err, self._logs(signature))
-            if expired:
-                raise BlockhashExpired(signature, last_valid_block_height)
-            if time.monotonic() >= deadline:
-                raise SendOutcomeUnknown(signature, f"not confirmed within {timeout} s")
-            time.sleep(self.poll_interval)
-
     def get_transaction(self, signature: str) -> dict | None:
         """``getTransaction`` (json encoding, ``confirmed``, v0 allowed) as raw JSON, or None."""
         return self.pool.call(
@@ -258,12 +228,6 @@ class Transactions:
             signature,
             {"encoding": "json", "commitment": "confirmed", "maxSupportedTransactionVersion": 0},
         )
-
-    def _logs(self, signature: str) -> list[str]:
-        tx = self.get_transaction(signature)
-        if not tx:
-            return []
-        return list((tx.get("meta") or {}).get("logMessages") or [])
 
 
 def _refusal(signed: SignedTransaction, exc: RpcRequestError) -> Exception | None:

@@ -187,9 +187,13 @@ class Ledger:
             )
         )
 
+    def blockhash_at(self, slot: int) -> str:
+        """The blockhash the ledger issues (or issued) at ``slot``: derived from the genesis seed
+        and the slot, so a replica's view of an earlier slot names the same blockhash."""
+        return str(Hash(hashlib.sha256(self.genesis_seed + slot.to_bytes(8, "little")).digest()))
+
     def _issue_blockhash(self) -> None:
-        digest = hashlib.sha256(self.genesis_seed + self.slot.to_bytes(8, "little")).digest()
-        blockhash = str(Hash(digest))
+        blockhash = self.blockhash_at(self.slot)
         self.latest_blockhash = blockhash
         self.blockhash_heights[blockhash] = self.slot
         self._blockhash_order.append(blockhash)
@@ -201,10 +205,12 @@ class Ledger:
         issued = self.blockhash_heights.get(blockhash)
         return None if issued is None else issued + BLOCKHASH_VALIDITY_BLOCKS
 
-    def is_blockhash_valid(self, blockhash: str) -> bool:
-        """True while the blockhash was issued here and is at most 150 blocks old."""
-        last_valid = self.last_valid_block_height(blockhash)
-        return last_valid is not None and self.block_height <= last_valid
+    def is_blockhash_valid(self, blockhash: str, *, at: int | None = None) -> bool:
+        """True while the blockhash was issued here and is at most 150 blocks old; ``at``: as
+        seen at that earlier block height (a replica behind), default now."""
+        issued = self.blockhash_heights.get(blockhash)
+        height = self.block_height if at is None else at
+        return issued is not None and issued <= height <= issued + BLOCKHASH_VALIDITY_BLOCKS
 
     # --- accounts --------------------------------------------------------------------------
     def get_account(self, pubkey: Pubkey) -> Account | None:

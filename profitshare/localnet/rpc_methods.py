@@ -3,6 +3,14 @@
 Standard methods answer as https://solana.com/docs/rpc describes, so solana-py's ``Client`` and
 ``AsyncClient`` (which parse with solders) work unchanged. ``localnet_*`` methods build worlds and
 inject faults; they exist only here. Every bad parameter is a -32602 error that changes nothing.
+
+**Views.** Each call is answered as of a *view slot*: the node's slot, or ``lag_slots`` before it
+for a server that plays a replica behind (the ``lagSlots`` fault). Slots, block heights,
+blockhashes, signature statuses, transactions and address histories are those of the view slot,
+and every ``context.slot`` is it; account reads answer the current state under that context
+(the node keeps no history of accounts). A config object with ``minContextSlot`` above the view
+slot is refused with -32016 "Minimum context slot has not been reached" (``data.contextSlot``:
+the view slot), on every standard method, as Solana's RPC does for the methods that take it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from profitshare.localnet.drift_world import DriftWorldError
 from profitshare.localnet.errors import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
+    MIN_CONTEXT_SLOT_NOT_REACHED,
     SEND_TRANSACTION_PREFLIGHT_FAILURE,
     TRANSACTION_SIGNATURE_VERIFICATION_FAILURE,
     RpcError,
@@ -28,6 +37,7 @@ from profitshare.localnet.errors import (
 )
 from profitshare.localnet.faults import Faults
 from profitshare.localnet.ledger import (
+    BLOCKHASH_VALIDITY_BLOCKS,
     COMMITMENT_FINALIZED_DEPTH,
     LAMPORTS_PER_SIGNATURE,
     MAX_TRANSACTION_BYTES,
@@ -114,26 +124,55 @@ def _encoding(config: dict[str, Any], default: str, allowed: tuple[str, ...]) ->
     return encoding
 
 
+def _min_context_slot(params: list) -> int | None:
+    """The ``minContextSlot`` of a call's config object, if it has one (null: none; -32602 if
+    not an int)."""
+    for value in params:
+        if isinstance(value, dict) and value.get("minContextSlot") is not None:
+            slot = value["minContextSlot"]
+            if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+                raise invalid_params(f"minContextSlot must be a non-negative integer, got {slot!r}")
+            return slot
+    return None
+
+
 class RpcMethods:
-    """Method table of the node: ``call(method, params) -> result`` or ``RpcError``."""
+    """Method table of the node: ``call(method, params, lag_slots=0) -> result`` or ``RpcError``.
+
+    ``view_slot``: the slot the current call is answered as of (see the module docstring); set
+    by ``call`` under the node's lock, which every handler runs under."""
 
     def __init__(self, node: LocalNode) -> None:
         self.node = node
         self.ledger = node.ledger
+        self.view_slot = 0
         self.table: dict[str, Callable[[list], Any]] = {
             name[len("rpc_"):]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
 
-    def call(self, method: str, params: list) -> Any:
-        """Run one method (under the node's lock); raises ``RpcError``."""
+    def call(self, method: str, params: list, *, lag_slots: int = 0) -> Any:
+        """Run one method (under the node's lock) as of ``lag_slots`` slots ago; raises
+        ``RpcError`` (-32016 when its ``minContextSlot`` is past that view)."""
         handler = self.table.get(method)
         if handler is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
         with self.node.lock:
+            self.view_slot = max(0, self.ledger.slot - lag_slots)
+            wanted = None if method.startswith("localnet_") else _min_context_slot(params)
+            if wanted is not None and wanted > self.view_slot:
+                raise RpcError(
+                    MIN_CONTEXT_SLOT_NOT_REACHED,
+                    "Minimum context slot has not been reached",
+                    {"contextSlot": self.view_slot},
+                )
             return handler(params)
 
     def _context(self, value: Any) -> dict[str, Any]:
-        return {"context": {"slot": self.ledger.slot, "apiVersion": API_VERSION}, "value": value}
+        return {"context": {"slot": self.view_slot, "apiVersion": API_VERSION}, "value": value}
+
+    def _seen(self, record: TxRecord | None) -> TxRecord | None:
+        """``record`` if it landed at or before the view slot, else None (not seen yet)."""
+        return record if record is not None and record.slot <= self.view_slot else None
 
     # --- cluster --------------------------------------------------------------------------------
     def rpc_getHealth(self, params: list) -> str:
@@ -146,16 +185,16 @@ class RpcMethods:
         return next(iter(self.ledger.blockhash_heights), self.ledger.latest_blockhash)
 
     def rpc_getSlot(self, params: list) -> int:
-        return self.ledger.slot
+        return self.view_slot
 
     def rpc_getBlockHeight(self, params: list) -> int:
-        return self.ledger.block_height
+        return self.view_slot  # slot == block height (no skipped slots)
 
     def rpc_getEpochInfo(self, params: list) -> dict[str, Any]:
-        slot = self.ledger.slot
+        slot = self.view_slot
         return {
             "absoluteSlot": slot,
-            "blockHeight": self.ledger.block_height,
+            "blockHeight": slot,
             "epoch": 0,
             "slotIndex": slot,
             "slotsInEpoch": 432_000,
@@ -163,16 +202,15 @@ class RpcMethods:
         }
 
     def rpc_getLatestBlockhash(self, params: list) -> dict[str, Any]:
-        blockhash = self.ledger.latest_blockhash
-        return self._context(
-            {"blockhash": blockhash, "lastValidBlockHeight": self.ledger.last_valid_block_height(blockhash)}
-        )
+        slot = self.view_slot
+        blockhash = self.ledger.blockhash_at(slot)
+        return self._context({"blockhash": blockhash, "lastValidBlockHeight": slot + BLOCKHASH_VALIDITY_BLOCKS})
 
     def rpc_isBlockhashValid(self, params: list) -> dict[str, Any]:
         blockhash = _param(params, 0, "blockhash")
         if not isinstance(blockhash, str):
             raise invalid_params("blockhash must be a base58 string")
-        return self._context(self.ledger.is_blockhash_valid(blockhash))
+        return self._context(self.ledger.is_blockhash_valid(blockhash, at=self.view_slot))
 
     def rpc_getMinimumBalanceForRentExemption(self, params: list) -> int:
         size = _int(params, 0, "dataLength", 0, 10 * 1024 * 1024)
@@ -329,7 +367,7 @@ class RpcMethods:
         return signature
 
     def _status_json(self, record: TxRecord) -> dict[str, Any]:
-        depth = self.ledger.slot - record.slot
+        depth = self.view_slot - record.slot
         finalized = depth >= COMMITMENT_FINALIZED_DEPTH
         return {
             "slot": record.slot,
@@ -348,8 +386,8 @@ class RpcMethods:
         for signature in signatures:
             if not isinstance(signature, str):
                 raise invalid_params("each signature must be a base58 string")
-            record = self.ledger.transactions.get(signature)
-            recent = record is not None and self.ledger.slot - record.slot <= RECENT_STATUS_SLOTS
+            record = self._seen(self.ledger.transactions.get(signature))
+            recent = record is not None and self.view_slot - record.slot <= RECENT_STATUS_SLOTS
             values.append(self._status_json(record) if record and (search or recent) else None)
         return self._context(values)
 
@@ -359,7 +397,7 @@ class RpcMethods:
             raise invalid_params("signature must be a base58 string")
         config = _config(params, 1)
         encoding = _encoding(config, "json", ("json", "jsonParsed", "base64", "base58"))
-        record = self.ledger.transactions.get(signature)
+        record = self._seen(self.ledger.transactions.get(signature))
         if record is None:
             return None
         max_version = config.get("maxSupportedTransactionVersion")
@@ -384,6 +422,8 @@ class RpcMethods:
             if signature == until:
                 break
             record = self.ledger.transactions[signature]
+            if record.slot > self.view_slot:
+                continue  # not seen yet by this view
             status = self._status_json(record)
             out.append(
                 {

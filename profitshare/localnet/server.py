@@ -7,8 +7,11 @@ Errors are always JSON-RPC error objects (never an HTML page): -32700 for unpars
 params, -32603 for a bug in the node (logged with its traceback).
 
 Faults (``profitshare.localnet.faults``) are applied here, to standard methods only: latency,
-HTTP 429/503 answers, and a landed ``sendTransaction`` whose response is lost (the connection is
-closed with nothing written).
+HTTP 429/503 answers, a replica's lag (passed to ``RpcMethods.call``), and a landed
+``sendTransaction`` whose response is lost (the connection is closed with nothing written).
+Latency, HTTP errors and lag are the view of the server that took the request
+(``Faults.view_for(server.name)``): a second server over the same node (``name="replica"``)
+answers as a replica behind the first.
 """
 
 from __future__ import annotations
@@ -146,15 +149,16 @@ class RpcHandler(StreamRequestHandler):
             return 200, json.dumps(_error(PARSE_ERROR, "Parse error")).encode()
         node = self.server.node
         requests = payload if isinstance(payload, list) else [payload]
-        faultable = any(
-            isinstance(r, dict) and isinstance(r.get("method"), str) and not r["method"].startswith(LOCALNET_PREFIX)
-            for r in requests
-        )
-        if faultable:
-            faults = node.faults
-            if faults.latency_ms:
-                time.sleep(faults.latency_ms / 1000)
-            status = faults.http_error_status()
+        methods = [
+            r["method"] for r in requests
+            if isinstance(r, dict) and isinstance(r.get("method"), str) and not r["method"].startswith(LOCALNET_PREFIX)
+        ]
+        faults = node.faults
+        view = faults.view_for(self.server.name)
+        if methods:
+            if view.latency_ms:
+                time.sleep(view.latency_ms / 1000)
+            status = faults.http_error_status(view, methods)
             if status is not None:
                 message = "Too Many Requests" if status == 429 else "Service Unavailable"
                 return status, json.dumps({"error": {"code": status, "message": message}}).encode()
@@ -163,14 +167,14 @@ class RpcHandler(StreamRequestHandler):
                 if not payload:
                     answer: Any = _error(INVALID_REQUEST, "Invalid request: empty batch")
                 else:
-                    answer = [self._one(request) for request in payload]
+                    answer = [self._one(request, view.lag_slots) for request in payload]
             else:
-                answer = self._one(payload)
+                answer = self._one(payload, view.lag_slots)
         except _LoseResponse:
             return 200, None
         return 200, json.dumps(answer, separators=(",", ":")).encode()
 
-    def _one(self, request: Any) -> dict[str, Any]:
+    def _one(self, request: Any, lag_slots: int) -> dict[str, Any]:
         if not isinstance(request, dict):
             return _error(INVALID_REQUEST, "Invalid request")
         request_id = request.get("id")
@@ -188,7 +192,7 @@ class RpcHandler(StreamRequestHandler):
             }
         server = self.server
         try:
-            result = server.methods.call(method, params)
+            result = server.methods.call(method, params, lag_slots=lag_slots)
         except RpcError as exc:
             return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
         except Exception:
@@ -200,15 +204,24 @@ class RpcHandler(StreamRequestHandler):
 
 
 class RpcHttpServer(ThreadingTCPServer):
-    """The node's HTTP server; ``node`` and ``methods`` are shared by all handler threads."""
+    """The node's HTTP server; ``node`` and ``methods`` are shared by all handler threads.
+
+    ``name``: which ``endpoints`` entry of the faults this server answers with (``"primary"``
+    for the node's own; a second server over the same node, e.g. ``"replica"``, can lag or fail
+    on its own). ``clock``: whether ``start``/``stop`` run the node's slot clock (one server per
+    node does; a replica's does not)."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, node: LocalNode, host: str = "127.0.0.1", port: int = 8899) -> None:
+    def __init__(
+        self, node: LocalNode, host: str = "127.0.0.1", port: int = 8899, *, name: str = "primary", clock: bool = True
+    ) -> None:
         super().__init__((host, port), RpcHandler)
         self.node = node
+        self.name = name
+        self.clock = clock
         self.methods = RpcMethods(node)
         self._thread: threading.Thread | None = None
 
@@ -219,15 +232,17 @@ class RpcHttpServer(ThreadingTCPServer):
         return f"http://{host}:{port}"
 
     def start(self) -> None:
-        """Serve in a background thread and start the node's slot clock."""
-        self.node.start_clock()
-        self._thread = threading.Thread(target=self.serve_forever, name="localnet-http", daemon=True)
+        """Serve in a background thread and start the node's slot clock (``clock``)."""
+        if self.clock:
+            self.node.start_clock()
+        self._thread = threading.Thread(target=self.serve_forever, name=f"localnet-http-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving, stop the clock, close the socket."""
+        """Stop serving, stop the clock (``clock``), close the socket."""
         self.shutdown()
-        self.node.stop_clock()
+        if self.clock:
+            self.node.stop_clock()
         self.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)

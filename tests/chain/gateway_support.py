@@ -17,14 +17,16 @@ ATA_RENT = 2_039_280  # rent-exempt minimum of a 165-byte token account (LiteSVM
 FEE = 5_000  # lamports per signature
 
 
-def make_pool(*urls: str, max_attempts: int = 3, timeout: float = 5) -> RpcPool:
-    """A pool with short backoff, for tests."""
+def make_pool(*urls: str, max_attempts: int = 3, timeout: float = 5, slot_probe_seconds: float | None = None) -> RpcPool:
+    """A pool with short backoff, for tests; its endpoints' slots are read only when a test
+    asks (``slot_probe_seconds`` None) so scripted servers see only the calls under test."""
     return RpcPool(
         list(urls),
         timeout_seconds=timeout,
         max_attempts=max_attempts,
         backoff_initial=0.01,
         backoff_max=0.05,
+        slot_probe_seconds=slot_probe_seconds,
     )
 
 

@@ -184,15 +184,15 @@ def test_blockhash_valid_for_150_blocks_then_refused_as_expired(localnet):
     creator = Keypair().pubkey()
     on_time = gateway.build_payout(agent, creator, 1_000)
     late = gateway.build_payout(agent, creator, 2_000)
-    assert on_time.last_valid_block_height == gateway.transactions.block_height() + 150
+    assert on_time.last_valid_block_height == localnet.rpc("getBlockHeight") + 150
 
     localnet.rpc("localnet_advanceSlots", 150)
-    assert not gateway.transactions.is_expired(on_time.last_valid_block_height)
+    assert gateway.decide({late.signature: late.last_valid_block_height})[late.signature].state == "unknown"
     send(gateway, on_time)
     assert confirm(gateway, on_time).state == "landed"
 
     localnet.rpc("localnet_advanceSlots", 1)
-    assert gateway.transactions.is_expired(late.last_valid_block_height)
+    assert gateway.decide({late.signature: late.last_valid_block_height})[late.signature].state == "expired"
     with pytest.raises(BlockhashExpired) as caught:
         send(gateway, late)
     assert caught.value.code == "blockhash_expired"

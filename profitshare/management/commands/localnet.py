@@ -23,6 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8899)
+        parser.add_argument(
+            "--replica-port", type=int, default=None,
+            help="also serve the same node on this port as the server named 'replica' (its own lagSlots and HTTP faults)",
+        )
         parser.add_argument("--slot-ms", type=int, default=DEFAULT_SLOT_MS, help="milliseconds per slot (0: manual)")
         parser.add_argument("--snapshot", type=Path, help="state file: restored on start, saved on stop")
         parser.add_argument("--pnl-pool", type=int, default=DEFAULT_PNL_POOL, help="initial PnL pool of each Drift perp market (USDC base units)")
@@ -57,18 +61,17 @@ class Command(BaseCommand):
         else:
             node = LocalNode(slot_ms=options["slot_ms"], pnl_pool=options["pnl_pool"])
         node.set_faults(faults)
-        try:
-            server = RpcHttpServer(node, options["host"], options["port"])
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise CommandError(
-                    f"port {options['port']} is already in use: stop the other node or pass --port"
-                ) from exc
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
+        server = self._listen(node, options["host"], options["port"])
+        replica = None
+        if options["replica_port"] is not None:
+            replica = self._listen(node, options["host"], options["replica_port"], name="replica", clock=False)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         server.start()
+        if replica is not None:
+            replica.start()
+            self.stdout.write(f"replica of the same node on {replica.url} (server name 'replica')")
         info = node.info()
         self.stdout.write(
             f"localnet listening on {server.url} (USDC mint {info['usdcMint']}, "
@@ -77,7 +80,18 @@ class Command(BaseCommand):
         )
         stop.wait()
         self.stdout.write("localnet stopping")
+        if replica is not None:
+            replica.stop()
         server.stop()
         if snapshot is not None:
             node.save_snapshot(snapshot)
             self.stdout.write(f"saved {snapshot}")
+
+    @staticmethod
+    def _listen(node: LocalNode, host: str, port: int, **kwargs) -> RpcHttpServer:
+        try:
+            return RpcHttpServer(node, host, port, **kwargs)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(f"port {port} is already in use: stop the other node or pass --port") from exc
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
