@@ -289,6 +289,7 @@ QV_ALERT_RULES = {
     "delinquency": {"severity": "critical", "notify": True},
     "reconciliation_mismatch": {"severity": "critical", "notify": True},
     "rpc_failure": {"severity": "critical", "notify": True},
+    "landed_per_chain": {"severity": "critical", "notify": True},
 }
 QV_ALERT_RULES.update(json.loads(os.environ.get("QV_ALERT_RULES_JSON") or "{}"))
 # Reconciliation: landed payouts resolved within this window are read back.

@@ -58,7 +58,7 @@ from profitshare.models.delinquency import DelinquencyWatch, WatchBaseline
 from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.reconciliation import signatures_since
+from profitshare.services.wallet_history import signatures_since
 
 logger = logging.getLogger(__name__)
 

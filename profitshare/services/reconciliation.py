@@ -12,8 +12,11 @@ Two directions, both read from the chain with the gateway:
    than its ``ReconciliationBookmark`` (``getSignaturesForAddress`` with ``until``, paged with
    ``before`` by ``QV_CHAIN_SIGNATURE_LIMIT``) are scanned: a landed payout of ours (memo
    ``qv:…``, sent from the agent's token account) whose signature has no payout attempt is an
-   unrecorded payout. The bookmark then moves to the newest signature read, so a run reads
-   only what happened since the previous one.
+   unrecorded payout; one whose attempt the ledger recorded ``expired`` or ``failed`` is applied
+   as paid (docs/design.md, "The ledger follows the chain": under the wallet's lock, audit reason
+   "landed per chain", a ``landed_per_chain`` alert) and listed in the report as a repaired
+   mismatch. The bookmark then moves to the newest signature read, so a run reads only what
+   happened since the previous one (a wallet busy with a payout keeps its bookmark: read again).
 
 Every mismatch is an ``Alert`` (kind ``reconciliation_mismatch``, both sides in ``data``) and the
 run is kept as a ``ReconciliationReport`` (checked, matched, mismatched, signatures scanned,
@@ -43,6 +46,8 @@ from profitshare.models.reconciliation import (
 )
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
+from profitshare.services.engine import follow
+from profitshare.services.wallet_history import signatures_since
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +98,8 @@ def reconcile(*, gateway: ChainGateway, now=None) -> ReconciliationReport:
 
     ``gateway``: the chain gateway to read with (the task passes the engine's). Counts: ``checked`` landed attempts
     read back, ``matched`` / ``mismatched`` of them (plus distributions whose ``paid`` differs
-    from their landed attempts, counted in ``mismatched``), ``signatures_scanned`` and
+    from their landed attempts and attempts repaired as landed per chain, counted in
+    ``mismatched``), ``signatures_scanned`` and
     ``unrecorded`` from the agent-wallet scan. Never raises on chain trouble: an RPC failure is
     recorded in ``report.error`` with an ``rpc_failure`` alert.
     """
@@ -122,8 +128,10 @@ def reconcile(*, gateway: ChainGateway, now=None) -> ReconciliationReport:
                 report.matched += 1
         ReconciledAttempt.objects.bulk_create(read, ignore_conflicts=True)
         mismatches += _ledger_sums({a.distribution_id for a in attempts})
+        found = _scan_agent_wallets(gateway, since, report)
+        mismatches += [m for m in found if m["kind"] == "landed_per_chain"]  # repaired from the chain
         report.mismatched = len(mismatches)
-        unrecorded = _scan_agent_wallets(gateway, since, report)
+        unrecorded = [m for m in found if m["kind"] != "landed_per_chain"]
         report.unrecorded = len(unrecorded)
         mismatches += unrecorded
     except ChainError as exc:
@@ -148,28 +156,6 @@ def _ledger_sums(distribution_ids: set[int]) -> list[dict[str, Any]]:
     return out
 
 
-def signatures_since(
-    gateway: ChainGateway, address: str, *, until: str = "", stop=None, page: int | None = None
-) -> list[dict[str, Any]]:
-    """Every ``getSignaturesForAddress`` entry of ``address`` newer than the signature
-    ``until`` (all of history when empty), newest first, paged with ``before`` by ``page``
-    (default ``QV_CHAIN_SIGNATURE_LIMIT``, at most 1000). ``stop(entry)``: True for the first
-    entry too old to matter (it and older ones are not returned). Raises the gateway's
-    ``ChainError``."""
-    page = min(1000, page or settings.QV_CHAIN_SIGNATURE_LIMIT)
-    out: list[dict[str, Any]] = []
-    before = None
-    while True:
-        entries = gateway.signatures_for_address(address, limit=page, before=before, until=until or None)
-        for entry in entries:
-            if stop is not None and stop(entry):
-                return out
-            out.append(entry)
-        if len(entries) < page:
-            return out
-        before = entries[-1]["signature"]
-
-
 def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationReport) -> list[dict[str, Any]]:
     wallets = AgentWallet.objects.filter(payout_attempts__created_at__gte=since).distinct().order_by("id")
     marks = {b.agent_wallet_id: b for b in ReconciliationBookmark.objects.filter(agent_wallet__in=wallets)}
@@ -181,7 +167,13 @@ def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationRepo
         if not entries:
             continue
         signatures = [e["signature"] for e in entries if e.get("err") is None]
-        known = set(PayoutAttempt.objects.filter(signature__in=signatures).values_list("signature", flat=True))
+        known = dict(PayoutAttempt.objects.filter(signature__in=signatures).values_list("signature", "status"))
+        unlanded = [s for s in signatures if known.get(s) in follow.RECORDED_UNLANDED]
+        if unlanded:
+            repaired = _follow_landed(gateway, unlanded)
+            found += repaired["mismatches"]
+            if repaired["busy"]:
+                continue  # the wallet is paying: leave its bookmark, the next run reads these again
         for signature in signatures:
             if signature in known:
                 continue
@@ -200,6 +192,22 @@ def _scan_agent_wallets(gateway: ChainGateway, since, report: ReconciliationRepo
     return found
 
 
+def _follow_landed(gateway: ChainGateway, signatures: list[str]) -> dict[str, Any]:
+    """Attempts the chain listed as landed that the ledger recorded expired or failed: applied as
+    paid (``follow.follow_chain``, which raises its own alert); ``{"mismatches": one repaired
+    entry per attempt applied, "busy": wallets skipped}``."""
+    attempts = list(PayoutAttempt.objects.filter(signature__in=signatures).select_related("agent_wallet"))
+    before = {a.pk: a.status for a in attempts}
+    counts = follow.follow_chain(attempts, gateway=gateway, actor=ACTOR)
+    applied = PayoutAttempt.objects.filter(pk__in=list(before), status=AttemptStatus.LANDED)
+    mismatches = [
+        {"kind": "landed_per_chain", "signature": a.signature, "fields": ["status"], "repaired": True,
+         "ours": {**_our_side(a), "status": before[a.pk]}, "chain": {"status": "landed", "slot": a.slot}}
+        for a in applied
+    ]
+    return {"mismatches": mismatches, "busy": counts["busy"]}
+
+
 def _finish(report: ReconciliationReport, mismatches: list[dict[str, Any]]) -> None:
     report.finished_at = timezone.now()
     report.mismatches = mismatches
@@ -210,6 +218,8 @@ def _finish(report: ReconciliationReport, mismatches: list[dict[str, Any]]) -> N
                      checked=report.checked, matched=report.matched, mismatched=report.mismatched,
                      unrecorded=report.unrecorded, signatures_scanned=report.signatures_scanned)
         for m in mismatches:
+            if m.get("repaired"):
+                continue  # repaired, and alerted as landed_per_chain by the repair itself
             what = m.get("signature") or f"distribution {m.get('distribution')}"
             amount = (m.get("ours") or m.get("chain") or {}).get("amount")
             raise_alert("reconciliation_mismatch", f"{m['kind']} {what}: {', '.join(m['fields'])} differ",

@@ -28,16 +28,23 @@ from profitshare.services.earnings import record_paid
 from profitshare.services.engine.batch import Batch, Item, group
 
 
-def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
-    """Apply landed payouts to the ledger exactly once (idempotent per attempt)."""
+def apply_landed(
+    batch: Batch, landed: list[tuple[PayoutAttempt, int | None]], *, reason: str = "payout landed"
+) -> dict[int, int]:
+    """Apply landed payouts to the ledger exactly once (idempotent per attempt); ``reason`` goes
+    into the audit events. A distribution is credited at most what it still owes: returns
+    ``{attempt pk: base units it paid beyond that}`` for each attempt that paid more than was
+    owed (a double payment, which the design makes impossible; the caller alerts), else ``{}``."""
     if not landed:
-        return
+        return {}
     now = timezone.now()
+    overpaid: dict[int, int] = {}
+    credits: list[tuple[Distribution, int]] = []
     with transaction.atomic():
         locked = {a.pk: a for a in PayoutAttempt.objects.select_for_update().filter(pk__in=[a.pk for a, _ in landed])}
         fresh = [(locked[a.pk], slot) for a, slot in landed if locked[a.pk].status != AttemptStatus.LANDED]
         if not fresh:
-            return
+            return {}
         dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
         ious = {i.distribution_id: i for i in IOU.objects.select_for_update().filter(
             distribution__in=list(dists), status__in=IouStatus.ACTIVE)}
@@ -46,24 +53,29 @@ def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -
             before = attempt.status
             attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
             events.append(event("payout_attempt", attempt.signature, actor=batch.actor, from_status=before,
-                                 to_status=attempt.status, amount=attempt.amount, slot=slot))
+                                 to_status=attempt.status, reason=reason, amount=attempt.amount, slot=slot))
             dist = dists[attempt.distribution_id]
-            dist.paid += attempt.amount
-            dist.owed -= attempt.amount
+            credited = min(attempt.amount, dist.owed)
+            if credited < attempt.amount:
+                overpaid[attempt.pk] = attempt.amount - credited
+            if credited:
+                credits.append((dist, credited))
+            dist.paid += credited
+            dist.owed -= credited
             dist.withdrawn -= min(dist.withdrawn, attempt.amount)
             before_status, dist.status = dist.status, settled_status(dist)
             events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
-                                 reason="payout landed", signature=attempt.signature, amount=attempt.amount,
+                                 reason=reason, signature=attempt.signature, amount=credited,
                                  paid=dist.paid, owed=dist.owed))
             iou = ious.get(dist.pk)
             if iou is not None:
-                iou.paid_amount += attempt.amount
+                iou.paid_amount += min(credited, iou.remaining)
                 before_iou = iou.status
                 if iou.paid_amount >= iou.amount:
                     iou.status, iou.resolved_at = IouStatus.PAID, now
                     paid_ious.append(iou)
                 events.append(event("iou", iou.pk, actor=batch.actor, from_status=before_iou, to_status=iou.status,
-                                     reason="payout landed", signature=attempt.signature, amount=attempt.amount,
+                                     reason=reason, signature=attempt.signature, amount=credited,
                                      remaining=iou.remaining))
         by_slot: dict[int | None, list[int]] = {}
         for attempt, slot in fresh:
@@ -78,13 +90,14 @@ def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -
             )
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
-        record_paid((dists[a.distribution_id], a.amount) for a, _ in fresh)  # earnings rollups, same transaction
+        record_paid(credits)  # earnings rollups, same transaction
         append_events(events)
         webhooks.payouts_landed([a for a, _ in fresh], dists, paid_ious)  # same transaction (outbox)
         for iou in paid_ious:
             clear_delinquency(iou.subscription_id, batch.actor)
     for attempt, _ in landed:
         attempt.status = AttemptStatus.LANDED
+    return overpaid
 
 
 def settled_status(dist: Distribution) -> str:

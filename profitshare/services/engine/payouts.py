@@ -15,6 +15,7 @@ from profitshare.chain.transactions import SignedTransaction, describe_error
 from profitshare.db.bulk import insert_rows
 from profitshare.models import AttemptStatus, DistributionStatus, IouReason, PayoutAttempt
 from profitshare.services.audit import append_events, event
+from profitshare.services.engine import follow
 from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, refresh
 from profitshare.services.engine.ledger import apply_landed, owe
 
@@ -144,7 +145,9 @@ def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: 
 def resolve_attempts(batch: Batch) -> None:
     """Decide this batch's recorded but undecided attempts from the chain: landed is paid,
     failed is failed, expired unlanded is marked (may be re-signed), live is re-broadcast with
-    the same bytes and waited for. Items still undecided leave the batch untouched."""
+    the same bytes and waited for. Items still undecided leave the batch untouched. Attempts
+    recorded expired or failed that the chain says landed are applied first (``follow.recheck``)."""
+    follow.recheck(batch)
     by_dist = {i.dist.pk: i for i in batch.items}
     attempts = list(PayoutAttempt.objects.filter(distribution__in=list(by_dist), status__in=UNRESOLVED_ATTEMPTS))
     if not attempts:
