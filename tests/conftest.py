@@ -56,6 +56,23 @@ def localnet(localnet_node):
     localnet_node.rpc("localnet_setFaults", {})
 
 
+@pytest.fixture(scope="session")
+def _replica_server(localnet_node):
+    server = RpcHttpServer(localnet_node.node, "127.0.0.1", 0, name="replica", clock=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def replica(localnet, _replica_server):
+    """A second URL in front of the session's node: its server is named ``"replica"``, so the
+    ``endpoints`` faults can make it lag or fail on its own (cleared with ``localnet``'s)."""
+    handle = LocalnetHandle(_replica_server)
+    yield handle
+    handle.close()
+
+
 @pytest.fixture(autouse=True)
 def _agent_key_encryption(settings):
     """A fresh Fernet key for agent wallet keys in every test (DEBUG is off under pytest)."""

@@ -30,9 +30,14 @@ def make_pool(*urls: str, max_attempts: int = 3, timeout: float = 5, slot_probe_
     )
 
 
-def make_gateway(localnet, *, priority: int = 0, max_attempts: int = 3, **kwargs) -> ChainGateway:
-    """A gateway on the test node (the real Drift program, reached through driftpy)."""
-    pool = make_pool(localnet.url, max_attempts=max_attempts)
+def make_gateway(
+    localnet, *, priority: int = 0, max_attempts: int = 3, urls: list[str] | None = None,
+    slot_probe_seconds: float | None = None, **kwargs,
+) -> ChainGateway:
+    """A gateway on the test node (the real Drift program, reached through driftpy); ``urls``:
+    its endpoints instead of the node's one URL (e.g. the node and its replica), whose slots
+    are read every ``slot_probe_seconds`` (None: never)."""
+    pool = make_pool(*(urls or [localnet.url]), max_attempts=max_attempts, slot_probe_seconds=slot_probe_seconds)
     return ChainGateway(
         pool,
         usdc_mint=USDC,

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from solders.pubkey import Pubkey
 
+from profitshare.chain.batch import BatchOps
 from profitshare.chain.errors import RpcRequestError, RpcUnavailable, SendOutcomeUnknown
 from profitshare.chain.rpc import rpc_error_counts
 from tests.chain.gateway_support import funded_agent, make_gateway, make_pool, send, wallet
@@ -236,3 +237,54 @@ def test_node_persistent_http_errors_raise_rpc_unavailable_and_a_send_never_land
     assert gateway.signature_status(signed.signature).state == "unknown"
     assert (wallet(gateway, creator).usdc or 0) == 0
     assert (wallet(gateway, agent.pubkey()).usdc or 0) == 1_000_000
+
+
+# --- deciding a signature on one endpoint -------------------------------------------------------
+EPOCH = {"absoluteSlot": 1_000, "blockHeight": 990, "epoch": 0, "slotIndex": 1_000, "slotsInEpoch": 432_000}
+
+
+def _statuses_at(slot: int) -> dict:
+    return {"context": {"slot": slot, "apiVersion": "2.1.0"}, "value": [None]}
+
+
+def _ops(*urls: str, max_attempts: int = 3) -> BatchOps:
+    """The gateway's decisions over a pool of ``urls`` (the scripted servers)."""
+    ops = BatchOps()
+    ops.pool = make_pool(*urls, max_attempts=max_attempts)
+    return ops
+
+
+def _decide(url: str, last_valid: int = 500) -> str:
+    return _ops(url).decide({SIG: last_valid})[SIG].state
+
+
+def test_not_found_is_expired_only_under_a_context_slot_at_or_past_the_heights_slot(scripted):
+    caught_up = scripted([("result", EPOCH), ("result", _statuses_at(1_000))])
+    assert _decide(caught_up.url) == "expired"
+    height, statuses = caught_up.requests
+    assert (height["method"], height["params"]) == ("getEpochInfo", [{"commitment": "finalized"}])
+    assert statuses["method"] == "getSignatureStatuses"
+    assert statuses["params"][1] == {"searchTransactionHistory": True, "minContextSlot": 1_000}
+    # a node (or a balancer behind one URL) that ignored minContextSlot and answered from behind
+    behind = scripted([("result", EPOCH), ("result", _statuses_at(999))])
+    assert _decide(behind.url) == "unknown"
+    # its height is not past the last valid block height yet
+    assert _decide(scripted([("result", EPOCH), ("result", _statuses_at(1_000))]).url, last_valid=990) == "unknown"
+
+
+def test_a_decision_never_mixes_endpoints(scripted):
+    """The first endpoint answers the height and then refuses the statuses: the whole decision
+    moves to the second, which answers both."""
+    refuses = scripted([("result", EPOCH), ("status", 503)])
+    behind = scripted([("result", {**EPOCH, "absoluteSlot": 400, "blockHeight": 400}), ("result", _statuses_at(400))])
+    assert _ops(refuses.url, behind.url, max_attempts=1).decide({SIG: 500})[SIG].state == "unknown"  # 400 is not past 500, whatever the first said
+    assert [r["method"] for r in behind.requests] == ["getEpochInfo", "getSignatureStatuses"]
+    assert behind.requests[1]["params"][1]["minContextSlot"] == 400
+
+
+def test_a_decision_behind_everywhere_is_rpc_unavailable(scripted):
+    minus_32016 = {"code": -32016, "message": "Minimum context slot has not been reached", "data": {"contextSlot": 3}}
+    server = scripted([("result", EPOCH), ("error", minus_32016)] * 2)
+    with pytest.raises(RpcUnavailable):
+        _ops(server.url, max_attempts=2).decide({SIG: 500})
+    assert len(server.requests) == 4
