@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Failure
 
-from profitshare.chain.rpc import endpoint_health
+from profitshare.chain.rpc import endpoint_health, endpoint_slots, slots_behind
 from profitshare.models import IOU, Alert, IouReason
 from profitshare.redaction import redact_url, redact_urls_in
 from profitshare.services.alerts import raise_alert
@@ -45,12 +45,25 @@ def check_broker() -> dict[str, Any]:
 
 
 def check_rpc() -> dict[str, Any]:
-    """``getHealth`` on each of ``QV_RPC_URLS`` (timeout ``QV_HEALTHZ_TIMEOUT_SECONDS``); healthy
-    when at least one endpoint answers ``"ok"`` (the pool fails over). Endpoints are named by
-    ``redact_url``."""
-    answers = endpoint_health(list(settings.QV_RPC_URLS), timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS)
+    """``getHealth`` and ``getSlot`` on each of ``QV_RPC_URLS`` (timeout
+    ``QV_HEALTHZ_TIMEOUT_SECONDS`` per call); healthy when at least one endpoint answers ``"ok"``
+    (the pool fails over). ``endpoints``: ``{url: "ok" or what went wrong}``; ``slots``: ``{url:
+    {"slot": confirmed slot, "behind": slots behind the highest endpoint}}`` (None: no answer),
+    how far behind each one is (docs/design.md, "Expired only from a caught-up node"). Endpoints
+    are named by ``redact_url``."""
+    urls = list(settings.QV_RPC_URLS)
+    answers = endpoint_health(urls, timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS)
     endpoints = {redact_url(url): answer for url, answer in answers.items()}
-    return {"ok": any(v == "ok" for v in endpoints.values()), "endpoints": endpoints}
+    return {"ok": any(v == "ok" for v in endpoints.values()), "endpoints": endpoints, "slots": rpc_slots(urls)}
+
+
+def rpc_slots(urls: list[str]) -> dict[str, dict[str, int | None]]:
+    """``{redacted url: {"slot": confirmed slot or None, "behind": slots behind the highest of
+    ``urls`` or None}}``, read now (``getSlot``, ``QV_HEALTHZ_TIMEOUT_SECONDS`` each); for
+    ``/healthz`` and the metrics."""
+    slots = endpoint_slots(urls, timeout=settings.QV_HEALTHZ_TIMEOUT_SECONDS)
+    behind = slots_behind(slots)
+    return {redact_url(url): {"slot": slots[url], "behind": behind[url]} for url in urls}
 
 
 def health() -> tuple[bool, dict[str, dict[str, Any]]]:

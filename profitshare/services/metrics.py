@@ -9,6 +9,10 @@ Two sources, both safe with several web and worker processes:
   processing and expired IOUs), ``qv_payout_seconds`` (histogram: close received at intake ->
   payout confirmed), ``qv_subscriptions_delinquent``, ``qv_outbox_pending``,
   ``qv_reconciliation_mismatched`` (last report), ``qv_q_failed_tasks`` (django-q2 failures).
+* **RPC endpoints' slots, read at scrape time** (``RpcSlotsCollector``, with the ledger):
+  ``qv_rpc_slot{url}`` (each endpoint's confirmed slot) and ``qv_rpc_slots_behind{url}`` (slots
+  behind the highest endpoint; NaN when the endpoint did not answer): how far behind a replica is
+  (docs/design.md, "Expired only from a caught-up node").
 * **Per-process counters**: ``qv_rpc_errors_total{url,kind}``, mirrored from the chain RPC
   pool's own counts by ``sync_rpc_errors`` (called before each django-q2 task and at every
   scrape). With ``PROMETHEUS_MULTIPROC_DIR`` set (set it before the processes start, and empty
@@ -47,7 +51,7 @@ from profitshare.models import (
 )
 from profitshare.models.outbox import OutboxMessage, OutboxStatus
 from profitshare.models.reconciliation import ReconciliationReport
-from profitshare.services.health import redact_url
+from profitshare.services.health import redact_url, rpc_slots
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +172,28 @@ class LedgerCollector:
                                      buckets=pairs, sum_value=total)
 
 
+class RpcSlotsCollector:
+    """A prometheus-client collector reading every ``QV_RPC_URLS`` endpoint's slot on each
+    scrape (``health.rpc_slots``): ``qv_rpc_slot`` and ``qv_rpc_slots_behind`` by redacted URL."""
+
+    def collect(self):
+        from django.conf import settings
+
+        slot = GaugeMetricFamily("qv_rpc_slot", "Confirmed slot of each RPC endpoint", labels=["url"])
+        behind = GaugeMetricFamily(
+            "qv_rpc_slots_behind", "Slots each RPC endpoint is behind the highest (NaN: no answer)", labels=["url"]
+        )
+        for url, reading in rpc_slots(list(settings.QV_RPC_URLS)).items():
+            if reading["slot"] is not None:
+                slot.add_metric([url], reading["slot"])
+            behind.add_metric([url], float("nan") if reading["behind"] is None else reading["behind"])
+        yield slot
+        yield behind
+
+
 def render(*, ledger: bool = True) -> bytes:
-    """The Prometheus text exposition of every metric: the ledger collector (when ``ledger``)
-    plus the per-process counters, summed over processes in multiprocess mode."""
+    """The Prometheus text exposition of every metric: the ledger and RPC-slot collectors (when
+    ``ledger``) plus the per-process counters, summed over processes in multiprocess mode."""
     sync_rpc_errors()
     registry = CollectorRegistry()
     if multiprocess_dir():
@@ -179,4 +202,5 @@ def render(*, ledger: bool = True) -> bytes:
         registry.register(RPC_ERRORS)
     if ledger:
         registry.register(LedgerCollector())
+        registry.register(RpcSlotsCollector())
     return generate_latest(registry)

@@ -99,6 +99,26 @@ def test_metrics_count_rpc_errors(client, localnet):
     assert after - before == 2
 
 
+def test_healthz_and_metrics_say_how_far_behind_each_endpoint_is(client, localnet, replica, settings):
+    import math
+
+    settings.QV_METRICS_TOKEN = ""
+    settings.QV_HEALTHZ_TIMEOUT_SECONDS = 1
+    settings.QV_RPC_URLS = [localnet.url, replica.url, DEAD_URL]
+    localnet.rpc("localnet_advanceSlots", 60)
+    localnet.rpc("localnet_setFaults", {"endpoints": {"replica": {"lagSlots": 50}}})
+    now = localnet.rpc("getSlot")
+    rpc = client.get("/healthz").json()["checks"]["rpc"]
+    assert rpc["slots"] == {localnet.url: {"slot": now, "behind": 0}, replica.url: {"slot": now - 50, "behind": 50},
+                            DEAD_URL: {"slot": None, "behind": None}}
+    values = samples(client)
+    assert values[("qv_rpc_slot", (("url", localnet.url),))] == now
+    assert values[("qv_rpc_slots_behind", (("url", localnet.url),))] == 0
+    assert values[("qv_rpc_slots_behind", (("url", replica.url),))] == 50
+    assert math.isnan(values[("qv_rpc_slots_behind", (("url", DEAD_URL),))])
+    assert ("qv_rpc_slot", (("url", DEAD_URL),)) not in values
+
+
 def test_metrics_survive_a_database_outage(client):
     real_name = connection.settings_dict["NAME"]
     connection.close()
