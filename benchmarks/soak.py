@@ -3,7 +3,13 @@ while the local node drops sends, loses responses, answers 429/503 and delivers 
 withdraws, with one worker process SIGKILLed mid-payout and restarted.
 
 The closes arrive in waves; every ``storm_every``-th wave runs under the full fault mix (the
-others are calm), and a second process (the *worker*) drains the same queue as this one — one
+others are calm). With a replica (a second URL in front of the same node, the node's server named
+``replica``: every process's pool lists both), the calm wave halfway between two storms is a
+*lagging-replica* wave: the primary answers ``getSignatureStatuses`` with HTTP 503/429 (a
+provider rate-limiting heavy methods) and the replica answers everything ``LAG_SLOTS`` slots
+behind, so every status is read from behind while the primary's height runs ahead (a payout
+decided "expired" there would be re-signed). A second process (the *worker*) drains the same
+queue as this one — one
 is SIGKILLed as soon as it has recorded a payout attempt (between "recorded" and "confirmed"),
 then a new worker is started and runs to the end. Both processes run the engine's own entry
 points: ``process_pending``, the IOU retry sweep (``claim_due_ious`` + ``retry_iou``) and the
@@ -23,14 +29,17 @@ no attempt undecided, no IOU open). Then, read from the chain and the database:
   ``getTransaction`` (amount, mint, destination) and every agent wallet scanned for payouts the
   ledger lacks;
 * **stuck** (must be 0): IOUs left ``processing``, distributions ``pending``/``processing``,
-  attempts ``prepared``/``sent``.
+  attempts ``prepared``/``sent``;
+* **landed per chain**: attempts the ledger had recorded expired or failed that were later
+  applied as landed (``landed_per_chain`` alerts; 0 when no decision was wrong).
 
 It prints those figures and the elapsed time. ``run_soak`` is also run small by the test suite
 (``tests/ops/test_soak.py``).
 
 Usage: ``.venv/bin/python benchmarks/soak.py [--closes 10000 --subscriptions 200 --creators 10]``
 (PostgreSQL at 127.0.0.1:5432; database ``qv_soak``, wiped; no Redis: the processes call the
-engine directly; it starts its own local node as a separate process on a free port).
+engine directly; it starts its own local node as a separate process on a free port, with its
+replica on another).
 
 Speed: the node's clock is manual, so a dropped send never confirms by itself; the soak's
 gateways wait ``--confirm-timeout`` (0.25 s) for a send instead of the production 60 s and leave
@@ -60,6 +69,13 @@ STORM = {"dropRate": 0.1, "dropPrograms": [TOKEN_PROGRAM], "loseResponseRate": 0
          "httpErrorRate": 0.05, "partialWithdrawRatio": 0.6}
 CONFIRM_TIMEOUT = 0.25  # seconds a soak process waits for a send (see the module docstring)
 SLOTS_PAST_EXPIRY = 151  # a blockhash is valid for 150 blocks
+# The lagging-replica wave: the replica is more than a blockhash's lifetime behind, so after one
+# drain round the primary's height is past a payout's last valid block height while the replica
+# (the only endpoint answering statuses) has not seen it land yet.
+LAG_SLOTS = 200
+LAGGING = {"endpoints": {"primary": {"httpErrorRate": 1.0, "httpErrorMethods": ["getSignatureStatuses"]},
+                         "replica": {"lagSlots": LAG_SLOTS}}}
+SLOT_PROBE_SECONDS = 1  # the soak's pools read their endpoints' slots this often (production: 10)
 WORKER_SCRIPT = """
 import django
 django.setup()
@@ -98,14 +114,18 @@ class SoakResult:
     worker_restarted: bool = False
     rounds: int = 0
     storm_waves: int = 0
+    lag_waves: int = 0
+    landed_per_chain: int = 0
     phase_seconds: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)
     ious_by_reason: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when every check holds (nothing double paid, unbalanced, unreconciled or stuck)."""
-        return not (self.double_payments or self.chain_landed_unrecorded or self.unbalanced or self.dust_off
+        """True when every check holds (nothing double paid, unbalanced, unreconciled or stuck, and
+        no payout decided unlanded that the chain later showed landed)."""
+        return not (self.double_payments or self.chain_landed_unrecorded or self.landed_per_chain
+                    or self.unbalanced or self.dust_off
                     or self.creators_off or self.reconciliation_mismatches or self.reconciliation_unrecorded
                     or self.reconciliation_error or self.reconciliation_matched != self.payouts
                     or self.stuck_ious or self.stuck_distributions or self.stuck_attempts or self.still_owed)
@@ -114,7 +134,8 @@ class SoakResult:
         """The report, one figure per line."""
         return [
             f"closes: {self.closes} across {self.subscriptions} subscriptions and {self.creators} creators "
-            f"in {self.seconds:.1f} s ({self.storm_waves} storm waves, {self.rounds} drain rounds; "
+            f"in {self.seconds:.1f} s ({self.storm_waves} storm waves, {self.lag_waves} lagging-replica waves, "
+            f"{self.rounds} drain rounds; "
             + ", ".join(f"{k} {v:.1f} s" for k, v in self.phase_seconds.items()) + ")",
             f"paid: {self.paid} USDC base units in {self.payouts} landed payouts ({self.attempts} attempts signed); "
             f"carried as dust: {self.carried}; still owed: {self.still_owed}",
@@ -128,6 +149,7 @@ class SoakResult:
             f"stuck at the end: {self.stuck_ious} IOUs processing, {self.stuck_distributions} distributions "
             f"pending/processing, {self.stuck_attempts} attempts undecided",
             f"worker SIGKILLed mid-payout: {self.killed_worker}; restarted: {self.worker_restarted}",
+            f"attempts recorded expired or failed, later found landed (landed per chain): {self.landed_per_chain}",
             f"IOUs opened, by reason: {self.ious_by_reason}",
             f"errors raised by engine calls (retried by the next round): {self.errors}",
             "RESULT: " + ("OK" if self.ok else "FAILED"),
@@ -255,15 +277,17 @@ def _kill_mid_payout(env: dict, stop_file: Path, timeout: float = 120.0) -> bool
 
 def run_soak(rpc_url: str, *, closes: int, subscriptions: int, creators: int, seed: int = 1,
              worker_env: dict | None = None, gateway=None, waves: int = 10, storm_every: int = 4,
-             confirm_timeout: float = CONFIRM_TIMEOUT, max_rounds: int = 200,
+             replica_url: str | None = None, confirm_timeout: float = CONFIRM_TIMEOUT, max_rounds: int = 200,
              work_dir: Path | None = None, log=None) -> SoakResult:
     """Run the soak on the configured database against the node at ``rpc_url`` (settings
     must point the engine's gateway there) and return its figures (see the module docstring).
 
     ``closes`` are spread round-robin over ``subscriptions`` of ``creators`` bots (rates 2.5–10 %,
     a few closes below the dust threshold); they arrive in ``waves``, every ``storm_every``-th
-    (from the first) under the fault mix ``STORM``. ``worker_env``: environment of the second
-    process (the database and node this one uses; None: no worker, nothing killed);
+    (from the first) under the fault mix ``STORM``. ``replica_url``: the node's replica (its
+    server named ``replica``), listed after ``rpc_url`` by every process's pool; given, each calm
+    wave ``storm_every // 2`` after a storm runs ``LAGGING``. ``worker_env``: environment of the
+    second process (the database and node this one uses; None: no worker, nothing killed);
     ``gateway``: this process's chain gateway (default: the engine's); its confirm timeout is set
     to ``confirm_timeout`` seconds. ``max_rounds``: drain rounds allowed after the last wave
     before giving up (the figures then show what is stuck). ``log``: a callable for progress
@@ -278,6 +302,7 @@ def run_soak(rpc_url: str, *, closes: int, subscriptions: int, creators: int, se
     from profitshare.models import (
         IOU,
         AgentWallet,
+        Alert,
         AttemptStatus,
         CreatorWallet,
         Distribution,
@@ -345,8 +370,11 @@ def run_soak(rpc_url: str, *, closes: int, subscriptions: int, creators: int, se
                                      realized_pnl=pnl, kind="full", closed_at=datetime.now(UTC)))
         phase("intake")
         storm = wave % storm_every == 0
+        lagging = replica_url is not None and not storm and wave % storm_every == storm_every // 2
         result.storm_waves += storm
-        _rpc(client, rpc_url, "localnet_setFaults", {**STORM, "seed": seed * 1000 + wave} if storm else {})
+        result.lag_waves += lagging
+        faults = STORM if storm else LAGGING if lagging else {}
+        _rpc(client, rpc_url, "localnet_setFaults", {**faults, "seed": seed * 1000 + wave} if faults else {})
         if wave == 0 and worker_env is not None:
             result.killed_worker = _kill_mid_payout(worker_env, stop_file)
             worker = _start_worker(worker_env, stop_file)  # restarted: drains alongside until the end
@@ -355,8 +383,9 @@ def run_soak(rpc_url: str, *, closes: int, subscriptions: int, creators: int, se
             drain(gateway, errors=errors)
             _rpc(client, rpc_url, "localnet_advanceSlots", SLOTS_PAST_EXPIRY)
             result.rounds += 1
-        log(f"wave {wave + 1}/{waves} ({'storm' if storm else 'calm'}) done at {time.monotonic() - started:.0f} s")
-        phase("storm waves" if storm else "calm waves")
+        kind = "storm" if storm else "lagging replica" if lagging else "calm"
+        log(f"wave {wave + 1}/{waves} ({kind}) done at {time.monotonic() - started:.0f} s")
+        phase(f"{kind} waves")
 
     # --- the outage ends: everything must settle -----------------------------------------------------
     _rpc(client, rpc_url, "localnet_setFaults", {})
@@ -422,6 +451,7 @@ def run_soak(rpc_url: str, *, closes: int, subscriptions: int, creators: int, se
     result.still_owed = IOU.objects.filter(status__in=IouStatus.ACTIVE).aggregate(
         t=Sum(F("amount") - F("paid_amount")))["t"] or 0
     result.ious_by_reason = dict(IOU.objects.values_list("reason").annotate(n=Count("id")).order_by("reason"))
+    result.landed_per_chain = Alert.objects.filter(kind="landed_per_chain").count()
     phase("checks")
     client.close()
     result.seconds = time.monotonic() - started
@@ -434,23 +464,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_node(env: dict) -> tuple[subprocess.Popen, str]:
+def _start_node(env: dict) -> tuple[subprocess.Popen, str, str]:
     """The local node as its own process (manual clock), so it does not share a GIL with the
-    soak's engine; returns it and its URL once it answers."""
+    soak's engine, serving its replica on a second port; returns it and both URLs once they
+    answer."""
     import httpx
 
-    port = _free_port()
+    port, replica_port = _free_port(), _free_port()
     node = subprocess.Popen(
-        [sys.executable, "manage.py", "localnet", "--port", str(port), "--slot-ms", "0",
-         "--pnl-pool", str(10**9 * 10**6)],
+        [sys.executable, "manage.py", "localnet", "--port", str(port), "--replica-port", str(replica_port),
+         "--slot-ms", "0", "--pnl-pool", str(10**9 * 10**6)],
         cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    urls = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{replica_port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=2).json()["result"] == "ok":
-                return node, url
+            if all(httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, timeout=2).json()["result"] == "ok"
+                   for url in urls):
+                return node, *urls
         except (httpx.HTTPError, KeyError, ValueError):
             time.sleep(0.2)
     os.killpg(node.pid, signal.SIGKILL)
@@ -483,8 +515,9 @@ def main() -> None:
         "QV_DEBUG": os.environ.get("QV_DEBUG", "1"),  # development settings (DEBUG is off by default)
     }
     env.pop("REDIS_URL", None)
-    node, url = _start_node(env)
-    env["SOLANA_RPC_URLS"] = url
+    node, url, replica = _start_node(env)
+    env["SOLANA_RPC_URLS"] = f"{url},{replica}"
+    env["QV_RPC_SLOT_PROBE_SECONDS"] = str(SLOT_PROBE_SECONDS)
     os.environ.update(env)
     import django
 
@@ -497,7 +530,7 @@ def main() -> None:
 
         result = run_soak(url, closes=args.closes, subscriptions=args.subscriptions, creators=args.creators,
                           seed=args.seed, worker_env=env, gateway=default_gateway(), waves=args.waves,
-                          storm_every=args.storm_every, confirm_timeout=args.confirm_timeout,
+                          storm_every=args.storm_every, replica_url=replica, confirm_timeout=args.confirm_timeout,
                           log=lambda line: print(line, flush=True))
     finally:
         os.killpg(node.pid, signal.SIGTERM)
