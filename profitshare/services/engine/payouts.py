@@ -12,7 +12,7 @@ from django.utils import timezone
 from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import ChainError, TransactionFailed
 from profitshare.chain.payouts import SignedPayout
-from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.chain.transactions import SignedTransaction, describe_error, program_ids_of
 from profitshare.db.bulk import insert_rows
 from profitshare.models import (
     AttemptStatus,
@@ -130,15 +130,19 @@ def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: 
     gateway = batch.gateway
     refused: list[tuple[PayoutAttempt, str]] = []
     pending: dict[str, int] = {}
-    results = gateway.send_many([
-        SignedTransaction(a.signature, bytes(a.raw_transaction), a.blockhash, a.last_valid_block_height, ())
+    signed = {
+        a.signature: SignedTransaction(
+            a.signature, bytes(a.raw_transaction), a.blockhash, a.last_valid_block_height,
+            program_ids_of(a.raw_transaction),
+        )
         for a in attempts
-    ])
+    }
+    results = gateway.send_many(list(signed.values()))
     for attempt in attempts:
         error = results[attempt.signature]
         if isinstance(error, TransactionFailed) and first_send:
             # refused by preflight: it never landed and these bytes cannot
-            refused.append((attempt, f"TransactionFailed: {describe_error(error.err)}"))
+            refused.append((attempt, f"TransactionFailed: {describe_error(error.err, signed[attempt.signature].program_ids)}"))
             continue
         if error is not None:
             logger.info("send of %s: %s (decided by status)", attempt.signature, error)
@@ -161,7 +165,8 @@ def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: 
         elif status.state == "landed":
             landed.append((attempt, status.slot))
         else:
-            failed.append((attempt, AttemptStatus.FAILED, f"TransactionFailed: {describe_error(status.err)}"))
+            failed.append((attempt, AttemptStatus.FAILED,
+                           f"TransactionFailed: {describe_error(status.err, signed[signature].program_ids)}"))
     _mark(batch, failed + expired)
     apply_landed(batch, landed)
     return [a for a, _, _ in expired]
