@@ -419,6 +419,12 @@ class RpcPool:
     def _call_on(self, ep: _Endpoint, body_id: int, method: str, params: Sequence[Any], timeout: dict) -> Any:
         """One JSON-RPC call on ``ep``: its ``result``, ``_Retryable``, or ``RpcRequestError``."""
         body = {"jsonrpc": "2.0", "id": body_id, "method": method, "params": list(params)}
+        return self._result(ep, method, self._post(ep, method, body, timeout))
+
+    def _post(self, ep: _Endpoint, method: str, body: Any, timeout: dict) -> Any:
+        """POST an idempotent JSON-RPC request (one call or a batch) to ``ep``; the decoded JSON.
+        Raises ``_Retryable`` (HTTP 429/5xx, transport errors, an unparsable body) or
+        ``RpcRequestError`` (another HTTP error)."""
         try:
             response = ep.http.post(ep.url, json=body, **timeout)
             response.raise_for_status()
@@ -429,10 +435,41 @@ class RpcPool:
                 raise RpcRequestError(method, None, str(exc)) from exc
             raise retryable from exc
         try:
-            payload = response.json()
+            return response.json()
         except ValueError as exc:
             raise _Retryable("bad_body", f"unparsable response: {exc}") from exc
-        return self._result(ep, method, payload)
+
+    def call_batch(self, method: str, params: Sequence[Sequence[Any]]) -> list[Any]:
+        """Call an idempotent JSON-RPC ``method`` once per entry of ``params`` in one JSON-RPC
+        batch request (JSON-RPC 2.0, "Batch"); same retries and failover as ``call`` for the
+        request as a whole. Returns, in order, each call's ``result`` or the
+        ``RpcRequestError`` its JSON-RPC error object raised (one call's error does not fail
+        the others). Raises ``RpcUnavailable`` when no endpoint answers the batch."""
+        if not params:
+            return []
+        ids = [next(self._ids) for _ in params]
+        body = [
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(p)}
+            for request_id, p in zip(ids, params, strict=True)
+        ]
+
+        def attempt(ep: _Endpoint) -> list[Any]:
+            payload = self._post(ep, method, body, {})
+            try:
+                answers = {a["id"]: a for a in payload}
+            except (TypeError, KeyError) as exc:
+                raise _Retryable("bad_body", f"unparsable batch response: {exc}") from exc
+            out: list[Any] = []
+            for request_id in ids:
+                if request_id not in answers:
+                    raise _Retryable("bad_body", f"batch response lacks id {request_id}")
+                try:
+                    out.append(self._result(ep, method, answers[request_id]))
+                except RpcRequestError as exc:
+                    out.append(exc)
+            return out
+
+        return self._run(method, attempt, rounds=self.max_attempts)
 
     def _result(self, ep: _Endpoint, method: str, payload: Any) -> Any:
         if not isinstance(payload, dict):

@@ -10,7 +10,13 @@ from profitshare.models.closes import CloseKind, Distribution, DistributionStatu
 from profitshare.models.earnings import EarningsDay, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
 from profitshare.models.notices import CreatorNotices, TelegramLinkCode, TelegramUpdateOffset
-from profitshare.models.payouts import AttemptStatus, DriftAction, DriftActionKind, PayoutAttempt, PayoutPath
+from profitshare.models.payouts import (
+    AttemptStatus,
+    DriftAction,
+    DriftActionKind,
+    PayoutAttempt,
+    PayoutPath,
+)
 from profitshare.models.siws import SiwsNonce as SiwsNonce
 from profitshare.models.subscriptions import Subscription, SubscriptionStatus
 from profitshare.models.wallets import AgentWallet, CreatorWallet

@@ -17,6 +17,7 @@ from profitshare.models import (
     IouReason,
     IouStatus,
     PayoutAttempt,
+    PayoutPath,
     Subscription,
     SubscriptionStatus,
 )
@@ -31,10 +32,13 @@ from profitshare.services.engine.batch import Batch, Item, group
 def apply_landed(
     batch: Batch, landed: list[tuple[PayoutAttempt, int | None]], *, reason: str = "payout landed"
 ) -> dict[int, int]:
-    """Apply landed payouts to the ledger exactly once (idempotent per attempt); ``reason`` goes
-    into the audit events. A distribution is credited at most what it still owes: returns
-    ``{attempt pk: base units it paid beyond that}`` for each attempt that paid more than was
-    owed (a double payment, which the design makes impossible; the caller alerts), else ``{}``."""
+    """Apply landed payouts to the ledger exactly once (idempotent per attempt): paid and owed
+    move by the attempt's amount, funds it used leave ``withdrawn``, an atomic attempt also
+    marks the distribution settled, and the IOU, earnings, audit (``reason``) and webhooks
+    follow in the same database transaction. A distribution is credited at most what it still
+    owes: returns ``{attempt pk: base units it paid beyond that}`` for each attempt that paid
+    more than was owed (a double payment, which the design makes impossible; the caller
+    alerts), else ``{}``."""
     if not landed:
         return {}
     now = timezone.now()
@@ -63,6 +67,8 @@ def apply_landed(
             dist.paid += credited
             dist.owed -= credited
             dist.withdrawn -= min(dist.withdrawn, attempt.amount)
+            if attempt.path == PayoutPath.ATOMIC:  # its settle and withdraw happened inside it
+                dist.settled = True
             before_status, dist.status = dist.status, settled_status(dist)
             events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
                                  reason=reason, signature=attempt.signature, amount=credited,
@@ -83,10 +89,10 @@ def apply_landed(
         for slot, pks in by_slot.items():  # a batch lands in one or a few slots
             PayoutAttempt.objects.filter(pk__in=pks).update(status=AttemptStatus.LANDED, slot=slot, resolved_at=now)
         # rows are locked and their final values computed above: one UPDATE per distinct result
-        finals = [((d.paid, d.owed, d.withdrawn, d.status), d.pk) for d in dists.values()]
-        for (paid, owed, withdrawn, status), pks in group(finals).items():
+        finals = [((d.paid, d.owed, d.withdrawn, d.status, d.settled), d.pk) for d in dists.values()]
+        for (paid, owed, withdrawn, status, settled), pks in group(finals).items():
             Distribution.objects.filter(pk__in=pks).update(
-                paid=paid, owed=owed, withdrawn=withdrawn, status=status, updated_at=now
+                paid=paid, owed=owed, withdrawn=withdrawn, status=status, settled=settled, updated_at=now
             )
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
