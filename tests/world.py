@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -96,3 +99,31 @@ def owe_for_lack_of_sol(localnet, gateway, pnl: int = 40_000_000, **world_kwargs
     distribution = world.close(pnl).distribution
     process_distribution(distribution.pk, gateway=gateway)
     return world, distribution, IOU.objects.get(distribution=distribution)
+
+
+@contextlib.contextmanager
+def wallet_held_elsewhere(agent_pubkey: str) -> Iterator[None]:
+    """Another worker (a thread with its own database connection) holds the agent wallet's
+    payout lock while the block runs; released when it ends."""
+    from django.db import connection
+
+    from profitshare.services.locks import agent_wallet_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with agent_wallet_lock(agent_pubkey, timeout=5):
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    try:
+        assert held.wait(10), "the other worker never took the lock"
+        yield
+    finally:
+        release.set()
+        worker.join()

@@ -7,11 +7,9 @@ whether it landed, and nothing is ever sent again for it."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from profitshare.chain.errors import TransactionFailed
@@ -28,12 +26,11 @@ from profitshare.models import (
 )
 from profitshare.services import earnings, ious
 from profitshare.services.engine import process_distribution, retry_iou
-from profitshare.services.locks import agent_wallet_lock
 from profitshare.services.reconciliation import reconcile
 from profitshare.services.resolver import resolve_stale
 from tests.chain.gateway_support import make_gateway
 from tests.chain.test_gateway_rpc import dead_url
-from tests.world import make_world
+from tests.world import make_world, wallet_held_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHARE = 3_000_000  # 10 % of a 30 USDC close
@@ -144,26 +141,10 @@ def test_a_payout_paid_twice_is_said_so_and_the_books_still_balance(localnet, ga
 
 def test_a_busy_wallet_is_left_for_the_next_run(localnet, gateway):
     world, dist, first = wrongly_expired(localnet, gateway)
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with agent_wallet_lock(world.subscription.agent_wallet.pubkey, timeout=5):
-                held.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=hold)
-    worker.start()
-    try:
-        assert held.wait(10)
+    with wallet_held_elsewhere(world.subscription.agent_wallet.pubkey):
         report = reconcile(gateway=gateway)
         assert [m["kind"] for m in report.mismatches] == []
         assert PayoutAttempt.objects.get(pk=first.pk).status == AttemptStatus.EXPIRED
-    finally:
-        release.set()
-        worker.join()
     reconcile(gateway=gateway)  # the bookmark did not move: the signature is read again
     assert_paid_per_chain(world, dist, first)
 

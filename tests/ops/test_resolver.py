@@ -4,11 +4,9 @@ real local node — paid exactly once, never reset blind."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from profitshare.models import (
@@ -21,10 +19,9 @@ from profitshare.models import (
 )
 from profitshare.services import ious
 from profitshare.services.engine import process_distribution
-from profitshare.services.locks import agent_wallet_lock
 from profitshare.services.resolver import resolve_stale
 from tests.chain.gateway_support import make_gateway
-from tests.world import make_world
+from tests.world import make_world, wallet_held_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -105,25 +102,9 @@ def test_an_iou_claimed_by_a_worker_that_died_is_retried(localnet, gateway):
 def test_a_busy_wallet_is_skipped_and_nothing_changes(localnet, gateway):
     world = make_world(localnet)
     dist_id = world.close(30_000_000).distribution.pk
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        try:
-            with agent_wallet_lock(world.subscription.agent_wallet.pubkey, timeout=5):
-                held.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=hold)
-    worker.start()
-    try:
-        assert held.wait(10)
+    with wallet_held_elsewhere(world.subscription.agent_wallet.pubkey):
         counts = resolve_stale(gateway=gateway, now=timezone.now() + LATER)
         assert (counts["distributions"], counts["busy"]) == (0, 1)
         assert Distribution.objects.get(pk=dist_id).status == DistributionStatus.PENDING
-    finally:
-        release.set()
-        worker.join()
     assert resolve_stale(gateway=gateway, now=timezone.now() + LATER)["distributions"] == 1
     assert world.creator_usdc() == 3_000_000
