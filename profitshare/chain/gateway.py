@@ -258,12 +258,14 @@ class ChainGateway(BatchOps):
         """The ``SignatureStatus`` of one ``signature`` (see ``BatchOps.statuses`` for many)."""
         return self.transactions.signature_status(signature)
 
-    def read_payout(self, signature: str) -> LandedPayout | None:
+    def read_payout(self, signature: str, *, landed_slot: int | None = None) -> LandedPayout | None:
         """The payout transaction ``signature`` as recorded on chain, or None if not found.
+        ``landed_slot``: the slot it is recorded to have landed in: only an endpoint that has
+        reached it answers (see ``Transactions.get_transaction``).
 
         Raises ``NotAPayout`` if that transaction is not a payout.
         """
-        tx = self.transactions.get_transaction(signature)
+        tx = self.transactions.get_transaction(signature, seen_slot=landed_slot)
         return None if tx is None else parse_landed_payout(tx)
 
     # --- Drift -----------------------------------------------------------------------------------

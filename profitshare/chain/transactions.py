@@ -234,13 +234,23 @@ class Transactions:
             out[tx.signature] = None if error is None else _refusal(tx, error)
         return out
 
-    def get_transaction(self, signature: str) -> dict | None:
-        """``getTransaction`` (json encoding, ``confirmed``, v0 allowed) as raw JSON, or None."""
-        return self.pool.call(
-            "getTransaction",
-            signature,
-            {"encoding": "json", "commitment": "confirmed", "maxSupportedTransactionVersion": 0},
-        )
+    def get_transaction(self, signature: str, *, seen_slot: int | None = None) -> dict | None:
+        """``getTransaction`` (json encoding, ``confirmed``, v0 allowed) as raw JSON, or None.
+
+        ``seen_slot``: the slot the transaction is recorded to have landed in; the answer then
+        comes from one endpoint that has reached it (``getSlot`` with that ``minContextSlot``,
+        then ``getTransaction`` on the same endpoint), so None never means "a node behind has
+        not seen it yet" (docs/design.md, "Expired only from a caught-up node"); raises
+        ``RpcUnavailable`` when no endpoint has."""
+        config = {"encoding": "json", "commitment": "confirmed", "maxSupportedTransactionVersion": 0}
+        if seen_slot is None:
+            return self.pool.call("getTransaction", signature, config)
+
+        def read(endpoint):
+            endpoint.call("getSlot", {"commitment": "confirmed", "minContextSlot": seen_slot})
+            return endpoint.call("getTransaction", signature, config)
+
+        return self.pool.on_one_endpoint("getTransaction", read)
 
 
 def _refusal(signed: SignedTransaction, exc: RpcRequestError) -> Exception | None:

@@ -4,7 +4,8 @@ Two directions, both read from the chain with the gateway:
 
 1. **Ours -> chain.** Every payout attempt recorded ``landed`` within
    ``QV_RECONCILE_WINDOW_HOURS`` and not read back by an earlier run (``ReconciledAttempt``) is
-   read back with ``getTransaction`` (``read_payout``): it must exist, have succeeded, and move
+   read back with ``getTransaction`` (``read_payout``, from an endpoint that has reached the
+   attempt's slot: a node behind cannot say it is missing): it must exist, have succeeded, and move
    exactly the recorded ``amount`` of the USDC mint to the recorded ``destination_owner`` /
    ``destination_ata``. Each distribution touched must have ``paid`` equal to the sum of its
    landed attempts. Each attempt is read back once.
@@ -114,7 +115,7 @@ def reconcile(*, gateway: ChainGateway, now=None) -> ReconciliationReport:
             status=AttemptStatus.LANDED, resolved_at__gte=since, reconciliation__isnull=True).order_by("id"))
         for attempt in attempts:
             try:
-                landed = gateway.read_payout(attempt.signature)
+                landed = gateway.read_payout(attempt.signature, landed_slot=attempt.slot)  # "missing" from a node there
             except NotAPayout:
                 landed, problems = None, ["not_a_payout"]
             else:

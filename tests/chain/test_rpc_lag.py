@@ -79,6 +79,7 @@ def test_a_dropped_transfer_expires_only_once_the_answering_replica_passed_its_l
 
 def test_an_endpoint_behind_a_min_context_slot_is_passed_over(localnet, replica):
     gateway = make_gateway(localnet, urls=[replica.url, localnet.url])  # no probes: the replica is tried first
+    localnet.rpc("localnet_advanceSlots", 21)
     lagging(localnet, refuse_statuses=False, lag=20)
     now = localnet.rpc("getSlot")
     before = rpc_error_counts().get((replica.url, "behind"), 0)

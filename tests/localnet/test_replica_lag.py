@@ -20,7 +20,10 @@ def raw(url: str, method: str, *params):
     return response.status_code, response.json()
 
 
-def lag_replica(localnet, slots: int = LAG) -> None:
+def lag_replica(localnet, slots: int = LAG, *, advance: bool = True) -> None:
+    """The replica answers ``slots`` behind (the node first moves that far, so it is past genesis)."""
+    if advance:
+        localnet.rpc("localnet_advanceSlots", slots)
     localnet.rpc("localnet_setFaults", {"endpoints": {"replica": {"lagSlots": slots}}})
 
 
@@ -28,7 +31,7 @@ def test_a_replica_answers_heights_and_blockhashes_as_of_lag_slots_ago(localnet,
     localnet.rpc("localnet_advanceSlots", LAG + 5)
     then = localnet.rpc("getLatestBlockhash")["value"]
     localnet.rpc("localnet_advanceSlots", LAG)
-    lag_replica(localnet)
+    lag_replica(localnet, advance=False)
     now = localnet.rpc("getSlot")
     assert replica.rpc("getSlot") == replica.rpc("getBlockHeight") == now - LAG
     epoch = replica.rpc("getEpochInfo", {"commitment": "finalized"})

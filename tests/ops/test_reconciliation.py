@@ -227,3 +227,19 @@ def test_an_rpc_failure_keeps_the_bookmark_so_nothing_is_skipped(localnet, gatew
     report = reconcile(gateway=gateway)
     assert (report.checked, report.matched) == (1, 1) and report.signatures_scanned >= 3
     assert ReconciliationBookmark.objects.filter(agent_wallet=world.subscription.agent_wallet).exists()
+
+
+def test_a_replica_behind_cannot_say_a_landed_payout_is_missing(localnet, replica, gateway):
+    """docs/design.md, "Expired only from a caught-up node": "not found" counts only from an
+    endpoint that has reached the slot the payout landed in."""
+    localnet.rpc("localnet_advanceSlots", 60)  # a replica 50 slots behind is behind genesis + 10
+    paid_world(localnet, gateway, 50_000_000)
+    localnet.rpc("localnet_setFaults", {"endpoints": {"replica": {"lagSlots": 50}}})
+    assert replica.rpc("getTransaction", PayoutAttempt.objects.get().signature, {"encoding": "json"}) is None
+    only_behind = reconcile(gateway=make_gateway(localnet, urls=[replica.url], max_attempts=1))
+    assert "RpcUnavailable" in only_behind.error and only_behind.checked == 0
+    assert not Alert.objects.filter(kind="reconciliation_mismatch").exists()
+    assert not ReconciledAttempt.objects.exists()  # not read: the next run reads it
+    behind_first = make_gateway(localnet, urls=[replica.url, localnet.url])  # no slot probes: the replica is asked first
+    report = reconcile(gateway=behind_first)
+    assert (report.checked, report.matched, report.mismatched, report.error) == (1, 1, 0, "")
