@@ -165,10 +165,11 @@ def free_port() -> int:
 
 
 def test_command_serves_saves_on_sigint_and_reports_a_busy_port(tmp_path):
-    port = free_port()
+    port, replica_port = free_port(), free_port()
     snapshot = tmp_path / "state.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "manage.py", "localnet", "--port", str(port), "--snapshot", str(snapshot)]
+    command = [sys.executable, "manage.py", "localnet", "--port", str(port), "--snapshot", str(snapshot),
+               "--replica-port", str(replica_port)]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -180,6 +181,12 @@ def test_command_serves_saves_on_sigint_and_reports_a_busy_port(tmp_path):
                 time.sleep(0.1)
         wallet = Keypair().pubkey()
         Client(f"http://127.0.0.1:{port}").request_airdrop(wallet, 42)
+        replica = Client(f"http://127.0.0.1:{replica_port}")  # the same node on a second URL
+        assert replica.get_balance(wallet).value == 42
+        for method, params in (("localnet_advanceSlots", [10]), ("localnet_setFaults", [{"endpoints": {"replica": {"lagSlots": 5}}}])):
+            httpx.post(f"http://127.0.0.1:{port}", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        primary_slot = Client(f"http://127.0.0.1:{port}").get_slot().value
+        assert primary_slot - 5 <= replica.get_slot().value <= primary_slot - 3  # 5 behind a running clock
         busy = subprocess.run(
             [sys.executable, "manage.py", "localnet", "--port", str(port)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
