@@ -16,6 +16,11 @@ from profitshare.services.errors import Conflict, InvalidInput
 from profitshare.services.locks import lock_referral_wallets
 
 
+class InvalidReferralAddress(InvalidInput):
+    """``field`` (``wallet`` or ``referrer_wallet``) is not a valid Solana address (422 naming it;
+    ``profitshare.chain.addresses.parse_address`` says why)."""
+
+
 class SelfReferral(InvalidInput):
     """A wallet cannot refer itself (422 on ``referrer_wallet``)."""
 
@@ -47,8 +52,8 @@ def link_referral(wallet: str, referrer_wallet: str, *, actor: str = PLATFORM) -
     """Record that ``referrer_wallet`` referred ``wallet`` (both base58 Solana addresses).
 
     Returns ``(referral, created)``: ``created`` is False when exactly this link was already
-    recorded (nothing written). Raises, with nothing written: ``InvalidInput`` on ``wallet`` or
-    ``referrer_wallet`` for an invalid address (``profitshare.chain.addresses.parse_address``),
+    recorded (nothing written). Raises, with nothing written: ``InvalidReferralAddress`` on
+    ``wallet`` or ``referrer_wallet`` (``profitshare.chain.addresses.parse_address`` refused it),
     ``SelfReferral``, ``ReferralConflict`` (``wallet`` has another referrer) or ``ReferralCycle``.
     Writes the link and a ``referral`` audit event in one transaction.
 
@@ -66,8 +71,8 @@ def link_referral(wallet: str, referrer_wallet: str, *, actor: str = PLATFORM) -
     PostgreSQL may end a deadlock by failing one transaction (the API answers 503; nothing is
     written and the request can be sent again).
     """
-    wallet = validate_wallet_address("wallet", wallet)
-    referrer_wallet = validate_wallet_address("referrer_wallet", referrer_wallet)
+    wallet = _address("wallet", wallet)
+    referrer_wallet = _address("referrer_wallet", referrer_wallet)
     if wallet == referrer_wallet:
         raise SelfReferral()
     with transaction.atomic():
@@ -82,6 +87,13 @@ def link_referral(wallet: str, referrer_wallet: str, *, actor: str = PLATFORM) -
         referral = Referral.objects.create(wallet=wallet, referrer_wallet=referrer_wallet)
         record_event("referral", wallet, actor=actor, to_status="linked", referrer_wallet=referrer_wallet)
     return referral, True
+
+
+def _address(field: str, value: object) -> str:
+    try:
+        return validate_wallet_address(field, value)
+    except InvalidInput as exc:
+        raise InvalidReferralAddress(exc.field, exc.message) from exc
 
 
 def _lock_trees(wallet: str, referrer_wallet: str) -> None:

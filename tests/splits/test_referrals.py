@@ -16,6 +16,7 @@ from profitshare.selectors.referrals import referral_chain, referral_root, refer
 from profitshare.services.errors import Conflict, InvalidInput
 from profitshare.services.locks import advisory_key
 from profitshare.services.referrals import (
+    InvalidReferralAddress,
     ReferralConflict,
     ReferralCycle,
     SelfReferral,
@@ -69,8 +70,9 @@ def test_a_self_referral_is_refused():
 def test_an_invalid_address_is_refused_naming_its_field(field, bad):
     args = dict(zip(("wallet", "referrer_wallet"), wallets(2), strict=True))
     args[field] = bad
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(InvalidReferralAddress) as caught:
         link_referral(**args)
+    assert isinstance(caught.value, InvalidInput)
     assert caught.value.field == field and "not a valid Solana address" in caught.value.message
     assert state() == ([], 0)
 
