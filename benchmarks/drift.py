@@ -1,8 +1,11 @@
-"""Drift on the local node: compute units and time of the product's settle and withdraw.
+"""Drift on the local node: compute units and time of the product's settle, withdraw and
+one-transaction payout.
 
-Prints, for ``--n`` subscribers, the compute units Drift consumed and the node's execution time
+Prints, for ``--n`` subscribers, the compute units consumed and the node's execution time
 (LiteSVM, in-process, no HTTP) of ``settle_pnl`` and ``withdraw`` transactions built by the
-product's own Drift adapter (``DriftpyAdapter``), next to a plain SPL ``transfer_checked`` measured
+product's own Drift adapter (``DriftpyAdapter``) and of the one-transaction payout (settle +
+withdraw + the creator's ATA when new + ``transfer_checked`` + memo, as the engine builds it),
+next to a plain SPL ``transfer_checked`` measured
 in the same run as the baseline. Also prints what building the instructions costs the adapter
 (its reads answered in-process).
 
@@ -36,6 +39,8 @@ from spl.token.instructions import (  # noqa: E402
 )
 
 from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter  # noqa: E402
+from profitshare.chain.fees import DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT  # noqa: E402
+from profitshare.chain.payouts import payout_instructions  # noqa: E402
 from profitshare.localnet.node import USDC_MINT, LocalNode  # noqa: E402
 
 
@@ -54,10 +59,11 @@ class InProcessPool:
         return {"value": values}
 
 
-def _run(node: LocalNode, signer: Keypair, instructions) -> tuple[int, float]:
+def _run(node: LocalNode, signer: Keypair, instructions, *, budget: bool = True) -> tuple[int, float]:
     blockhash = Hash.from_string(node.ledger.latest_blockhash)
+    prefix = [set_compute_unit_limit(200_000)] if budget else []
     tx = VersionedTransaction.from_legacy(
-        Transaction([signer], Message([set_compute_unit_limit(200_000), *instructions], signer.pubkey()), blockhash)
+        Transaction([signer], Message([*prefix, *instructions], signer.pubkey()), blockhash)
     )
     started = time.perf_counter()
     record = node.send_transaction_parsed(tx, bytes(tx), preflight=True)
@@ -81,9 +87,13 @@ def main(argv=None) -> None:
         node.airdrop(agent.pubkey(), 10**9)
         node.drift.deposit(agent.pubkey(), 0, 1_000_000_000)
         node.drift.realize_pnl(agent.pubkey(), 0, 10_000_000)
+        node.drift.realize_pnl(agent.pubkey(), 0, 10_000_000, 1)  # for the one-transaction payouts
         node.fund_usdc(agent.pubkey(), 1)  # the agent's ATA exists (the engine's usual case)
         agents.append(agent)
-    rows = {"settle_pnl": [], "withdraw": [], "transfer_checked (baseline)": []}
+    rows = {
+        "settle_pnl": [], "withdraw": [], "transfer_checked (baseline)": [],
+        "atomic, settle + new ATA": [], "atomic, no settle, ATA exists": [],
+    }
     build = {"settle_pnl": [], "withdraw": []}
     for agent in agents:
         t = time.perf_counter()
@@ -102,6 +112,16 @@ def main(argv=None) -> None:
             owner=agent.pubkey(), amount=1_000_000, decimals=6,
         ))
         rows["transfer_checked (baseline)"].append(_run(node, agent, [pay]))
+        # the one-transaction payout: settle (market 1) + withdraw + creator's ATA + transfer + memo
+        for market, new_creator in ((1, True), (None, False)):
+            drift = adapter.build_payout_instructions(agent, 0, market, 0, 1_000_000, user_token_account=ata)
+            paid = Keypair().pubkey() if new_creator else creator
+            atomic = payout_instructions(
+                agent.pubkey(), paid, USDC_MINT, 1_000_000, "qv:bench", compute_unit_limit=DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT,
+                compute_unit_price=0, create_destination_ata=new_creator, drift=drift,
+            )
+            name = "atomic, settle + new ATA" if new_creator else "atomic, no settle, ATA exists"
+            rows[name].append(_run(node, agent, [ix for _, ix in atomic], budget=False))
         node.advance_slots(1)
     print(f"{'transaction':<30} {'compute units (min-max)':>24} {'node ms p50':>12} {'p95':>8}")
     for name, samples in rows.items():

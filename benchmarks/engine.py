@@ -3,7 +3,8 @@ creator), paid by a django-q2 cluster with 2 workers on PostgreSQL + the Redis b
 the local node.
 
 Prints confirmed payouts/s, p50/p99 intake-to-confirmed latency (``TradeClose.received_at`` to
-the landed attempt's ``resolved_at``), and the ratio to the bare JSON-RPC transfer rate (one
+the landed attempt's ``resolved_at``), transactions, signatures and lamports per payout and the
+path each payout took, and the ratio to the bare JSON-RPC transfer rate (one
 solana-py client sending pre-built transfers) measured in the same run. Checks from the chain
 that the creator received exactly N shares. Floor: 100 confirmed payouts/s; aim: half the bare
 rate.
@@ -29,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "qv_bench"
+AGENT_LAMPORTS = 100_000_000
 
 
 def free_port() -> int:
@@ -220,7 +222,7 @@ def build_world(url: str, subscribers: int):
             subscription_id=f"bench-{n}", bot_id="bench-bot", subscriber_wallet=str(Keypair().pubkey()),
             drift_subaccount_id=0, actor="bench",
         ).subscription
-        call("requestAirdrop", sub.agent_wallet.pubkey, 100_000_000)
+        call("requestAirdrop", sub.agent_wallet.pubkey, AGENT_LAMPORTS)
         call("localnet_driftDeposit", sub.agent_wallet.pubkey, 0, 1_000_000_000)
         subs.append(sub)
     call("localnet_fundUsdc", creator, 1)  # the creator's ATA exists (the common case)
@@ -273,7 +275,30 @@ def run_signal(url: str, subscriptions, creator: str, threads: int):
     if int(ata_amount) != expected or len(landed) != len(subscriptions):
         raise SystemExit(f"chain disagrees: creator holds {ata_amount}, expected {expected}; landed {len(landed)}")
     print(f"first intake to last confirmed: {last - first:.2f} s")
+    print_costs(rpc, subscriptions, len(landed))
     return len(landed) / (last - first), percentile(latencies, 0.5), percentile(latencies, 0.99), len(landed)
+
+
+def print_costs(rpc, subscriptions, paid: int) -> None:
+    """Transactions, signatures and lamports per payout, and which path each payout took: every
+    transaction the engine recorded (payout attempts and Drift actions; each has one signature,
+    the agent's) and what the agents' SOL balances lost (every agent started with 0.1 SOL)."""
+    from collections import Counter
+
+    from profitshare.models import AttemptStatus, DriftAction, PayoutAttempt
+
+    paths = Counter(PayoutAttempt.objects.filter(status=AttemptStatus.LANDED).values_list("path", flat=True))
+    transactions = PayoutAttempt.objects.count() + DriftAction.objects.count()
+    lamports = 0
+    keys = [s.agent_wallet.pubkey for s in subscriptions]
+    for start in range(0, len(keys), 100):
+        answer = rpc.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "getMultipleAccounts",
+                                     "params": [keys[start:start + 100], {"encoding": "base64"}]}).json()
+        lamports += sum(a["lamports"] for a in answer["result"]["value"] if a)
+    spent = len(keys) * AGENT_LAMPORTS - lamports
+    print(f"paths (landed payouts):                      {dict(paths)}")
+    print(f"transactions / signatures per payout:        {transactions / paid:8.2f} / {transactions / paid:.2f}")
+    print(f"lamports per payout (fees and rent):         {spent / paid:10.1f}")
 
 
 if __name__ == "__main__":

@@ -227,6 +227,8 @@ QV_PRIORITY_FEE_MICROLAMPORTS = env_int("QV_PRIORITY_FEE_MICROLAMPORTS", 10_000)
 QV_PAYOUT_COMPUTE_UNIT_LIMIT = env_int("QV_PAYOUT_COMPUTE_UNIT_LIMIT", 60_000)
 # Compute-unit limit of Drift's settle and withdraw transactions (measured 47-73k on Drift v2.84.0).
 QV_DRIFT_COMPUTE_UNIT_LIMIT = env_int("QV_DRIFT_COMPUTE_UNIT_LIMIT", 120_000)
+# Compute-unit limit of the one-transaction payout (settle + withdraw + transfer; see benchmarks/drift.py).
+QV_ATOMIC_COMPUTE_UNIT_LIMIT = env_int("QV_ATOMIC_COMPUTE_UNIT_LIMIT", 200_000)
 # RPC timeouts and retry budget (seconds / attempts) for idempotent reads.
 QV_RPC_TIMEOUT_SECONDS = env_int("QV_RPC_TIMEOUT_SECONDS", 10)
 QV_RPC_MAX_ATTEMPTS = env_int("QV_RPC_MAX_ATTEMPTS", 4)

@@ -25,6 +25,29 @@ Address = Pubkey | str
 
 
 @dataclass(frozen=True)
+class Simulation:
+    """A ``simulateTransaction`` answer: ``err`` (TransactionError JSON or None), ``logs``,
+    ``units`` (compute units consumed), ``accounts`` (raw UiAccount JSON, or None, of each
+    address asked for, after the transaction; empty when it failed) and ``context_slot`` (the
+    slot the simulating node had reached). A simulation is advice, never a record: nothing it
+    says was sent or landed."""
+
+    err: object
+    logs: tuple[str, ...]
+    units: int
+    accounts: tuple[dict | None, ...]
+    context_slot: int
+
+    def token_amount(self, index: int) -> int | None:
+        """Base units held by the ``index``-th asked-for account after the simulated
+        transaction if it is an SPL token account; None when it does not exist or is not."""
+        account = self.accounts[index] if index < len(self.accounts) else None
+        if account is None or account.get("owner") != str(TOKEN_PROGRAM_ID):
+            return None
+        return TokenAccount.from_bytes(base64.b64decode(account["data"][0])).amount
+
+
+@dataclass(frozen=True)
 class WalletState:
     """An owner's ``lamports`` and the base units in its USDC ATA (``usdc``; None: no ATA)."""
 
@@ -99,6 +122,39 @@ class BatchOps:
             time.sleep(poll)
         decided.update({signature: SignatureStatus("unknown") for signature in waiting})
         return decided
+
+    def simulate_many(
+        self, signed: list[SignedTransaction], accounts: dict[str, list[Pubkey]] | None = None
+    ) -> dict[str, Simulation | Exception]:
+        """``simulateTransaction`` of each signed transaction (as signed: its own blockhash,
+        signature verification off, ``confirmed``), 100 per JSON-RPC batch. ``accounts``:
+        ``{signature: [address, ...]}`` whose post-transaction state to return. Returns
+        ``{signature: Simulation}``, or the ``RpcRequestError`` a node answered for one (e.g.
+        a malformed transaction). Raises ``RpcUnavailable`` when no endpoint answers."""
+        accounts = accounts or {}
+        out: dict[str, Simulation | Exception] = {}
+        for start in range(0, len(signed), 100):
+            chunk = signed[start : start + 100]
+            params = []
+            for tx in chunk:
+                config: dict = {
+                    "encoding": "base64", "sigVerify": False, "replaceRecentBlockhash": False,
+                    "commitment": "confirmed",
+                }
+                if accounts.get(tx.signature):
+                    config["accounts"] = {"encoding": "base64", "addresses": [str(a) for a in accounts[tx.signature]]}
+                params.append([base64.b64encode(tx.raw).decode(), config])
+            for tx, answer in zip(chunk, self.pool.call_batch("simulateTransaction", params), strict=True):
+                if isinstance(answer, Exception):
+                    out[tx.signature] = answer
+                    continue
+                value = answer["value"]
+                out[tx.signature] = Simulation(
+                    err=value.get("err"), logs=tuple(value.get("logs") or ()),
+                    units=int(value.get("unitsConsumed") or 0), accounts=tuple(value.get("accounts") or ()),
+                    context_slot=int(answer["context"]["slot"]),
+                )
+        return out
 
     def send_signed(self, signed: SignedTransaction) -> None:
         """Send signed bytes once; errors as ``Transactions.send``."""

@@ -9,14 +9,16 @@ Rules (Solana docs, "Fees"; "Compute budget"; SPL Token docs):
   2,039,280 lamports (read from ``getMinimumBalanceForRentExemption``, never hard-coded into a
   decision), paid by the payer of ``create_idempotent_associated_token_account``.
 
-A payout is the Drift withdraw transaction (optional: omitted when the USDC already sits in the
-agent's token account) and the ``transfer_checked`` transaction, each signed by the agent only.
+A payout is one transaction where it can be (settle, withdraw and ``transfer_checked`` under the
+agent's one signature); on the step-by-step path it is the Drift settle and withdraw transactions
+(each only when needed) and the ``transfer_checked`` transaction, each signed by the agent only.
 The local node (LiteSVM) does not charge prioritization fees; a real cluster does, so the
 pre-flight always counts them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "TOKEN_ACCOUNT_SIZE",
     "MICRO_LAMPORTS_PER_LAMPORT",
     "DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT",
+    "DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT",
     "TxFeeBudget",
     "priority_fee_lamports",
     "transaction_fee_lamports",
@@ -40,6 +43,11 @@ MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
 #: with more positions (Drift's margin check reads every market) without paying priority fees
 #: on Solana's 200k default.
 DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT = 120_000
+#: Compute-unit limit of the one-transaction payout (settlePnl + withdraw + transfer_checked +
+#: memo, and the idempotent creation of the creator's and the agent's ATAs when missing) unless
+#: ``QV_ATOMIC_COMPUTE_UNIT_LIMIT`` says otherwise; measured on the local node (see
+#: ``benchmarks/drift.py``).
+DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT = 200_000
 
 
 def _non_negative_int(name: str, value: int) -> None:
@@ -83,24 +91,23 @@ def transaction_fee_lamports(budget: TxFeeBudget) -> int:
 
 
 def payout_sol_needed(
+    transactions: Sequence[TxFeeBudget],
     *,
-    transfer: TxFeeBudget,
-    withdraw: TxFeeBudget | None,
     token_account_rent: int,
     missing_token_accounts: int,
 ) -> int:
     """Lamports the agent must hold to attempt a payout (pure; ints in, int out).
 
-    ``transfer``: budget of the ``transfer_checked`` transaction; ``withdraw``: budget of the
-    Drift withdraw transaction, or None when no withdraw is part of this payout;
+    ``transactions``: the budget of every transaction the payout sends (the atomic payout's
+    one; or the step-by-step path's settle, withdraw and ``transfer_checked``);
     ``token_account_rent``: rent-exempt minimum of a 165-byte token account (lamports, from
     ``getMinimumBalanceForRentExemption(165)``); ``missing_token_accounts``: how many token
     accounts the payout creates (the creator's ATA, and the agent's when missing).
-    Raises ``ValueError`` on negative input.
+    Raises ``ValueError`` on negative input or no transaction.
     """
     _non_negative_int("token_account_rent", token_account_rent)
     _non_negative_int("missing_token_accounts", missing_token_accounts)
-    total = transaction_fee_lamports(transfer)
-    if withdraw is not None:
-        total += transaction_fee_lamports(withdraw)
+    if not transactions:
+        raise ValueError("a payout sends at least one transaction")
+    total = sum(transaction_fee_lamports(budget) for budget in transactions)
     return total + token_account_rent * missing_token_accounts

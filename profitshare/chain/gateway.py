@@ -37,6 +37,7 @@ from profitshare.chain.errors import (
     WithdrawFailed,
 )
 from profitshare.chain.fees import (
+    DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT,
     DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT,
     TOKEN_ACCOUNT_SIZE,
     TxFeeBudget,
@@ -78,7 +79,8 @@ class ChainGateway(BatchOps):
     methods raise ``ChainError``); ``usdc_decimals``: 6; ``payout_compute_unit_limit`` /
     ``priority_fee_microlamports``: the payout's compute budget (``QV_PAYOUT_COMPUTE_UNIT_LIMIT``,
     ``QV_PRIORITY_FEE_MICROLAMPORTS``); ``drift_compute_unit_limit``: the Drift transactions'
-    (same priority price); ``drift_spot_market_index``: Drift's USDC spot market
+    (same priority price); ``atomic_compute_unit_limit``: the one-transaction payout's
+    (``QV_ATOMIC_COMPUTE_UNIT_LIMIT``); ``drift_spot_market_index``: Drift's USDC spot market
     (``QV_DRIFT_USDC_MARKET_INDEX``);
     ``confirm_timeout``: default seconds for ``confirm``; ``poll_interval``: seconds between polls.
     """
@@ -93,6 +95,7 @@ class ChainGateway(BatchOps):
         payout_compute_unit_limit: int = 60_000,
         priority_fee_microlamports: int = 0,
         drift_compute_unit_limit: int = DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT,
+        atomic_compute_unit_limit: int = DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT,
         drift_spot_market_index: int = 0,
         confirm_timeout: float = 60.0,
         poll_interval: float = 0.5,
@@ -106,6 +109,7 @@ class ChainGateway(BatchOps):
         self.payout_compute_unit_limit = payout_compute_unit_limit
         self.priority_fee_microlamports = priority_fee_microlamports
         self.drift_compute_unit_limit = drift_compute_unit_limit
+        self.atomic_compute_unit_limit = atomic_compute_unit_limit
         self.drift_spot_market_index = drift_spot_market_index
         self.confirm_timeout = confirm_timeout
         self._rent: dict[int, int] = {}
@@ -121,15 +125,26 @@ class ChainGateway(BatchOps):
             )
         return self._rent[TOKEN_ACCOUNT_SIZE]
 
-    def payout_lamports_needed(self, *, include_withdraw: bool, missing_token_accounts: int) -> int:
+    def payout_lamports_needed(
+        self, *, include_withdraw: bool, missing_token_accounts: int, include_settle: bool = False,
+        atomic: bool = False,
+    ) -> int:
         """Lamports a payout needs before it is attempted (docs/design.md, "SOL pre-flight"):
-        the transfer's fee and priority fee (``payout_compute_unit_limit``), the Drift
-        withdraw's when ``include_withdraw`` (``drift_compute_unit_limit``), and the rent of
-        each of ``missing_token_accounts`` token accounts it creates (read once, cached)."""
+        the fees (signature + priority fee) of exactly the transactions it will send, and the
+        rent of each of ``missing_token_accounts`` token accounts it creates (read once, cached).
+
+        ``atomic``: one transaction (``atomic_compute_unit_limit``). Otherwise the step-by-step
+        path: the Drift settle's transaction when ``include_settle`` and the withdraw's when
+        ``include_withdraw`` (``drift_compute_unit_limit`` each), and the transfer's
+        (``payout_compute_unit_limit``)."""
         price = self.priority_fee_microlamports
+        if atomic:
+            budgets = [TxFeeBudget(self.atomic_compute_unit_limit, price)]
+        else:
+            budgets = [TxFeeBudget(self.payout_compute_unit_limit, price)]
+            budgets += [TxFeeBudget(self.drift_compute_unit_limit, price)] * (int(include_settle) + int(include_withdraw))
         return payout_sol_needed(
-            transfer=TxFeeBudget(self.payout_compute_unit_limit, price),
-            withdraw=TxFeeBudget(self.drift_compute_unit_limit, price) if include_withdraw else None,
+            budgets,
             token_account_rent=self.token_account_rent() if missing_token_accounts else 0,
             missing_token_accounts=missing_token_accounts,
         )
@@ -197,6 +212,46 @@ class ChainGateway(BatchOps):
             compute_unit_limit=self.payout_compute_unit_limit,
             compute_unit_price=self.priority_fee_microlamports,
             create_destination_ata=create_destination_ata,
+        )
+
+    def build_atomic_payout(
+        self,
+        agent_keypair: Keypair,
+        creator_owner: Address,
+        amount: int,
+        *,
+        subaccount_id: int,
+        settle_market_index: int | None,
+        withdraw_amount: int,
+        reference: str,
+        recent: RecentBlockhash,
+        create_destination_ata: bool = True,
+    ) -> SignedPayout:
+        """Sign (not send) the one-transaction payout (docs/design.md, "A payout is one
+        transaction where it can be"): compute budget (``atomic_compute_unit_limit``, the
+        priority fee), Drift ``settle_pnl`` of ``settle_market_index`` (None: no settle; also
+        left out when the subaccount holds no position there, see ``settles`` on the result),
+        a reduce-only Drift ``withdraw`` of ``withdraw_amount`` base units to the agent's USDC
+        ATA (0: none), the creator's ATA created idempotently (``create_destination_ata``),
+        ``transfer_checked`` of ``amount`` base units and the memo ``reference``.
+        Reads the Drift user (prefetched by ``prefetch_drift``). Raises ``InvalidAddress``,
+        ``ValueError`` (amounts, reference, size), ``WithdrawFailed`` (no Drift subaccount),
+        ``RpcUnavailable``."""
+        creator = parse_address(creator_owner)
+        _check_amount(amount)
+        if isinstance(withdraw_amount, bool) or not isinstance(withdraw_amount, int) or not 0 <= withdraw_amount <= amount:
+            raise ValueError(f"withdraw_amount must be an int in 0..amount, got {withdraw_amount!r}")
+        try:
+            drift = self._drift().build_payout_instructions(
+                agent_keypair, subaccount_id, settle_market_index, self.drift_spot_market_index, withdraw_amount,
+                user_token_account=usdc_ata(agent_keypair.pubkey(), self.usdc_mint),
+            )
+        except LookupError as exc:
+            raise WithdrawFailed(f"AccountNotFound: {exc}", None) from exc
+        return sign_payout(
+            agent_keypair, creator, self.usdc_mint, amount, recent, reference=reference, decimals=self.usdc_decimals,
+            compute_unit_limit=self.atomic_compute_unit_limit, compute_unit_price=self.priority_fee_microlamports,
+            create_destination_ata=create_destination_ata, drift=drift, withdraw_amount=withdraw_amount,
         )
 
     def signature_status(self, signature: str) -> SignatureStatus:
@@ -310,7 +365,8 @@ def get_gateway() -> ChainGateway:
     """Build the gateway from Django settings: ``QV_RPC_URLS``, ``QV_RPC_TIMEOUT_SECONDS``,
     ``QV_RPC_MAX_ATTEMPTS``, ``QV_USDC_MINT``, ``QV_USDC_DECIMALS``,
     ``QV_PAYOUT_COMPUTE_UNIT_LIMIT``, ``QV_PRIORITY_FEE_MICROLAMPORTS``, ``QV_DRIFT_ENV``,
-    ``QV_DRIFT_USDC_MARKET_INDEX`` and optionally ``QV_DRIFT_COMPUTE_UNIT_LIMIT``. Drift is
+    ``QV_DRIFT_USDC_MARKET_INDEX`` and optionally ``QV_DRIFT_COMPUTE_UNIT_LIMIT`` and
+    ``QV_ATOMIC_COMPUTE_UNIT_LIMIT``. Drift is
     reached through the one driftpy adapter, on mainnet and on the local node alike."""
     from django.conf import settings
 
@@ -318,6 +374,7 @@ def get_gateway() -> ChainGateway:
     transactions = Transactions(pool)
     mint = parse_address(settings.QV_USDC_MINT)
     drift_limit = getattr(settings, "QV_DRIFT_COMPUTE_UNIT_LIMIT", DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT)
+    atomic_limit = getattr(settings, "QV_ATOMIC_COMPUTE_UNIT_LIMIT", DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT)
     from profitshare.chain.drift.driftpy_adapter import DriftpyAdapter
 
     drift = DriftpyAdapter(pool, env=settings.QV_DRIFT_ENV)
@@ -329,6 +386,7 @@ def get_gateway() -> ChainGateway:
         payout_compute_unit_limit=settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT,
         priority_fee_microlamports=settings.QV_PRIORITY_FEE_MICROLAMPORTS,
         drift_compute_unit_limit=drift_limit,
+        atomic_compute_unit_limit=atomic_limit,
         drift_spot_market_index=settings.QV_DRIFT_USDC_MARKET_INDEX,
         transactions=transactions,
     )

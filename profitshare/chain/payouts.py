@@ -17,6 +17,14 @@ A payout is one legacy transaction, paid and signed by the subscriber's agent wa
    signatures are deterministic), share one signature and land once: one payout silently lost.
    The memo also lets a payout be matched to its distribution from the chain alone.
 
+The **atomic** payout (docs/design.md, "A payout is one transaction where it can be") puts
+Drift's ``settle_pnl`` for the close's market and Drift's ``withdraw`` of the missing USDC to the
+agent's ATA between the compute budget and step 2: one signature, one fee, and all or nothing
+(Solana runs a transaction's instructions atomically). ``SignedPayout.roles`` names each
+instruction (``compute_budget``, ``settle``, ``create_agent_ata``, ``withdraw``,
+``create_creator_ata``, ``transfer``, ``memo``) so a simulation's failing instruction index says
+which step refused.
+
 The signature and ``lastValidBlockHeight`` are known before sending, so the engine records them
 durably first (docs/design.md, "Exactly once"); the same ``raw`` bytes may be re-broadcast until the
 blockhash expires and can land at most once.
@@ -25,6 +33,7 @@ blockhash expires and can land at most once.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +91,10 @@ class SignedPayout:
     unchanged); ``blockhash``: base58; ``last_valid_block_height``: int; ``amount``: USDC base
     units; ``source_ata``: the agent's USDC ATA; ``destination_owner``: the creator's wallet;
     ``destination_ata``: its USDC ATA; ``source_owner``: the agent; ``mint``: USDC mint
-    (all ``Pubkey``); ``reference``: the memo text (str).
+    (all ``Pubkey``); ``reference``: the memo text (str); ``roles``: what each instruction is
+    (see the module docstring); ``program_ids``: each instruction's program; ``settles``: the
+    transaction settles PnL on Drift; ``withdraw_amount``: base units it withdraws from Drift
+    (0: none).
     """
 
     signature: str
@@ -96,11 +108,26 @@ class SignedPayout:
     source_owner: Pubkey
     mint: Pubkey
     reference: str
+    roles: tuple[str, ...] = ()
+    program_ids: tuple[Pubkey, ...] = ()
+    settles: bool = False
+    withdraw_amount: int = 0
 
     @property
     def transaction(self) -> SignedTransaction:
         """The payout as the batch primitives send it (``BatchOps.send_many``)."""
-        return SignedTransaction(self.signature, self.raw, self.blockhash, self.last_valid_block_height, ())
+        return SignedTransaction(
+            self.signature, self.raw, self.blockhash, self.last_valid_block_height, self.program_ids
+        )
+
+    def failed_step(self, err: Any) -> str | None:
+        """The role of the instruction a TransactionError JSON ``err`` names
+        (``{"InstructionError": [index, ...]}``), or None when it names none."""
+        if isinstance(err, dict) and isinstance(err.get("InstructionError"), list):
+            index = err["InstructionError"][0]
+            if isinstance(index, int) and 0 <= index < len(self.roles):
+                return self.roles[index]
+        return None
 
 
 @dataclass(frozen=True)
@@ -159,8 +186,12 @@ def payout_instructions(
     compute_unit_limit: int,
     compute_unit_price: int,
     create_destination_ata: bool = True,
-) -> list:
-    """The instructions of a payout (see the module docstring), in order.
+    drift: Sequence[tuple[str, Instruction]] = (),
+) -> list[tuple[str, Instruction]]:
+    """The instructions of a payout (see the module docstring), in order, each with its role.
+
+    ``drift``: the atomic payout's Drift part, ``[(role, instruction)]`` (settle, the agent's
+    ATA creation, withdraw), placed after the compute budget.
 
     ``amount``: USDC base units (int > 0). ``reference``: memo text, 1..64 UTF-8 bytes.
     ``compute_unit_price``: micro-lamports per CU; 0 omits the price instruction.
@@ -171,12 +202,14 @@ def payout_instructions(
     """
     _check_amount(amount)
     memo = _check_reference(reference)
-    instructions = [set_compute_unit_limit(compute_unit_limit)]
+    instructions = [("compute_budget", set_compute_unit_limit(compute_unit_limit))]
     if compute_unit_price:
-        instructions.append(set_compute_unit_price(compute_unit_price))
+        instructions.append(("compute_budget", set_compute_unit_price(compute_unit_price)))
+    instructions += list(drift)
     if create_destination_ata:
-        instructions.append(create_ata_idempotent_ix(agent, creator_owner, mint))
-    instructions.append(
+        instructions.append(("create_creator_ata", create_ata_idempotent_ix(agent, creator_owner, mint)))
+    instructions.append((
+        "transfer",
         transfer_checked(
             TransferCheckedParams(
                 program_id=TOKEN_PROGRAM_ID,
@@ -187,11 +220,11 @@ def payout_instructions(
                 amount=amount,
                 decimals=decimals,
             )
-        )
-    )
+        ),
+    ))
     # No signer accounts on the memo: the transaction's own signature already covers it, and
     # the Memo program's "Signed by" logging (base58 in BPF) costs ~13,000 compute units.
-    instructions.append(Instruction(MEMO_PROGRAM_ID, memo, []))
+    instructions.append(("memo", Instruction(MEMO_PROGRAM_ID, memo, [])))
     return instructions
 
 
@@ -207,12 +240,15 @@ def sign_payout(
     compute_unit_limit: int,
     compute_unit_price: int,
     create_destination_ata: bool = True,
+    drift: Sequence[tuple[str, Instruction]] = (),
+    withdraw_amount: int = 0,
 ) -> SignedPayout:
     """Build and sign a payout of ``amount`` USDC base units to ``creator_owner``'s ATA.
 
     Pure (no RPC): ``recent`` is the blockhash to sign with; ``reference``: memo text (default
-    ``new_reference()``). Raises ``ValueError`` on a bad amount, a bad reference or an oversized
-    transaction.
+    ``new_reference()``); ``drift``: the atomic payout's Drift instructions with their roles
+    (see ``payout_instructions``) and ``withdraw_amount`` the base units its withdraw asks.
+    Raises ``ValueError`` on a bad amount, a bad reference or an oversized transaction.
     """
     agent = agent_keypair.pubkey()
     reference = new_reference() if reference is None else reference
@@ -226,8 +262,9 @@ def sign_payout(
         compute_unit_limit=compute_unit_limit,
         compute_unit_price=compute_unit_price,
         create_destination_ata=create_destination_ata,
+        drift=drift,
     )
-    signed = sign_transaction(agent_keypair, instructions, recent)
+    signed = sign_transaction(agent_keypair, [ix for _, ix in instructions], recent)
     return SignedPayout(
         signature=signed.signature,
         raw=signed.raw,
@@ -240,6 +277,10 @@ def sign_payout(
         source_owner=agent,
         mint=mint,
         reference=reference,
+        roles=tuple(role for role, _ in instructions),
+        program_ids=signed.program_ids,
+        settles=any(role == "settle" for role, _ in instructions),
+        withdraw_amount=withdraw_amount,
     )
 
 

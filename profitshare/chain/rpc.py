@@ -304,6 +304,46 @@ class RpcPool:
 
         return self._run(method, attempt, rounds=1 if quick is not None else self.max_attempts)
 
+    def call_batch(self, method: str, params: Sequence[Sequence[Any]]) -> list[Any]:
+        """Call an idempotent JSON-RPC ``method`` once per entry of ``params`` in one JSON-RPC
+        batch request (JSON-RPC 2.0, "Batch"); same retries and failover as ``call`` for the
+        request as a whole. Returns, in order, each call's ``result`` or the
+        ``RpcRequestError`` its JSON-RPC error object raised (one call's error does not fail
+        the others). Raises ``RpcUnavailable`` when no endpoint answers the batch."""
+        if not params:
+            return []
+        ids = [next(self._ids) for _ in params]
+        body = [
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(p)}
+            for request_id, p in zip(ids, params, strict=True)
+        ]
+
+        def attempt(ep: _Endpoint) -> list[Any]:
+            try:
+                response = ep.http.post(ep.url, json=body)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                retryable = _classify_http(exc)
+                if retryable is None:
+                    _count(ep.url, "rpc_error")
+                    raise RpcRequestError(method, None, str(exc)) from exc
+                raise retryable from exc
+            try:
+                answers = {a["id"]: a for a in response.json()}
+            except (ValueError, TypeError, KeyError) as exc:
+                raise _Retryable("bad_body", f"unparsable batch response: {exc}") from exc
+            out: list[Any] = []
+            for request_id in ids:
+                if request_id not in answers:
+                    raise _Retryable("bad_body", f"batch response lacks id {request_id}")
+                try:
+                    out.append(self._result(ep, method, answers[request_id]))
+                except RpcRequestError as exc:
+                    out.append(exc)
+            return out
+
+        return self._run(method, attempt, rounds=self.max_attempts)
+
     def _result(self, ep: _Endpoint, method: str, payload: Any) -> Any:
         if not isinstance(payload, dict):
             raise _Retryable("bad_body", f"response is not a JSON-RPC object: {payload!r:.200}")

@@ -50,6 +50,7 @@ __all__ = [
     "Transactions",
     "sign_transaction",
     "describe_error",
+    "program_ids_of",
 ]
 
 #: Solana's limit for a serialized transaction (bytes, the packet data size).
@@ -120,6 +121,18 @@ def sign_transaction(
         last_valid_block_height=recent.last_valid_block_height,
         program_ids=tuple(ix.program_id for ix in instructions),
     )
+
+
+def program_ids_of(raw: bytes) -> tuple[Pubkey, ...]:
+    """The program of each instruction of a signed legacy transaction's wire bytes ``raw``, in
+    order (to name an instruction error, see ``describe_error``). Raises ``ValueError`` on bytes
+    that are not a transaction."""
+    try:
+        message = Transaction.from_bytes(bytes(raw)).message
+    except Exception as exc:  # solders raises its own parse error type
+        raise ValueError(f"not a transaction: {exc}") from exc
+    keys = message.account_keys
+    return tuple(keys[ix.program_id_index] for ix in message.instructions)
 
 
 def describe_error(err: Any, program_ids: Sequence[Pubkey] = ()) -> str:

@@ -684,6 +684,32 @@ class DriftWorld:
             found.append((keys[accounts[1]], int.from_bytes(data[10:18], "little")))
         return found
 
+    def settles_in(self, message) -> list[tuple[Pubkey, int]]:
+        """``(user account, perp market index)`` of every Drift ``settle_pnl`` in a message."""
+        keys = list(message.account_keys)
+        found = []
+        for ix in message.instructions:
+            data = bytes(ix.data)
+            if keys[ix.program_id_index] != dp.DRIFT_PROGRAM_ID or data[:8] != _discriminator("settle_pnl"):
+                continue
+            found.append((keys[bytes(ix.accounts)[1]], int.from_bytes(data[8:10], "little")))
+        return found
+
+    def lower_pnl_pool(self, market_index: int, amount: int) -> int:
+        """Set perp market ``market_index``'s PnL pool aside down to ``amount`` base units if it
+        holds more, so a ``settle_pnl`` settles at most that much; returns the base units set
+        aside (0: none), for ``restore_pnl_pool``."""
+        held = self.pnl_pool(market_index)
+        if held <= amount:
+            return 0
+        self.set_pnl_pool(market_index, amount)
+        return held - amount
+
+    def restore_pnl_pool(self, market_index: int, aside: int) -> None:
+        """Give back what ``lower_pnl_pool`` set aside."""
+        if aside:
+            self.set_pnl_pool(market_index, self.pnl_pool(market_index) + aside)
+
     def authority_of(self, user_key: Pubkey) -> tuple[Pubkey, int] | None:
         data = self._data(user_key)
         if data is None or len(data) != USER_ACCOUNT_LEN:

@@ -100,11 +100,13 @@ class TransactionRejected(Exception):
 
 @dataclass
 class Outcome:
-    """What executing one transaction did: an error (JSON) or None, logs and compute units."""
+    """What executing one transaction did: an error (JSON) or None, logs and compute units;
+    a simulation's ``post_accounts`` (``{pubkey: Account}`` of the accounts it wrote) too."""
 
     err: Any
     logs: list[str]
     units: int
+    post_accounts: dict | None = None
 
 
 def ui_token_amount(amount: int, decimals: int) -> dict[str, Any]:
@@ -425,7 +427,9 @@ class Ledger:
                 transaction_error_json(result.err()), list(meta.logs()), meta.compute_units_consumed()
             )
         meta = result.meta()
-        return Outcome(None, list(meta.logs()), meta.compute_units_consumed())
+        return Outcome(
+            None, list(meta.logs()), meta.compute_units_consumed(), dict(result.post_accounts())
+        )
 
     def record(self, record: TxRecord) -> None:
         """Remember a landed transaction and index it by every account it touched."""

@@ -10,6 +10,7 @@ no two threads are ever inside it at once.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -153,24 +154,48 @@ class LocalNode:
         fails preflight).
         """
         with self.lock:
-            aside = []
-            if self.faults.partial_withdraw_ratio is not None:
-                for user_key, amount in self.drift.withdraws_in(tx.message):
-                    owner = self.drift.authority_of(user_key)
-                    if owner is not None:
-                        held = self.drift.lower_deposit(*owner, self.faults.partial_amount(amount))
-                        if held is not None:
-                            aside.append((owner, held))
-            try:
+            with self._partial_withdraws(tx.message):
                 return self.ledger.execute(tx, raw, preflight=preflight)
-            finally:
-                for owner, held in aside:
-                    self.drift.restore_deposit(*owner, held)
 
     def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
-        """Simulate without changing state (simulateTransaction)."""
+        """Simulate without changing state (simulateTransaction); under the
+        ``partialWithdrawRatio`` fault the simulation sees what the execution would."""
         with self.lock:
-            return self.ledger.simulate(tx, sig_verify=sig_verify)
+            with self._partial_withdraws(tx.message):
+                return self.ledger.simulate(tx, sig_verify=sig_verify)
+
+    @contextlib.contextmanager
+    def _partial_withdraws(self, message):
+        """Under the ``partialWithdrawRatio`` fault, make each Drift withdraw in ``message``
+        find at most floor(amount × ratio) of its user's USDC while the transaction runs: the
+        deposit above that is set aside; when the transaction also settles that user's PnL
+        first (the one-transaction payout), the deposit is set aside whole and the settled
+        market's PnL pool down to that amount, so the settle adds at most that much. All is
+        given back afterwards. Caller holds the node's lock."""
+        if self.faults.partial_withdraw_ratio is None:
+            yield
+            return
+        settles = {}
+        for user_key, market in self.drift.settles_in(message):
+            settles.setdefault(user_key, market)
+        deposits, pools = [], []
+        try:
+            for user_key, amount in self.drift.withdraws_in(message):
+                owner = self.drift.authority_of(user_key)
+                if owner is None:
+                    continue
+                target = self.faults.partial_amount(amount)
+                held = self.drift.lower_deposit(*owner, 0 if user_key in settles else target)
+                if held is not None:
+                    deposits.append((owner, held))
+                if user_key in settles:
+                    pools.append((settles[user_key], self.drift.lower_pnl_pool(settles[user_key], target)))
+            yield
+        finally:
+            for owner, held in deposits:
+                self.drift.restore_deposit(*owner, held)
+            for market, aside in pools:
+                self.drift.restore_pnl_pool(market, aside)
 
     def run_instructions(
         self,

@@ -193,9 +193,11 @@ class RpcMethods:
         return []
 
     # --- accounts -------------------------------------------------------------------------------
-    def _account_json(self, pubkey: Pubkey, encoding: str) -> dict[str, Any] | None:
-        account = self.ledger.get_account(pubkey)
-        if account is None:
+    def _account_json(self, pubkey: Pubkey, encoding: str, account=None) -> dict[str, Any] | None:
+        """The UiAccount JSON of ``pubkey`` (``account``: a state to render instead of the
+        ledger's, e.g. a simulation's post-state); None when it does not exist."""
+        account = account if account is not None else self.ledger.get_account(pubkey)
+        if account is None or (account.lamports == 0 and not bytes(account.data)):
             return None
         data = bytes(account.data)
         if encoding == "jsonParsed" and account.owner == TOKEN_PROGRAM_ID and len(data) == TOKEN_ACCOUNT_LEN:
@@ -296,9 +298,23 @@ class RpcMethods:
             }
         elif not self.ledger.is_blockhash_valid(str(tx.message.recent_blockhash)):
             return self._context(_simulation_value("BlockhashNotFound", [], 0))
+        wanted = config.get("accounts")
+        addresses = []
+        if wanted is not None:
+            if not isinstance(wanted, dict) or not isinstance(wanted.get("addresses"), list):
+                raise invalid_params("accounts must be {addresses: [...], encoding}")
+            addresses = [parse_pubkey(a, "accounts.addresses") for a in wanted["addresses"]]
+            account_encoding = _encoding(wanted, "base64", ("base64", "base58", "base64+zstd"))
         outcome = self.node.simulate(tx, sig_verify=bool(config.get("sigVerify", False)))
         value = _simulation_value(outcome.err, outcome.logs, outcome.units)
         value["replacementBlockhash"] = replacement
+        if wanted is not None:
+            # Solana answers the accounts' state after the simulated transaction (null when it
+            # failed); accounts it did not write are as they are now.
+            post = outcome.post_accounts or {}
+            value["accounts"] = None if outcome.err is not None else [
+                self._account_json(key, account_encoding, post.get(key)) for key in addresses
+            ]
         return self._context(value)
 
     def rpc_sendTransaction(self, params: list) -> str:

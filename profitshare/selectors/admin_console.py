@@ -14,6 +14,7 @@ from profitshare.models import (
     Alert,
     AuditEvent,
     Distribution,
+    DriftAction,
     IouReason,
     IouStatus,
     PayoutAttempt,
@@ -101,12 +102,18 @@ def _detail(distributions: QuerySet) -> dict | None:
     attempts = list(
         PayoutAttempt.objects.filter(distribution=dist)
         .order_by("created_at", "pk")
-        .values("signature", "amount", "status", "error", "slot", "fee_lamports", "created_at", "resolved_at", "iou_id")
+        .values("signature", "path", "settles", "withdraw_amount", "amount", "status", "error", "slot", "fee_lamports",
+                "created_at", "resolved_at", "iou_id")
+    )
+    drift_actions = list(
+        DriftAction.objects.filter(distribution=dist).order_by("created_at", "pk")
+        .values("signature", "kind", "amount", "delivered", "status", "error", "created_at")
     )
     ious = list(_annotated(IOU.objects.filter(distribution=dist)).order_by("created_at", "pk"))
     return {
         "distribution": dist,
         "attempts": attempts,
+        "drift_actions": drift_actions,
         "ious": ious,
         "trail": _trail(dist, [iou.pk for iou in ious], [a["signature"] for a in attempts]),
     }

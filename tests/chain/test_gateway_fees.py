@@ -42,15 +42,13 @@ def test_transaction_fee_is_base_fee_per_signature_plus_priority():
 def test_payout_needs_both_transactions_and_rent_per_missing_token_account():
     transfer = TxFeeBudget(60_000, 10_000)
     withdraw = TxFeeBudget(200_000, 10_000)
+    assert payout_sol_needed([transfer], token_account_rent=ATA_RENT, missing_token_accounts=0) == 5_600
+    assert payout_sol_needed([transfer], token_account_rent=ATA_RENT, missing_token_accounts=1) == 5_600 + 2_039_280
     assert payout_sol_needed(
-        transfer=transfer, withdraw=None, token_account_rent=ATA_RENT, missing_token_accounts=0
-    ) == 5_600
-    assert payout_sol_needed(
-        transfer=transfer, withdraw=None, token_account_rent=ATA_RENT, missing_token_accounts=1
-    ) == 5_600 + 2_039_280
-    assert payout_sol_needed(
-        transfer=transfer, withdraw=withdraw, token_account_rent=ATA_RENT, missing_token_accounts=1
+        [transfer, withdraw], token_account_rent=ATA_RENT, missing_token_accounts=1
     ) == 5_600 + 7_000 + 2_039_280
+    with pytest.raises(ValueError, match="at least one transaction"):
+        payout_sol_needed([], token_account_rent=ATA_RENT, missing_token_accounts=0)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "5"])
@@ -60,9 +58,7 @@ def test_fee_inputs_must_be_non_negative_ints(bad):
     with pytest.raises(ValueError):
         TxFeeBudget(bad, 0)
     with pytest.raises(ValueError):
-        payout_sol_needed(
-            transfer=TxFeeBudget(1, 0), withdraw=None, token_account_rent=bad, missing_token_accounts=1
-        )
+        payout_sol_needed([TxFeeBudget(1, 0)], token_account_rent=bad, missing_token_accounts=1)
 
 
 # --- on the local node ------------------------------------------------------------------------

@@ -55,9 +55,10 @@ def test_the_expired_debt_is_paid_before_the_new_share(localnet, gateway):
 
 def test_when_funds_are_short_the_old_debt_is_paid_in_full_and_the_new_share_owes(localnet, gateway):
     world, first, iou = expired_debt(localnet, gateway)
-    # the debt expired, so the subscriber could withdraw everything from Drift
-    collateral = int(world.drift()["collateral"])
+    # the debt expired, so the subscriber could settle and withdraw everything from Drift
     sub = world.subscription
+    gateway.send_signed(gateway.build_settle(world.agent, sub.drift_subaccount_id, 0))
+    collateral = int(world.drift()["collateral"])
     localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, sub.drift_subaccount_id, collateral,
                  sub.subscriber_wallet)
     second = world.close(4_200_000).distribution  # share 420_000; 4.2 USDC of new collateral

@@ -11,6 +11,7 @@ from profitshare.models import (
     AuditEvent,
     Distribution,
     DistributionStatus,
+    DriftAction,
     IouReason,
     IouStatus,
     PayoutAttempt,
@@ -49,11 +50,13 @@ def test_profitable_close_pays_the_creator_in_usdc(localnet, gateway):
     assert drift["collateral"] == 1_000_000_000 + 123_456_789 - 12_345_678 - 1
     attempt = PayoutAttempt.objects.get(distribution=distribution)
     assert attempt.status == AttemptStatus.LANDED and attempt.amount == 12_345_678
+    assert (attempt.path, attempt.settles, attempt.withdraw_amount) == ("atomic", True, 12_345_678)
     assert attempt.slot is not None
+    assert not DriftAction.objects.exists()  # settle and withdraw happened inside the payout
     landed = localnet.rpc("getTransaction", attempt.signature, {"encoding": "json"})
     assert landed["meta"]["err"] is None and landed["meta"]["fee"] == FEE
-    # agent paid: settle fee, withdraw fee + its own ATA rent, transfer fee + creator ATA rent
-    assert lamports_before - world.agent_lamports() == 3 * FEE + 2 * ATA_RENT
+    # one transaction, one signature: its fee, the agent's own ATA rent and the creator's
+    assert lamports_before - world.agent_lamports() == FEE + 2 * ATA_RENT
     trail = list(AuditEvent.objects.filter(entity="distribution", entity_id=str(distribution.pk)).values_list("to_status", flat=True))
     assert trail[0] == "pending" and "processing" in trail and trail[-1] == "paid"
     assert_balanced(distribution)
@@ -85,7 +88,10 @@ def test_too_little_sol_is_an_iou_and_moves_no_usdc(localnet, gateway):
     assert (iou.reason, iou.status, iou.amount) == (IouReason.INSUFFICIENT_SOL, IouStatus.OPEN, 4_000_000)
     assert distribution.status == DistributionStatus.OWED and distribution.owed == 4_000_000
     assert world.creator_usdc() == 0 and world.agent_usdc() == 0
-    assert world.drift()["collateral"] == 1_000_000_000 + 40_000_000  # settled, nothing withdrawn
+    # the pre-flight comes before anything is sent: not even the settle went out
+    assert world.drift()["collateral"] == 1_000_000_000 and world.drift()["unsettledPnl"] == 40_000_000
+    assert not DriftAction.objects.exists() and not PayoutAttempt.objects.exists()
+    assert "lamports" in iou.last_error
     assert Alert.objects.filter(kind="iou_created", amount=4_000_000).exists()
     assert_balanced(distribution)
 
@@ -168,14 +174,15 @@ def test_lost_response_after_landing_is_paid_once(localnet, gateway):
 def test_dropped_payout_expires_then_is_safely_re_signed(localnet, gateway):
     world = make_world(localnet)
     distribution = world.close(20_000_000).distribution
-    # every token transfer is "accepted" and none lands (settle and withdraw go through)
+    # every token transfer is "accepted" and none lands: the one-transaction payout with it
     localnet.rpc("localnet_setFaults", {"dropRate": 1.0, "dropPrograms": [TOKEN_PROGRAM]})
     process_distribution(distribution.pk, gateway=gateway)
     distribution.refresh_from_db()
     assert distribution.status == DistributionStatus.PROCESSING  # unknown outcome: not reset
     attempt = PayoutAttempt.objects.get(distribution=distribution)
-    assert attempt.status == AttemptStatus.SENT
-    assert distribution.withdrawn == 2_000_000  # the funds wait in the agent's token account
+    assert (attempt.status, attempt.path) == (AttemptStatus.SENT, "atomic")
+    assert (distribution.withdrawn, distribution.settled) == (0, False)  # nothing happened without it
+    assert world.drift()["unsettledPnl"] == 20_000_000
     localnet.rpc("localnet_setFaults", {})
     localnet.rpc("localnet_advanceSlots", 151)  # the first signature can never land now
     process_distribution(distribution.pk, gateway=gateway)

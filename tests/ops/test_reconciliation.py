@@ -61,7 +61,7 @@ def test_a_wrong_destination_is_a_mismatch_with_both_sides(localnet, gateway):
 
 def test_a_wrong_amount_breaks_both_the_attempt_and_the_ledger_sum(localnet, gateway):
     paid_world(localnet, gateway, 50_000_000)
-    PayoutAttempt.objects.update(amount=4_000_000)
+    PayoutAttempt.objects.update(amount=4_000_000, withdraw_amount=0)
     report = reconcile(gateway=gateway)
     kinds = sorted((m["kind"], tuple(m["fields"])) for m in report.mismatches)
     assert kinds == [("attempt", ("amount",)), ("ledger_sum", ("paid",))]
@@ -171,7 +171,7 @@ def test_a_second_run_reads_nothing_old_and_still_finds_a_new_unknown_payout(loc
     world = paid_world(localnet, gateway, 50_000_000, 30_000_000)
     counted = make_gateway(type("Proxy", (), {"url": proxy.url})())
     first = reconcile(gateway=counted)
-    assert (first.checked, first.matched, first.unrecorded) == (2, 2, 0) and first.signatures_scanned >= 6
+    assert (first.checked, first.matched, first.unrecorded) == (2, 2, 0) and first.signatures_scanned >= 4
     assert proxy.methods().count("getSignaturesForAddress") == 1
     bookmark = ReconciliationBookmark.objects.get(agent_wallet=world.subscription.agent_wallet)
     newest = localnet.rpc("getSignaturesForAddress", str(world.agent.pubkey()), {"limit": 1})[0]["signature"]

@@ -242,3 +242,20 @@ def test_engine_health_shows_rpc_endpoints_without_credentials(staff_client, set
     assert "https://rpc-a.example:8443/?…, https://b.solana-mainnet.example/…" in html
     assert "ConnectError: https://rpc-a.example:8443/?… refused" in html
     assert "RpcUnavailable: https://b.solana-mainnet.example/… 503" in html
+
+
+def test_a_payout_page_shows_one_signature_on_the_atomic_path_and_three_step_by_step(staff_client, localnet, gateway):
+    from profitshare.services.engine import process_distribution
+
+    atomic_world, stepwise_world = make_world(localnet), make_world(localnet)
+    localnet.rpc("localnet_fundUsdc", str(stepwise_world.agent.pubkey()), 5)  # other USDC: step by step
+    atomic = atomic_world.close(10_000_000).distribution
+    stepwise = stepwise_world.close(20_000_000).distribution
+    for distribution in (atomic, stepwise):
+        process_distribution(distribution.pk, gateway=gateway)
+    html = staff_client.get(f"/console/distributions/{atomic.pk}/").content.decode()
+    assert "one transaction: settle, withdraw 1.00" in html and 'id="drift-actions"' not in html
+    assert html.count('class="sig"') == 1
+    html = staff_client.get(f"/console/distributions/{stepwise.pk}/").content.decode()
+    assert 'id="drift-actions"' in html and html.count('class="sig"') == 3
+    assert "step-by-step payout: atomic not used" in html  # the audit trail says why

@@ -142,26 +142,7 @@ class DriftpyAdapter:
         _check_u16("perp_market_index", perp_market_index)
         authority = authority_keypair.pubkey()
         user_key, user = self._user(authority, subaccount_id)
-        client = self._markets(user, perp=[perp_market_index])
-        remaining = self._remaining_accounts(
-            client, user, writable_perp=[perp_market_index], writable_spot=[QUOTE_SPOT_MARKET_INDEX]
-        )
-        return [
-            client.program.instruction["settle_pnl"](
-                perp_market_index,
-                ctx=Context(
-                    accounts={
-                        "state": client.get_state_public_key(),
-                        "authority": authority,
-                        "user": user_key,
-                        "spot_market_vault": get_spot_market_vault_public_key(
-                            client.program_id, QUOTE_SPOT_MARKET_INDEX
-                        ),
-                    },
-                    remaining_accounts=remaining,
-                ),
-            )
-        ]
+        return [self._settle_ix(authority, user_key, user, perp_market_index)]
 
     def build_withdraw_instructions(
         self,
@@ -183,29 +164,88 @@ class DriftpyAdapter:
         the authority's associated token account for the market's mint;
         ``DriftAccountNotFound`` if the subaccount or a market does not exist.
         """
-        _check_u16("subaccount_id", subaccount_id)
-        _check_u16("spot_market_index", spot_market_index)
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount < 2**64:
-            raise ValueError(f"amount must be an int in 0..2**64-1 (base units), got {amount!r}")
-        if not isinstance(reduce_only, bool):
-            raise ValueError(f"reduce_only must be a bool, got {reduce_only!r}")
+        _check_withdraw_args(subaccount_id, spot_market_index, amount, reduce_only)
         authority = authority_keypair.pubkey()
         (user_key, user), destination = self._user(authority, subaccount_id, also=[user_token_account])
+        return [ix for _, ix in self._withdraw_ixs(
+            authority, user_key, user, destination is not None, spot_market_index, amount, reduce_only,
+            user_token_account,
+        )]
+
+    def build_payout_instructions(
+        self,
+        authority_keypair: Keypair,
+        subaccount_id: int,
+        perp_market_index: int | None,
+        spot_market_index: int,
+        amount: int,
+        *,
+        user_token_account: Pubkey,
+    ) -> list[tuple[str, Instruction]]:
+        """The Drift part of an atomic payout, from one read of the User account: ``settle``
+        (``settlePnl`` of ``perp_market_index``; left out when None or when the user holds no
+        position in that market, which Drift would refuse with ``UserHasNoPositionInMarket``),
+        then, when ``amount`` > 0, ``create_agent_ata`` (only when ``user_token_account`` does
+        not exist) and a reduce-only ``withdraw`` of ``amount`` base units to it. Returns
+        ``[(role, instruction)]``. Raises as ``build_settle_pnl_instructions`` and
+        ``build_withdraw_instructions``."""
+        _check_withdraw_args(subaccount_id, spot_market_index, amount, True)
+        if perp_market_index is not None:
+            _check_u16("perp_market_index", perp_market_index)
+        authority = authority_keypair.pubkey()
+        (user_key, user), destination = self._user(authority, subaccount_id, also=[user_token_account])
+        out: list[tuple[str, Instruction]] = []
+        if perp_market_index is not None and any(
+            p.market_index == perp_market_index and not is_available(p) for p in user.perp_positions
+        ):
+            out.append(("settle", self._settle_ix(authority, user_key, user, perp_market_index)))
+        if amount:
+            out += self._withdraw_ixs(
+                authority, user_key, user, destination is not None, spot_market_index, amount, True,
+                user_token_account,
+            )
+        return out
+
+    def _settle_ix(self, authority: Pubkey, user_key: Pubkey, user, perp_market_index: int) -> Instruction:
+        client = self._markets(user, perp=[perp_market_index])
+        remaining = self._remaining_accounts(
+            client, user, writable_perp=[perp_market_index], writable_spot=[QUOTE_SPOT_MARKET_INDEX]
+        )
+        return client.program.instruction["settle_pnl"](
+            perp_market_index,
+            ctx=Context(
+                accounts={
+                    "state": client.get_state_public_key(),
+                    "authority": authority,
+                    "user": user_key,
+                    "spot_market_vault": get_spot_market_vault_public_key(
+                        client.program_id, QUOTE_SPOT_MARKET_INDEX
+                    ),
+                },
+                remaining_accounts=remaining,
+            ),
+        )
+
+    def _withdraw_ixs(
+        self, authority: Pubkey, user_key: Pubkey, user, destination_exists: bool, spot_market_index: int,
+        amount: int, reduce_only: bool, user_token_account: Pubkey,
+    ) -> list[tuple[str, Instruction]]:
         client = self._markets(user, spot=[spot_market_index])
         spot_market = client.get_spot_market_account(spot_market_index)
-        instructions: list[Instruction] = []
-        if destination is None:
+        instructions: list[tuple[str, Instruction]] = []
+        if not destination_exists:
             ata = get_associated_token_address(authority, spot_market.mint)
             if user_token_account != ata:
                 raise ValueError(
                     f"token account {user_token_account} does not exist and is not the "
                     f"authority's associated token account {ata} for mint {spot_market.mint}"
                 )
-            instructions.append(
-                create_idempotent_associated_token_account(authority, authority, spot_market.mint)
-            )
+            instructions.append((
+                "create_agent_ata", create_idempotent_associated_token_account(authority, authority, spot_market.mint)
+            ))
         remaining = self._remaining_accounts(client, user, writable_spot=[spot_market_index])
-        instructions.append(
+        instructions.append((
+            "withdraw",
             client.program.instruction["withdraw"](
                 spot_market_index,
                 amount,
@@ -224,8 +264,8 @@ class DriftpyAdapter:
                     },
                     remaining_accounts=remaining,
                 ),
-            )
-        )
+            ),
+        ))
         return instructions
 
     def read_subaccount(self, authority: Pubkey, subaccount_id: int) -> DriftSubaccountState:
@@ -402,6 +442,15 @@ def _oracle_price(raw: bytes, source) -> int:
     if is_variant(source, "Prelaunch"):
         return int(decode_prelaunch_price_info(raw).price)
     raise DriftAccountNotFound(f"unsupported oracle source {source}")
+
+
+def _check_withdraw_args(subaccount_id: int, spot_market_index: int, amount: int, reduce_only: bool) -> None:
+    _check_u16("subaccount_id", subaccount_id)
+    _check_u16("spot_market_index", spot_market_index)
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount < 2**64:
+        raise ValueError(f"amount must be an int in 0..2**64-1 (base units), got {amount!r}")
+    if not isinstance(reduce_only, bool):
+        raise ValueError(f"reduce_only must be a bool, got {reduce_only!r}")
 
 
 def _check_u16(what: str, value: int) -> None:

@@ -64,3 +64,17 @@ class DriftAdapter(Protocol):
         """Instructions withdrawing ``amount`` base units into ``user_token_account`` (the
         authority's ATA), creating it first (idempotently) when it may be missing."""
         ...
+
+    def build_payout_instructions(
+        self,
+        authority_keypair: Keypair,
+        subaccount_id: int,
+        perp_market_index: int | None,
+        spot_market_index: int,
+        amount: int,
+        *,
+        user_token_account: Pubkey,
+    ) -> list[tuple[str, Instruction]]:
+        """The Drift part of an atomic payout from one read: ``[(role, instruction)]`` with
+        roles ``settle``, ``create_agent_ata``, ``withdraw`` (see ``DriftpyAdapter``)."""
+        ...

@@ -28,6 +28,7 @@ class Item:
     error: str = ""
     usdc_before: int = 0
     creator_ata_exists: bool | None = None  # None: not read yet
+    agent_ata_exists: bool | None = None  # None: not read yet
 
     @functools.cached_property
     def agent(self) -> Pubkey:

@@ -17,6 +17,7 @@ from profitshare.models import (
     IouReason,
     IouStatus,
     PayoutAttempt,
+    PayoutPath,
     Subscription,
     SubscriptionStatus,
 )
@@ -29,7 +30,10 @@ from profitshare.services.engine.batch import Batch, Item, group
 
 
 def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -> None:
-    """Apply landed payouts to the ledger exactly once (idempotent per attempt)."""
+    """Apply landed payouts to the ledger exactly once (idempotent per attempt): paid and owed
+    move by the attempt's amount, funds it used leave ``withdrawn``, an atomic attempt also
+    marks the distribution settled, and the IOU, earnings, audit and webhooks follow in the same
+    database transaction."""
     if not landed:
         return
     now = timezone.now()
@@ -51,6 +55,8 @@ def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -
             dist.paid += attempt.amount
             dist.owed -= attempt.amount
             dist.withdrawn -= min(dist.withdrawn, attempt.amount)
+            if attempt.path == PayoutPath.ATOMIC:  # its settle and withdraw happened inside it
+                dist.settled = True
             before_status, dist.status = dist.status, settled_status(dist)
             events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
                                  reason="payout landed", signature=attempt.signature, amount=attempt.amount,
@@ -71,10 +77,10 @@ def apply_landed(batch: Batch, landed: list[tuple[PayoutAttempt, int | None]]) -
         for slot, pks in by_slot.items():  # a batch lands in one or a few slots
             PayoutAttempt.objects.filter(pk__in=pks).update(status=AttemptStatus.LANDED, slot=slot, resolved_at=now)
         # rows are locked and their final values computed above: one UPDATE per distinct result
-        finals = [((d.paid, d.owed, d.withdrawn, d.status), d.pk) for d in dists.values()]
-        for (paid, owed, withdrawn, status), pks in group(finals).items():
+        finals = [((d.paid, d.owed, d.withdrawn, d.status, d.settled), d.pk) for d in dists.values()]
+        for (paid, owed, withdrawn, status, settled), pks in group(finals).items():
             Distribution.objects.filter(pk__in=pks).update(
-                paid=paid, owed=owed, withdrawn=withdrawn, status=status, updated_at=now
+                paid=paid, owed=owed, withdrawn=withdrawn, status=status, settled=settled, updated_at=now
             )
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])

@@ -11,11 +11,18 @@ from django.utils import timezone
 
 from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import ChainError, TransactionFailed
-from profitshare.chain.transactions import SignedTransaction, describe_error
+from profitshare.chain.payouts import SignedPayout
+from profitshare.chain.transactions import SignedTransaction, describe_error, program_ids_of
 from profitshare.db.bulk import insert_rows
-from profitshare.models import AttemptStatus, DistributionStatus, IouReason, PayoutAttempt
+from profitshare.models import (
+    AttemptStatus,
+    DistributionStatus,
+    IouReason,
+    PayoutAttempt,
+    PayoutPath,
+)
 from profitshare.services.audit import append_events, event
-from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, refresh
+from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, Item, refresh
 from profitshare.services.engine.ledger import apply_landed, owe
 
 logger = logging.getLogger(__name__)
@@ -37,32 +44,16 @@ def transfer(batch: Batch) -> None:
             for item in items:
                 item.fall_short(IouReason.RPC_UNAVAILABLE, f"transfer: {exc}")
             return
-        counts = {}
-        for pk in PayoutAttempt.objects.filter(distribution__in=[i.dist.pk for i in items]).values_list("distribution_id", flat=True):
-            counts[pk] = counts.get(pk, 0) + 1
-        attempts, events = [], []
-        for item in items:
-            amount = min(item.dist.withdrawn, item.dist.owed)
-            number = counts.get(item.dist.pk, 0) + 1
-            signed = gateway.build_payout(
-                item.keypair, parse_address(item.dist.creator.address), amount,
-                reference=f"qv:d{item.dist.pk}:a{number}", recent=recent,
+        numbers = attempt_numbers(items)
+        signed = {
+            item.dist.pk: gateway.build_payout(
+                item.keypair, parse_address(item.dist.creator.address), min(item.dist.withdrawn, item.dist.owed),
+                reference=payout_reference(item, numbers), recent=recent,
                 create_destination_ata=not item.creator_ata_exists,
             )
-            attempts.append(PayoutAttempt(
-                distribution=item.dist, iou=item.iou, agent_wallet=item.dist.subscription.agent_wallet,
-                amount=amount, signature=signed.signature, raw_transaction=signed.raw,
-                blockhash=signed.blockhash, last_valid_block_height=signed.last_valid_block_height,
-                destination_owner=str(signed.destination_owner), destination_ata=str(signed.destination_ata),
-            ))
-            events.append(event(
-                "payout_attempt", signed.signature, actor=batch.actor, to_status=AttemptStatus.PREPARED,
-                distribution=item.dist.pk, iou=item.iou.pk if item.iou else None, amount=amount,
-                last_valid_block_height=signed.last_valid_block_height,
-            ))
-        with transaction.atomic():  # the durable record comes before any send
-            _record_attempts(attempts)
-            append_events(events)
+            for item in items
+        }
+        attempts = record_attempts(batch, items, signed)
         by_sig = dict(zip([a.signature for a in attempts], items, strict=True))
         expired = send_and_decide(batch, attempts, first_send=True)
         refresh(items)
@@ -79,23 +70,58 @@ def transfer(batch: Batch) -> None:
             item.fall_short(IouReason.BLOCKHASH_EXPIRED, "transfer expired unlanded")
 
 
+def attempt_numbers(items: list[Item]) -> dict[int, int]:
+    """``{distribution id: number of payout attempts recorded so far}`` (one query); the next
+    attempt's memo carries that number + 1, so no two attempts share bytes."""
+    counts: dict[int, int] = {}
+    for pk in PayoutAttempt.objects.filter(distribution__in=[i.dist.pk for i in items]).values_list("distribution_id", flat=True):
+        counts[pk] = counts.get(pk, 0) + 1
+    return counts
+
+
+def payout_reference(item: Item, numbers: dict[int, int]) -> str:
+    """The memo of the item's next payout attempt: ``qv:d<distribution>:a<attempt number>``."""
+    return f"qv:d{item.dist.pk}:a{numbers.get(item.dist.pk, 0) + 1}"
+
+
 _ATTEMPT_COLUMNS = (
-    "distribution_id", "iou_id", "agent_wallet_id", "amount", "signature", "raw_transaction", "blockhash",
-    "last_valid_block_height", "destination_owner", "destination_ata", "status", "error", "created_at",
+    "distribution_id", "iou_id", "agent_wallet_id", "amount", "path", "settles", "withdraw_amount", "signature",
+    "raw_transaction", "blockhash", "last_valid_block_height", "destination_owner", "destination_ata", "status",
+    "error", "created_at",
 )
 
 
-def _record_attempts(attempts: list[PayoutAttempt]) -> None:
-    """Insert the prepared attempts in one statement and give each its primary key."""
+def record_attempts(batch: Batch, items: list[Item], signed: dict[int, SignedPayout]) -> list[PayoutAttempt]:
+    """Record and commit one ``prepared`` attempt per signed payout (``{distribution id:
+    SignedPayout}``), with its audit event, in one statement: the durable record comes before
+    any send (docs/design.md, "Exactly once"). A payout with a Drift withdraw in it is on the
+    ``atomic`` path. Returns the attempts, in the order of ``items``."""
     now = timezone.now()
-    pks = dict(insert_rows(PayoutAttempt, _ATTEMPT_COLUMNS, [
-        (a.distribution_id, a.iou_id, a.agent_wallet_id, a.amount, a.signature, a.raw_transaction, a.blockhash,
-         a.last_valid_block_height, a.destination_owner, a.destination_ata, a.status, a.error, now)
-        for a in attempts
-    ], returning="signature"))
+    attempts, events = [], []
+    for item in items:
+        tx = signed[item.dist.pk]
+        path = PayoutPath.ATOMIC if tx.settles or tx.withdraw_amount else PayoutPath.TRANSFER
+        attempts.append(PayoutAttempt(
+            distribution=item.dist, iou=item.iou, agent_wallet=item.dist.subscription.agent_wallet,
+            amount=tx.amount, path=path, settles=tx.settles, withdraw_amount=tx.withdraw_amount,
+            signature=tx.signature, raw_transaction=tx.raw, blockhash=tx.blockhash,
+            last_valid_block_height=tx.last_valid_block_height, destination_owner=str(tx.destination_owner),
+            destination_ata=str(tx.destination_ata), created_at=now,
+        ))
+        events.append(event(
+            "payout_attempt", tx.signature, actor=batch.actor, to_status=AttemptStatus.PREPARED,
+            distribution=item.dist.pk, iou=item.iou.pk if item.iou else None, amount=tx.amount, path=path,
+            settles=tx.settles, withdraw_amount=tx.withdraw_amount, last_valid_block_height=tx.last_valid_block_height,
+        ))
+    with transaction.atomic():
+        pks = dict(insert_rows(PayoutAttempt, _ATTEMPT_COLUMNS, [
+            tuple(getattr(a, column) for column in _ATTEMPT_COLUMNS) for a in attempts
+        ], returning="signature"))
+        append_events(events)
     for attempt in attempts:
-        attempt.pk, attempt.created_at = pks[attempt.signature], now
+        attempt.pk = pks[attempt.signature]
         attempt._state.adding = False
+    return attempts
 
 
 def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: bool) -> list[PayoutAttempt]:
@@ -104,15 +130,19 @@ def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: 
     gateway = batch.gateway
     refused: list[tuple[PayoutAttempt, str]] = []
     pending: dict[str, int] = {}
-    results = gateway.send_many([
-        SignedTransaction(a.signature, bytes(a.raw_transaction), a.blockhash, a.last_valid_block_height, ())
+    signed = {
+        a.signature: SignedTransaction(
+            a.signature, bytes(a.raw_transaction), a.blockhash, a.last_valid_block_height,
+            program_ids_of(a.raw_transaction),
+        )
         for a in attempts
-    ])
+    }
+    results = gateway.send_many(list(signed.values()))
     for attempt in attempts:
         error = results[attempt.signature]
         if isinstance(error, TransactionFailed) and first_send:
             # refused by preflight: it never landed and these bytes cannot
-            refused.append((attempt, f"TransactionFailed: {describe_error(error.err)}"))
+            refused.append((attempt, f"TransactionFailed: {describe_error(error.err, signed[attempt.signature].program_ids)}"))
             continue
         if error is not None:
             logger.info("send of %s: %s (decided by status)", attempt.signature, error)
@@ -135,7 +165,8 @@ def send_and_decide(batch: Batch, attempts: list[PayoutAttempt], *, first_send: 
         elif status.state == "landed":
             landed.append((attempt, status.slot))
         else:
-            failed.append((attempt, AttemptStatus.FAILED, f"TransactionFailed: {describe_error(status.err)}"))
+            failed.append((attempt, AttemptStatus.FAILED,
+                           f"TransactionFailed: {describe_error(status.err, signed[signature].program_ids)}"))
     _mark(batch, failed + expired)
     apply_landed(batch, landed)
     return [a for a, _, _ in expired]

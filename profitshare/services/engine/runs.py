@@ -1,6 +1,7 @@
 """Entry points of the engine (tasks, resolver, guards, console and API call these) and the
 order of the steps for a batch: resolve earlier attempts, start, dust, expired debts first,
-settle, pre-flight, withdraw, transfer, owe the rest."""
+the one-transaction payout, then step by step for the rest (pre-flight, settle, withdraw,
+transfer), owe the rest."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from profitshare.chain.errors import InvalidAddress
 from profitshare.chain.gateway import ChainGateway, get_gateway
 from profitshare.models import IOU, Distribution, DistributionStatus, IouReason, IouStatus
 from profitshare.services.audit import ENGINE
+from profitshare.services.engine.atomic import pay_atomically
 from profitshare.services.engine.batch import Batch, load_items, refresh
 from profitshare.services.engine.ledger import owe
 from profitshare.services.engine.payouts import resolve_attempts, transfer
@@ -34,6 +36,7 @@ def default_gateway() -> ChainGateway:
     key = (
         tuple(settings.QV_RPC_URLS), settings.QV_DRIFT_ENV, settings.QV_USDC_MINT,
         settings.QV_PRIORITY_FEE_MICROLAMPORTS, settings.QV_PAYOUT_COMPUTE_UNIT_LIMIT,
+        settings.QV_ATOMIC_COMPUTE_UNIT_LIMIT,
     )
     if key not in _gateways:
         _gateways[key] = get_gateway()
@@ -208,6 +211,7 @@ def _collect_expired_first(batch: Batch) -> None:
     ]
     if not expired:
         return
+    preflight(batch)  # before anything is sent (docs/design.md, "SOL pre-flight")
     settle(batch)  # the new profit becomes collateral the old debts can be withdrawn from
     queues: dict[int, list[IOU]] = {}
     for iou in expired:
@@ -235,9 +239,12 @@ def _run(batch: Batch, ids: list[int]) -> None:
 
 
 def collect(batch: Batch) -> None:
-    """Settle, pre-flight, withdraw and transfer what is owed; owe the rest."""
-    settle(batch)
+    """Pay what is owed in one transaction where it can be (``atomic``); the rest step by step:
+    SOL pre-flight of every transaction still to send, settle, withdraw, transfer; owe what
+    remains."""
+    pay_atomically(batch)
     preflight(batch)
+    settle(batch)
     withdraw(batch)
     transfer(batch)
     refresh(batch.live())

@@ -244,8 +244,10 @@ def settle(batch: Batch) -> None:
 
 
 def preflight(batch: Batch) -> None:
-    """SOL pre-flight for the whole payout (withdraw and transfer fees, priority fee, rent of
-    missing token accounts); short of lamports owes the share (``insufficient_sol``)."""
+    """SOL pre-flight of the step-by-step path before any of its transactions is sent: the fees
+    of the settle (when not settled), the withdraw (when funds are missing) and the transfer,
+    the priority fees and the rent of missing token accounts; short of lamports owes the share
+    (``insufficient_sol``; docs/design.md, "SOL pre-flight")."""
     items = batch.live()
     if not items:
         return
@@ -269,7 +271,9 @@ def preflight(batch: Batch) -> None:
         item.usdc_before = state.usdc or 0
         need_withdraw = item.dist.withdrawn < item.dist.owed
         missing = (0 if item.creator_ata_exists else 1) + (1 if need_withdraw and state.usdc is None else 0)
-        needed = gateway.payout_lamports_needed(include_withdraw=need_withdraw, missing_token_accounts=missing)
+        needed = gateway.payout_lamports_needed(
+            include_settle=not item.dist.settled, include_withdraw=need_withdraw, missing_token_accounts=missing,
+        )
         if state.lamports < needed:
             owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
 
