@@ -81,10 +81,10 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
     policy computes the share (``per_trade`` or ``high_water_mark``) and the cumulative PnL
     and peak move; a distribution records the split terms in force at that moment
     (``services.splits.terms_in_force``: the settings' rates and the creator's referral chain;
-    docs/design.md, "Split terms are snapshotted"). ``on_commit(distribution_id)`` runs after commit (the engine task is
-    enqueued there). The same close id with the same body returns the first result
-    (``created=False``); with another body raises ``Conflict``. Raises ``InvalidInput``,
-    ``NotFound``; nothing is written on error.
+    docs/design.md, "Split terms are snapshotted"). ``on_commit(distribution_id)`` runs after
+    commit (the engine task is enqueued there). The same close id with the same body returns the
+    first result (``created=False``); with another body raises ``Conflict``. Raises
+    ``InvalidInput``, ``NotFound``; nothing is written on error.
     """
     _validate(report)
     digest = report.sha256()
