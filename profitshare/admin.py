@@ -21,6 +21,7 @@ from profitshare.models import (
     DriftAction,
     PayoutAttempt,
     PublishedBot,
+    Referral,
     Subscription,
     TradeClose,
 )
@@ -56,6 +57,15 @@ class CreatorWalletAdmin(ReadOnlyAdmin):
 
     list_display = ("address", "telegram_chat_id", "created_at")
     search_fields = ("address", "telegram_chat_id")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Referral)
+class ReferralAdmin(ReadOnlyAdmin):
+    """Who referred whom (a referrer once set never changes)."""
+
+    list_display = ("wallet", "referrer_wallet", "created_at")
+    search_fields = ("wallet", "referrer_wallet")
     date_hierarchy = "created_at"
 
 

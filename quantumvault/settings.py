@@ -266,6 +266,17 @@ QV_IOU_RETRY_MAX_SECONDS = env_int("QV_IOU_RETRY_MAX_SECONDS", 6 * 3600)
 QV_ENGINE_BATCH_SIZE = env_int("QV_ENGINE_BATCH_SIZE", 128)
 # A payout attempt unresolved for this long is checked against the chain by the resolver.
 QV_STALE_ATTEMPT_SECONDS = env_int("QV_STALE_ATTEMPT_SECONDS", 90)
+# Splits of the creator's share (docs/design.md, "Splits add up"): referral rates of levels 1-3
+# and the platform fee, in basis points of the share, and the wallet the fee goes to. Checked in
+# every mode: a bad value stops every entry point with one line naming it.
+from quantumvault.startup import ConfigurationError, refuse_to_start, split_settings  # noqa: E402
+
+try:
+    QV_REFERRAL_BPS, QV_PLATFORM_FEE_BPS, QV_PLATFORM_TREASURY = split_settings(
+        os.environ.get("QV_REFERRAL_BPS"), os.environ.get("QV_PLATFORM_FEE_BPS"), os.environ.get("QV_PLATFORM_TREASURY")
+    )
+except ConfigurationError as _split_problem:
+    refuse_to_start(str(_split_problem))
 
 LOGGING = {
     "version": 1,
@@ -367,7 +378,7 @@ QV_ALERT_RULES.setdefault("webhook_failed", {"severity": "critical", "notify": T
 # --- Production start-up check: with DEBUG off, a missing or weak secret (or the demo) stops every
 # entry point (web, qcluster, management commands) with one line naming it.
 if not DEBUG:
-    from quantumvault.startup import production_problem, refuse_to_start  # noqa: E402
+    from quantumvault.startup import production_problem  # noqa: E402
 
     _problem = production_problem(
         secret_key=SECRET_KEY,

@@ -14,11 +14,16 @@ The rules (README, "Configuration"):
 * ``QV_KEY_ENCRYPTION_KEYS``: one or more keys, each a valid Fernet key (32 url-safe base64
   bytes), the key agent wallets are encrypted with;
 * ``QV_DEMO``: the demo market signs anyone in without a wallet; it never runs with DEBUG off.
+
+The split settings are checked with DEBUG on too (a bad one would route money wrongly in any
+mode): :func:`split_settings` parses them and names the first problem (docs/design.md,
+"Splits add up").
 """
 
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 MIN_SECRET_KEY_CHARS = 50
 MIN_SECRET_KEY_UNIQUE_CHARS = 5
@@ -84,6 +89,77 @@ def production_problem(
     if intake_secret == admin_secret:
         return "QV_ADMIN_SECRET must differ from QV_INTAKE_SECRET"
     return None
+
+
+#: Referral rates of levels 1-3 when ``QV_REFERRAL_BPS`` is unset, basis points of the share.
+DEFAULT_REFERRAL_BPS = (500, 200, 100)
+REFERRAL_LEVELS = 3
+#: Basis points in a whole share.
+BPS_PER_SHARE = 10_000
+
+
+class ConfigurationError(ValueError):
+    """A setting that may not be used; the message is one line naming the variable (never a
+    secret's value)."""
+
+
+class SplitSettings(NamedTuple):
+    """The split settings as the product uses them: ``referral_bps`` (levels 1-3) and
+    ``platform_fee_bps`` in basis points of the creator's share, ``treasury`` the base58 wallet
+    that receives the platform fee ("" when unset)."""
+
+    referral_bps: tuple[int, ...]
+    platform_fee_bps: int
+    treasury: str
+
+
+def _bps(name: str, text: str) -> int:
+    value = text.strip()
+    if not value.isascii() or not value.isdigit():
+        raise ConfigurationError(f"{name} must be a non-negative integer (basis points), got {text!r}")
+    return int(value)
+
+
+def split_settings(referral_bps: str | None, platform_fee_bps: str | None, treasury: str | None) -> SplitSettings:
+    """Parse ``QV_REFERRAL_BPS``, ``QV_PLATFORM_FEE_BPS`` and ``QV_PLATFORM_TREASURY`` (their raw
+    environment text; ``None`` or empty: the default).
+
+    Rules: ``QV_REFERRAL_BPS`` is exactly three comma-separated non-negative integers (default
+    ``500,200,100``); ``QV_PLATFORM_FEE_BPS`` a non-negative integer (default 0); the fee and the
+    three referral rates add up to less than 10,000 bps, so the creator's leg is positive at any
+    positive share; ``QV_PLATFORM_TREASURY`` is required when the fee is above 0 and, when set, is
+    a valid Solana address (base58 of 32 bytes, not the all-zero address). Raises
+    ``ConfigurationError`` naming the first variable that breaks a rule.
+    """
+    if referral_bps is None or not referral_bps.strip():
+        referral = DEFAULT_REFERRAL_BPS
+    else:
+        parts = referral_bps.split(",")
+        if len(parts) != REFERRAL_LEVELS or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+            raise ConfigurationError(
+                f"QV_REFERRAL_BPS must be {REFERRAL_LEVELS} comma-separated non-negative integers "
+                f"(basis points of levels 1-3, e.g. 500,200,100), got {referral_bps!r}"
+            )
+        referral = tuple(int(p) for p in parts)
+    fee = 0 if platform_fee_bps is None or not platform_fee_bps.strip() else _bps("QV_PLATFORM_FEE_BPS", platform_fee_bps)
+    total = fee + sum(referral)
+    if total >= BPS_PER_SHARE:
+        raise ConfigurationError(
+            f"QV_PLATFORM_FEE_BPS + QV_REFERRAL_BPS add up to {total} bps; they must stay below "
+            f"{BPS_PER_SHARE} so the creator keeps part of every share"
+        )
+    address = treasury if treasury and treasury.strip() else ""
+    if fee > 0 and not address:
+        raise ConfigurationError("QV_PLATFORM_TREASURY is required when QV_PLATFORM_FEE_BPS is above 0")
+    if address:
+        from profitshare.chain.addresses import parse_address
+        from profitshare.chain.errors import InvalidAddress
+
+        try:
+            address = str(parse_address(address))
+        except InvalidAddress as exc:
+            raise ConfigurationError(f"QV_PLATFORM_TREASURY is not a valid Solana address ({exc.why})") from None
+    return SplitSettings(referral, fee, address)
 
 
 def refuse_to_start(problem: str) -> None:

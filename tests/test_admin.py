@@ -22,18 +22,20 @@ from profitshare.models import (
     DistributionStatus,
     PayoutAttempt,
     PublishedBot,
+    Referral,
     Subscription,
     TradeClose,
 )
 from profitshare.services.bots import publish_bot
 from profitshare.services.intake import CloseReport, record_close
+from profitshare.services.referrals import link_referral
 from profitshare.services.subscriptions import create_subscription
 
 pytestmark = pytest.mark.django_db
 
 MODELS = [
     CreatorWallet, AgentWallet, PublishedBot, Subscription, TradeClose, Distribution, IOU, PayoutAttempt,
-    Alert, AuditEvent,
+    Alert, AuditEvent, Referral,
 ]
 
 
@@ -64,6 +66,7 @@ def rows():
         destination_owner=dist.creator.address, destination_ata=str(Keypair().pubkey()),
     )
     Alert.objects.create(kind="iou_created", subject="IOU for test", amount=4_000_000)
+    link_referral(dist.creator.address, str(Keypair().pubkey()), actor="test")
     return sub
 
 

@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from profitshare.api.routes import bots, closes, ious, subscriptions
+from profitshare.api.routes import bots, closes, ious, referrals, subscriptions
 from profitshare.api.schemas import BASE58_PATTERN, PRINTABLE_PATTERN
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.locks import LockTimeout
@@ -47,6 +47,7 @@ api.add_router("", bots.router)
 api.add_router("", subscriptions.router)
 api.add_router("", closes.router)
 api.add_router("", ious.router)
+api.add_router("", referrals.router)
 
 
 def field_name(loc) -> str:

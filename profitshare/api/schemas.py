@@ -64,6 +64,13 @@ Address = Annotated[
     WithJsonSchema({"type": "string", "format": "solana-address",
                     "description": "base58 Solana address: decodes to exactly 32 bytes, not the all-zero address"}),
 ]
+#: An address in a URL path (``/referrals/{wallet}``): the same rule as an address in a body.
+PathAddress = Annotated[
+    str,
+    Path(pattern=BASE58_PATTERN),
+    WithJsonSchema({"type": "string", "format": "solana-address",
+                    "description": "base58 Solana address: decodes to exactly 32 bytes, not the all-zero address"}),
+]
 U16 = Annotated[StrictInt, Field(ge=0, le=65_535)]
 BaseUnits = Annotated[StrictInt, Field(description="USDC base units (6 decimals)")]
 
@@ -243,6 +250,24 @@ class IouActionOut(Schema):
     remaining: int
 
 
+# --- referrals -------------------------------------------------------------------------------------
+class ReferralIn(StrictIn):
+    """``POST /referrals``: ``referrer_wallet`` referred ``wallet``."""
+
+    wallet: Address
+    referrer_wallet: Address
+
+
+class ReferralOut(Schema):
+    """A wallet's referral link: ``referrer_wallet`` (null when nobody referred it) and its
+    ``chain`` of referrers, nearest first: ``[level 1, level 2, level 3]`` (fewer when the chain
+    is shorter; ``chain[0]`` is ``referrer_wallet``)."""
+
+    wallet: str
+    referrer_wallet: str | None
+    chain: list[str]
+
+
 # --- errors ----------------------------------------------------------------------------------------
 class FieldError(Schema):
     """One invalid field: its name (dotted for nested fields; ``body`` for the whole body)."""
@@ -276,6 +301,9 @@ __all__ = [
     "IouFilters",
     "IouOut",
     "IouPage",
+    "PathAddress",
+    "ReferralIn",
+    "ReferralOut",
     "SubscriptionIn",
     "SubscriptionOut",
     "ValidationErrorOut",

@@ -422,8 +422,9 @@ class Ledger:
             )
         return Outcome(None, list(result.logs()), result.compute_units_consumed())
 
-    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
-        """Simulate without changing state (simulateTransaction)."""
+    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool, want: tuple[Pubkey, ...] = ()) -> Outcome:
+        """Simulate without changing state (simulateTransaction); ``post_accounts`` holds the
+        post-transaction state of the accounts in ``want`` that the transaction wrote."""
         if sig_verify and not all(tx.verify_with_results()):
             return Outcome("SignatureFailure", [], 0)
         result = self.svm.simulate_transaction(tx)
@@ -433,9 +434,11 @@ class Ledger:
                 transaction_error_json(result.err()), list(meta.logs()), meta.compute_units_consumed()
             )
         meta = result.meta()
-        return Outcome(
-            None, list(meta.logs()), meta.compute_units_consumed(), dict(result.post_accounts())
-        )
+        post = {}
+        if want:
+            wanted = set(want)
+            post = {key: account for key, account in result.post_accounts() if key in wanted}
+        return Outcome(None, list(meta.logs()), meta.compute_units_consumed(), post)
 
     def record(self, record: TxRecord) -> None:
         """Remember a landed transaction and index it by every account it touched."""

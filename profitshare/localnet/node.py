@@ -157,12 +157,13 @@ class LocalNode:
             with self._partial_withdraws(tx.message):
                 return self.ledger.execute(tx, raw, preflight=preflight)
 
-    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> Outcome:
-        """Simulate without changing state (simulateTransaction); under the
-        ``partialWithdrawRatio`` fault the simulation sees what the execution would."""
+    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool, want: tuple[Pubkey, ...] = ()) -> Outcome:
+        """Simulate without changing state (simulateTransaction); ``want``: accounts whose
+        post-transaction state to return. Under the ``partialWithdrawRatio`` fault the
+        simulation sees what the execution would."""
         with self.lock:
             with self._partial_withdraws(tx.message):
-                return self.ledger.simulate(tx, sig_verify=sig_verify)
+                return self.ledger.simulate(tx, sig_verify=sig_verify, want=want)
 
     @contextlib.contextmanager
     def _partial_withdraws(self, message):

@@ -343,7 +343,7 @@ class RpcMethods:
                 raise invalid_params("accounts must be {addresses: [...], encoding}")
             addresses = [parse_pubkey(a, "accounts.addresses") for a in wanted["addresses"]]
             account_encoding = _encoding(wanted, "base64", ("base64", "base58", "base64+zstd"))
-        outcome = self.node.simulate(tx, sig_verify=bool(config.get("sigVerify", False)))
+        outcome = self.node.simulate(tx, sig_verify=bool(config.get("sigVerify", False)), want=tuple(addresses))
         value = _simulation_value(outcome.err, outcome.logs, outcome.units)
         value["replacementBlockhash"] = replacement
         if wanted is not None:

@@ -1,4 +1,4 @@
-"""The profit-share domain: wallets, bots, subscriptions, closes, distributions, payouts, IOUs,
+"""The profit-share domain: wallets, referrals, bots, subscriptions, closes, distributions, payouts, IOUs,
 alerts and the append-only audit trail. Money fields are integers in USDC base units (6
 decimals); models stay thin (state and constraints), the rules live in ``profitshare.services``."""
 
@@ -6,7 +6,13 @@ from profitshare.models import delinquency, outbox, reconciliation  # noqa: F401
 from profitshare.models.alerts import Alert
 from profitshare.models.audit import AuditEvent
 from profitshare.models.bots import Policy, PublishedBot
-from profitshare.models.closes import CloseKind, Distribution, DistributionStatus, TradeClose
+from profitshare.models.closes import (
+    CloseKind,
+    Distribution,
+    DistributionStatus,
+    LegRole,
+    TradeClose,
+)
 from profitshare.models.earnings import EarningsDay, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
 from profitshare.models.notices import CreatorNotices, TelegramLinkCode, TelegramUpdateOffset
@@ -17,6 +23,7 @@ from profitshare.models.payouts import (
     PayoutAttempt,
     PayoutPath,
 )
+from profitshare.models.referrals import Referral
 from profitshare.models.siws import SiwsNonce as SiwsNonce
 from profitshare.models.subscriptions import Subscription, SubscriptionStatus
 from profitshare.models.wallets import AgentWallet, CreatorWallet
@@ -44,10 +51,12 @@ __all__ = [
     "EarningsDay",
     "IouReason",
     "IouStatus",
+    "LegRole",
     "PayoutAttempt",
     "PayoutPath",
     "Policy",
     "PublishedBot",
+    "Referral",
     "Subscription",
     "SubscriptionEarnings",
     "SubscriptionStatus",

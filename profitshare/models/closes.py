@@ -49,6 +49,16 @@ class DistributionStatus(models.TextChoices):
     CARRIED = "carried", "Carried (dust)"
 
 
+class LegRole(models.TextChoices):
+    """Who a leg of a split share pays (docs/design.md, "Splits add up")."""
+
+    CREATOR = "creator", "Creator"
+    PLATFORM = "platform", "Platform fee"
+    REFERRAL_1 = "referral_1", "Referral, level 1"
+    REFERRAL_2 = "referral_2", "Referral, level 2"
+    REFERRAL_3 = "referral_3", "Referral, level 3"
+
+
 class Distribution(models.Model):
     """What one close owes the creator and what became of it (USDC base units).
 
@@ -61,6 +71,12 @@ class Distribution(models.Model):
     already withdrawn from Drift into the agent's token account for this distribution and not
     yet transferred (used on retry, never withdrawn again). ``close`` is null for the final
     carry flush when a subscription ends.
+
+    ``split_terms``: the split terms in force when the share was computed (docs/design.md,
+    "Split terms are snapshotted"): ``{"platform_fee_bps": int, "treasury": str, "referral":
+    [[wallet, bps], ...]}`` (the creator's referral chain, level 1 first, each with its level's
+    rate); ``{}`` on distributions recorded before splits existed: no splits.
+    ``profitshare.services.splits.terms_of`` reads it.
     """
 
     close = models.OneToOneField(
@@ -84,6 +100,7 @@ class Distribution(models.Model):
     settled = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=DistributionStatus.choices, default=DistributionStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    split_terms = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

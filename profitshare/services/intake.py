@@ -13,6 +13,7 @@ from django.utils import timezone
 from profitshare.db.bulk import insert_rows
 from profitshare.models import (
     CloseKind,
+    CreatorWallet,
     Distribution,
     Policy,
     PublishedBot,
@@ -23,6 +24,7 @@ from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.policy import high_water_mark_step, per_trade_share
+from profitshare.services.splits import terms_in_force
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
@@ -77,10 +79,12 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
 
     Under the subscription's row lock: pending terms whose timelock passed take effect, the
     policy computes the share (``per_trade`` or ``high_water_mark``) and the cumulative PnL
-    and peak move. ``on_commit(distribution_id)`` runs after commit (the engine task is
-    enqueued there). The same close id with the same body returns the first result
-    (``created=False``); with another body raises ``Conflict``. Raises ``InvalidInput``,
-    ``NotFound``; nothing is written on error.
+    and peak move; a distribution records the split terms in force at that moment
+    (``services.splits.terms_in_force``: the settings' rates and the creator's referral chain;
+    docs/design.md, "Split terms are snapshotted"). ``on_commit(distribution_id)`` runs after
+    commit (the engine task is enqueued there). The same close id with the same body returns the
+    first result (``created=False``); with another body raises ``Conflict``. Raises
+    ``InvalidInput``, ``NotFound``; nothing is written on error.
     """
     _validate(report)
     digest = report.sha256()
@@ -118,17 +122,18 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
         distribution = None
         events = []
         if share > 0:
+            split_terms = terms_in_force(sub.creator_address).snapshot()
             distribution = Distribution(
                 close=close, subscription=sub, creator_id=sub.bot_creator_id, bot_id=sub.bot_id,
                 realized_pnl=report.realized_pnl, profit_share_bps=sub.profit_share_bps, policy=sub.policy,
-                share=share, owed=share,
+                share=share, owed=share, split_terms=split_terms,
             )
             _insert(distribution, "close_id", ("close_id", "subscription_id", "creator_id", "bot_id", "realized_pnl",
-                                               "profit_share_bps", "policy", "share", "owed"))
+                                               "profit_share_bps", "policy", "share", "owed", "split_terms"))
             events.append(event(
                 "distribution", distribution.pk, actor=actor, to_status=distribution.status,
                 close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,
-                policy=sub.policy, share=share,
+                policy=sub.policy, share=share, split_terms=split_terms,
             ))
             if on_commit is not None:
                 distribution_id = distribution.pk
@@ -150,16 +155,20 @@ def _replay(existing: TradeClose, digest: str) -> IntakeResult:
 # --- the hot path's statements, in plain SQL (each ORM statement cost ~1 ms of CPU to compile,
 # several times the database's own work; benchmarks/engine.py measures intake CPU per close)
 def _lock_subscription(subscription_id: str) -> Subscription | None:
-    """The subscription with its bot's creator (``bot_creator_id``), its row locked (FOR UPDATE
-    OF the subscription only: locking the bot row too would serialise every subscriber's intake
-    behind it). Only the fields intake reads are loaded."""
+    """The subscription with its bot's creator (``bot_creator_id``, and its wallet address
+    ``creator_address``), its row locked (FOR UPDATE OF the subscription only: locking the bot
+    row too would serialise every subscriber's intake behind it). Only the fields intake reads
+    are loaded."""
     sub_table = connection.ops.quote_name(Subscription._meta.db_table)
     bot_table = connection.ops.quote_name(PublishedBot._meta.db_table)
+    creator_table = connection.ops.quote_name(CreatorWallet._meta.db_table)
     lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
     rows = list(Subscription.objects.raw(
         "SELECT s.id, s.subscription_id, s.bot_id, s.profit_share_bps, s.policy, s.pending_bps, s.pending_policy, "
-        "s.pending_effective_at, s.cumulative_pnl, s.high_water_mark, b.creator_id AS bot_creator_id "
-        f"FROM {sub_table} s JOIN {bot_table} b ON b.id = s.bot_id WHERE s.subscription_id = %s{lock}",
+        "s.pending_effective_at, s.cumulative_pnl, s.high_water_mark, b.creator_id AS bot_creator_id, "
+        "c.address AS creator_address "
+        f"FROM {sub_table} s JOIN {bot_table} b ON b.id = s.bot_id JOIN {creator_table} c ON c.id = b.creator_id "
+        f"WHERE s.subscription_id = %s{lock}",
         [subscription_id],
     ))
     return rows[0] if rows else None

@@ -1,5 +1,6 @@
 """One payout at a time per agent wallet (docs/design.md, "One payout at a time
-per agent wallet": two payouts on one wallet would measure each other's withdraws).
+per agent wallet": two payouts on one wallet would measure each other's withdraws), and the
+referral locks that keep the referral links free of cycles (``lock_referral_wallets``).
 
 On PostgreSQL: a session-level advisory lock (``pg_advisory_lock``) keyed by the agent wallet,
 held across settle + withdraw + transfer while the steps commit their own records, and released
@@ -26,9 +27,28 @@ class LockTimeout(Exception):
     """The agent wallet stayed locked by another worker for ``timeout`` seconds."""
 
 
-def advisory_key(name: str) -> int:
-    """A signed 64-bit advisory-lock key for ``name`` (first 8 bytes of its SHA-256)."""
-    return int.from_bytes(hashlib.sha256(f"qv-agent:{name}".encode()).digest()[:8], "big", signed=True)
+def advisory_key(name: str, *, namespace: str = "agent") -> int:
+    """A signed 64-bit advisory-lock key for ``name`` (first 8 bytes of the SHA-256 of
+    ``"qv-{namespace}:{name}"``): ``"agent"`` for agent wallets' payout locks, ``"referral"`` for
+    referral trees, so the two never share a key."""
+    return int.from_bytes(hashlib.sha256(f"qv-{namespace}:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+def lock_referral_wallets(wallets: list[str]) -> None:
+    """Take the referral locks of ``wallets`` until the current transaction ends (call inside
+    ``transaction.atomic``), one statement per wallet in key order, so two callers wanting the same
+    wallets cannot deadlock each other. Waits as long as another transaction holds one.
+
+    On PostgreSQL: ``pg_advisory_xact_lock`` (released by commit or rollback, or when the
+    connection dies). On other databases nothing is taken: SQLite (the embedded default) begins
+    every transaction ``IMMEDIATE``, which already serialises writers. Why these locks and which
+    wallets: ``profitshare.services.referrals.link_referral``.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for key in sorted({advisory_key(wallet, namespace="referral") for wallet in wallets}):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 @contextlib.contextmanager

@@ -24,6 +24,8 @@ def test_openapi_json_is_served(client):
         "/api/v1/ious",
         "/api/v1/ious/{iou_id}/retry",
         "/api/v1/ious/{iou_id}/void",
+        "/api/v1/referrals",
+        "/api/v1/referrals/{wallet}",
     }
     assert set(doc["paths"]["/api/v1/trade-closes"]["post"]["responses"]) >= {"200", "202", "401", "404", "409", "422"}
     assert set(doc["paths"]["/api/v1/subscriptions/{subscription_id}/guard"]) == {"get", "post"}
