@@ -10,8 +10,9 @@ Which operations may be retried is decided by the caller from the type:
   From a *send*, it means every endpoint refused the bytes with HTTP 429/503 or could not be
   connected to; the engine still resolves the payout by its signature (recorded before sending).
 * ``SendOutcomeUnknown``: the signed bytes may have reached a node. Never sign a new transaction
-  for it until ``signature_status`` says unknown *and* its blockhash has expired (docs/design.md,
-  "Exactly once").
+  for it until ``BatchOps.wait_for`` decides it ``expired`` (a caught-up node past its last valid
+  block height did not find it: docs/design.md, "Exactly once", "Expired only from a caught-up
+  node").
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class RpcRequestError(ChainError):
 class SendOutcomeUnknown(ChainError):
     """A ``sendTransaction`` whose response was lost or timed out: it may or may not land.
 
-    Never retried blindly; resolve with ``signature_status(signature)`` / ``confirm``.
+    Never retried blindly; resolve by its signature with ``BatchOps.wait_for``.
     ``signature``: base58 signature of the transaction; ``why``: what happened.
     """
 

@@ -108,3 +108,38 @@ def test_a_busy_wallet_is_skipped_and_nothing_changes(localnet, gateway):
         assert Distribution.objects.get(pk=dist_id).status == DistributionStatus.PENDING
     assert resolve_stale(gateway=gateway, now=timezone.now() + LATER)["distributions"] == 1
     assert world.creator_usdc() == 3_000_000
+
+
+def test_a_payout_only_a_lagging_replica_can_report_is_never_expired_by_the_resolver(localnet, replica, gateway):
+    """docs/design.md, "Expired only from a caught-up node": the payout lands, its worker stops
+    before learning it; the primary refuses status reads and the replica is 200 slots behind.
+    Once the primary's height is past the payout's last valid block height the resolver still
+    signs nothing (the replica has not seen that far), and pays it from the replica's answer
+    once the replica has."""
+    world = make_world(localnet)
+    dist_id = world.close(50_000_000).distribution.pk
+    both = make_gateway(localnet, urls=[localnet.url, replica.url], slot_probe_seconds=0, confirm_timeout=0.2)
+    original = both.send_many
+
+    def lag_from_the_payout(signed):
+        if PayoutAttempt.objects.filter(signature__in=[tx.signature for tx in signed]).exists():
+            localnet.rpc("localnet_setFaults", {"seed": 6, "endpoints": {
+                "primary": {"httpErrorRate": 1.0, "httpErrorMethods": ["getSignatureStatuses"]},
+                "replica": {"lagSlots": 200},
+            }})
+        return original(signed)
+
+    both.send_many = lag_from_the_payout  # the node's faults switch on as the payout is sent
+    assert process_distribution(dist_id, gateway=both).status == DistributionStatus.PROCESSING
+    [sent] = PayoutAttempt.objects.all()
+    assert (sent.status, world.creator_usdc()) == (AttemptStatus.SENT, 5_000_000)  # landed, undecided
+    localnet.rpc("localnet_advanceSlots", 151)
+    assert localnet.rpc("getBlockHeight") > sent.last_valid_block_height
+    resolve_stale(gateway=both, now=timezone.now() + LATER)
+    assert list(PayoutAttempt.objects.values_list("status", flat=True)) == [AttemptStatus.SENT]  # not expired
+    localnet.rpc("localnet_advanceSlots", 200)
+    resolve_stale(gateway=both, now=timezone.now() + LATER)
+    dist = Distribution.objects.get(pk=dist_id)
+    assert (dist.status, dist.paid) == (DistributionStatus.PAID, 5_000_000)
+    assert list(PayoutAttempt.objects.values_list("signature", "status")) == [(sent.signature, AttemptStatus.LANDED)]
+    assert world.creator_usdc() == 5_000_000
