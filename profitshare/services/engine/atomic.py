@@ -146,7 +146,7 @@ def _preflight(batch: Batch, items: list[Item]) -> bool:
         missing = int(not item.creator_ata_exists) + int(not item.agent_ata_exists)
         needed = gateway.payout_lamports_needed(atomic=True, include_withdraw=True, missing_token_accounts=missing)
         if state.lamports < needed:
-            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
+            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
     return True
 
 

@@ -275,7 +275,7 @@ def preflight(batch: Batch) -> None:
             include_settle=not item.dist.settled, include_withdraw=need_withdraw, missing_token_accounts=missing,
         )
         if state.lamports < needed:
-            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
+            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
 
 
 def withdraw(batch: Batch) -> None:
