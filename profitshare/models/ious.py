@@ -68,6 +68,9 @@ class IOU(models.Model):
     next_retry_at = models.DateTimeField()
     claimed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    #: Lamports the agent wallet needs for the payout's fees and rents, when the reason is
+    #: ``insufficient_sol`` (what the subscriber must top up to; null otherwise).
+    sol_needed = models.BigIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from profitshare.models import IOU, IouStatus, Subscription, SubscriptionStatus
+from profitshare.models import IOU, IouReason, IouStatus, Subscription, SubscriptionStatus
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,17 @@ def blocking(now: datetime) -> Q:
 
 def debt_state(subscription: Subscription, *, now: datetime | None = None) -> dict:
     """What blocks ``subscription`` now, in one query: ``{"guard": GuardAnswer, "retrying":
-    bool}`` (``retrying``: a retry of one of its IOUs is running). ``subscription.status`` is
-    used as loaded; nothing is retried (``services.guards.guard`` retries first)."""
+    bool, "sol_needed": int | None}`` (``retrying``: a retry of one of its IOUs is running;
+    ``sol_needed``: the lamports its agent wallet needs when a blocking IOU is owed for lack
+    of SOL). ``subscription.status`` is used as loaded; nothing is retried
+    (``services.guards.guard`` retries first)."""
     now = now or timezone.now()
     remaining = F("amount") - F("paid_amount")
     sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=IouStatus.ACTIVE).aggregate(
         blocking=Coalesce(Sum(remaining, filter=blocking(now)), 0),
         owed=Coalesce(Sum(remaining), 0),
         processing=Count("pk", filter=Q(status=IouStatus.PROCESSING)),
+        sol_needed=Max("sol_needed", filter=blocking(now) & Q(reason=IouReason.INSUFFICIENT_SOL)),
     )
     allowed = sums["blocking"] == 0
     answer = GuardAnswer(
@@ -58,4 +61,4 @@ def debt_state(subscription: Subscription, *, now: datetime | None = None) -> di
         blocking_owed=sums["blocking"],
         delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
     )
-    return {"guard": answer, "retrying": sums["processing"] > 0}
+    return {"guard": answer, "retrying": sums["processing"] > 0, "sol_needed": sums["sol_needed"]}

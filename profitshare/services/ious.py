@@ -1,16 +1,22 @@
-"""IOUs: claiming them for retry (SKIP LOCKED), voiding (admins, with a reason), expiry."""
+"""IOUs: claiming them for retry (SKIP LOCKED), waking those whose wallet was topped up with
+SOL, voiding (admins, with a reason), expiry."""
 
 from __future__ import annotations
+
+import logging
 
 from django.db import transaction
 from django.utils import timezone
 
-from profitshare.models import IOU, Distribution, DistributionStatus, IouStatus
+from profitshare.chain.errors import ChainError
+from profitshare.models import IOU, Distribution, DistributionStatus, IouReason, IouStatus
 from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.earnings import record_voided
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
 
 
 def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=None) -> list[int]:
@@ -27,6 +33,37 @@ def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=No
         for iou in ious:
             _claim(iou, actor, now)
     return [iou.pk for iou in ious]
+
+
+def wake_topped_up(gateway, *, actor: str = "schedule:iou-retry", now=None, limit: int = 500) -> list[int]:
+    """Make ``insufficient_sol`` IOUs due now when their agent wallet holds the lamports the
+    payout needs (``IOU.sol_needed``) although their backoff has not run out: a subscriber who
+    tops up is paid on the next sweep, not hours later (docs/design.md, "SOL pre-flight").
+    ``gateway``: a ``ChainGateway`` (one ``getMultipleAccounts`` round per 50 wallets).
+    Returns the ids woken; none when the balances cannot be read (the backoff still retries
+    them, and the next sweep reads again)."""
+    now = now or timezone.now()
+    waiting = list(
+        IOU.objects.filter(
+            reason=IouReason.INSUFFICIENT_SOL, status__in=IouStatus.RETRYABLE, next_retry_at__gt=now,
+            sol_needed__isnull=False,
+        ).values_list("pk", "sol_needed", "subscription__agent_wallet__pubkey").order_by("next_retry_at")[:limit]
+    )
+    if not waiting:
+        return []
+    try:
+        states = gateway.wallet_states(sorted({agent for _, _, agent in waiting}))
+    except ChainError as exc:
+        logger.info("agent wallets of %d IOUs owed for lack of SOL unread: %s", len(waiting), exc)
+        return []
+    woken = [(pk, needed, states[agent].lamports) for pk, needed, agent in waiting if states[agent].lamports >= needed]
+    if not woken:
+        return []
+    with transaction.atomic():
+        IOU.objects.filter(pk__in=[pk for pk, _, _ in woken], status__in=IouStatus.RETRYABLE).update(next_retry_at=now)
+        for pk, needed, lamports in woken:
+            record_event("iou", pk, actor=actor, reason="agent wallet topped up", lamports=lamports, sol_needed=needed)
+    return [pk for pk, _, _ in woken]
 
 
 def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:

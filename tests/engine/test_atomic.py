@@ -230,3 +230,25 @@ def test_drift_changing_between_the_simulation_and_the_send_is_a_failed_attempt_
     iou = IOU.objects.get(distribution=distribution)
     assert iou.reason == IouReason.SETTLE_FAILED
     assert world.creator_usdc() == 0 and world.drift()["unsettledPnl"] == 10_000_000
+
+
+def test_a_subaccount_drift_does_not_know_cannot_be_built_and_is_owed_step_by_step(localnet, gateway):
+    world = make_world(localnet, collateral=0)  # no Drift user account at all
+    distribution = world.close(10_000_000, realize=False).distribution
+    process_distribution(distribution.pk, gateway=gateway)
+    assert fallback_reason(distribution).startswith("step-by-step payout: atomic not built: ")
+    iou = IOU.objects.get(distribution=distribution)
+    assert iou.reason == IouReason.SETTLE_FAILED and "AccountNotFound" in iou.last_error
+    assert not PayoutAttempt.objects.exists() and world.creator_usdc() == 0
+
+
+def test_one_unknown_subaccount_does_not_fail_the_rest_of_the_batch(localnet, gateway, settings):
+    settings.QV_ENGINE_BATCH_SIZE = 8
+    good, unknown = make_world(localnet), make_world(localnet, collateral=0)
+    localnet.rpc("localnet_fundUsdc", str(good.agent.pubkey()), 1)  # step by step: settles beside the other
+    paid = good.close(10_000_000).distribution
+    missing = unknown.close(10_000_000, realize=False).distribution
+    process_pending(paid.pk, gateway=gateway)
+    paid.refresh_from_db()
+    assert paid.status == DistributionStatus.PAID and good.creator_usdc() == 1_000_000
+    assert IOU.objects.get(distribution=missing).reason == IouReason.SETTLE_FAILED

@@ -128,7 +128,7 @@ def test_bytes_an_earlier_run_recorded_are_signed_again_not_recorded_twice(local
         calls.append(blockhash)
         return earlier if len(calls) == 1 else gateway.build_settle(it.keypair, sub_account, 0, blockhash, check_unique=False)
 
-    signed = _sign_unique(batch, [item], sign)
+    signed = _sign_unique(batch, [item], sign, lambda item, error: pytest.fail(error))
 
     assert len(calls) == 2 and signed[distribution.pk].signature != earlier.signature
     drift_actions.record(batch, DriftActionKind.SETTLE, signed)  # no IntegrityError

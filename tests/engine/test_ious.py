@@ -199,3 +199,28 @@ def test_a_busy_wallet_leaves_its_iou_processing_for_the_resolver(localnet, gate
         assert retry_ious([iou.pk], gateway=gateway, lock_timeout=0.2) == []
     iou.refresh_from_db()
     assert iou.status == IouStatus.PROCESSING and world.creator_usdc() == 0
+
+
+def test_an_iou_owed_for_lack_of_sol_is_retried_once_the_wallet_is_topped_up(localnet, gateway, settings):
+    from profitshare import tasks
+
+    world, distribution, iou = owe_for_lack_of_sol(localnet, gateway)
+    assert iou.sol_needed == gateway.payout_lamports_needed(atomic=True, include_withdraw=True, missing_token_accounts=2)
+    assert iou.next_retry_at > timezone.now()  # backing off
+    assert ious.wake_topped_up(gateway) == []  # still 0.001 SOL: nothing to wake
+    assert tasks.retry_due_ious_task() == 0
+    localnet.rpc("requestAirdrop", str(world.agent.pubkey()), iou.sol_needed)  # the subscriber tops up
+    assert tasks.retry_due_ious_task() == 1  # woken and paid on the next sweep
+    iou.refresh_from_db()
+    assert iou.status == IouStatus.PAID and world.creator_usdc() == 4_000_000
+    assert AuditEvent.objects.filter(entity="iou", entity_id=str(iou.pk), reason="agent wallet topped up").exists()
+
+
+def test_topped_up_wallets_unread_wake_nothing(localnet, gateway):
+    from tests.chain.gateway_support import make_gateway
+
+    _, _, iou = owe_for_lack_of_sol(localnet, gateway)
+    dead = make_gateway(type("Dead", (), {"url": "http://127.0.0.1:9"})(), max_attempts=1)
+    assert ious.wake_topped_up(dead) == []
+    iou.refresh_from_db()
+    assert iou.next_retry_at > timezone.now()

@@ -52,6 +52,9 @@ def test_debts_block_with_a_banner_and_retry_now_pays_them(client, earnings, q_s
     row = response.context["page"]["rows"][0]
     assert (row["owed"], row["owed_reason"]) == (3_000_000, "insufficient_sol")
     assert "Agent wallet lacks SOL" in html
+    # how much SOL the agent wallet needs, and where to send it
+    assert f'data-sol-needed="{earnings.iou.sol_needed}"' in html and sub.agent_wallet.pubkey in html
+    assert "it needs 0.002044280 SOL" in html  # one signature's fee + the agent's token account's rent
     localnet.rpc("requestAirdrop", sub.agent_wallet.pubkey, 100_000_000)  # the subscriber tops up SOL
     banner = client.post(f"/subscriber/{sub.subscription_id}/retry/", HTTP_HX_REQUEST="true")
     assert banner.status_code == 200 and b"Nothing blocks withdrawal" in banner.content

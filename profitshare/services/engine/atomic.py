@@ -79,7 +79,10 @@ def pay_atomically(batch: Batch) -> None:
         chosen: dict[int, SignedPayout] = {}
         pending = items
         for _ in range(2):  # a second round only for settles Drift had nothing left for
-            signed = {i.dist.pk: _sign(batch, i, recent, numbers) for i in pending}
+            signed = _sign_all(batch, pending, recent, numbers)
+            pending = [i for i in pending if i.dist.pk in signed]
+            if not pending:
+                break
             simulations = gateway.simulate_many(
                 [tx.transaction for tx in signed.values()],
                 accounts={tx.signature: [usdc_ata(i.agent, gateway.usdc_mint)] for i in pending
@@ -146,8 +149,20 @@ def _preflight(batch: Batch, items: list[Item]) -> bool:
         missing = int(not item.creator_ata_exists) + int(not item.agent_ata_exists)
         needed = gateway.payout_lamports_needed(atomic=True, include_withdraw=True, missing_token_accounts=missing)
         if state.lamports < needed:
-            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
+            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
     return True
+
+
+def _sign_all(batch: Batch, items: list[Item], recent, numbers: dict[int, int]) -> dict[int, SignedPayout]:
+    """Sign each item's atomic payout; one that cannot be built (e.g. too many Drift positions
+    for one transaction's 1,232 bytes, or a subaccount Drift does not know) goes step by step."""
+    signed = {}
+    for item in items:
+        try:
+            signed[item.dist.pk] = _sign(batch, item, recent, numbers)
+        except (ChainError, ValueError) as exc:
+            _step_by_step(batch, [item], f"not built: {exc}")
+    return signed
 
 
 def _sign(batch: Batch, item: Item, recent, numbers: dict[int, int]) -> SignedPayout:

@@ -134,9 +134,10 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
+def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | None = None) -> None:
     """Whatever the distribution still owes becomes (or stays) its one active IOU; the item
-    leaves the batch."""
+    leaves the batch. ``sol_needed``: lamports the payout needs, for ``insufficient_sol`` (kept
+    on the IOU: what the subscriber tops up to, and what wakes its retry)."""
     item.stop()
     now = timezone.now()
     with transaction.atomic():
@@ -154,6 +155,7 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
             iou = IOU.objects.create(
                 distribution=dist, subscription_id=dist.subscription_id, creator_id=dist.creator_id,
                 amount=dist.owed, reason=reason, last_error=error[:2000], next_retry_at=now + retry_delay(1),
+                sol_needed=sol_needed,
                 expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
             )
             record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
@@ -167,9 +169,9 @@ def owe(batch: Batch, item: Item, reason: str, error: str) -> None:
             return
         before = iou.status
         iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
-        iou.reason, iou.last_error, iou.claimed_at = reason, error[:2000], None
+        iou.reason, iou.last_error, iou.claimed_at, iou.sol_needed = reason, error[:2000], None, sol_needed
         iou.next_retry_at = now + retry_delay(iou.attempts + 1)
-        iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at"])
+        iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at", "sol_needed"])
         record_event("iou", iou.pk, actor=batch.actor, from_status=before, to_status=iou.status, reason=reason,
                      remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat())
         webhooks.share_owed(dist, iou, reason=reason, opened=False, status_changed=before_dist != dist.status)

@@ -17,7 +17,9 @@ from profitshare.chain.errors import (
     ChainError,
     InsufficientSol,
     InvalidAddress,
+    SettleFailed,
     TransactionFailed,
+    WithdrawFailed,
 )
 from profitshare.chain.transactions import SignatureStatus, SignedTransaction, describe_error
 from profitshare.models import (
@@ -127,16 +129,25 @@ def _carry(batch: Batch, carried: list[tuple[Item, int]]) -> None:
         append_events(events)
 
 
-def _sign_unique(batch: Batch, items: list[Item], sign) -> dict[int, SignedTransaction]:
-    """Sign one Drift transaction per item with a shared blockhash; re-sign the few whose
+def _sign_unique(batch: Batch, items: list[Item], sign, unbuildable) -> dict[int, SignedTransaction]:
+    """Sign one Drift transaction per item with a shared blockhash (an item whose transaction
+    cannot be built, ``SettleFailed`` / ``WithdrawFailed`` e.g. for a subaccount Drift does not
+    know, is handed to ``unbuildable(item, error)`` and left out); re-sign the few whose
     signature the chain already knows (equal bytes would be answered AlreadyProcessed) or an
     earlier run recorded (a send the node dropped within the same blockhash: same bytes, and a
     second DriftAction row for them would be refused). Raises ``ChainError`` if collisions
     persist (practically impossible)."""
     recent = batch.gateway.latest_blockhash()
     by_pk = {item.dist.pk: item for item in items}
-    signed = {pk: sign(item, recent) for pk, item in by_pk.items()}
+    signed = {}
+    for pk, item in by_pk.items():
+        try:
+            signed[pk] = sign(item, recent)
+        except (SettleFailed, WithdrawFailed) as exc:
+            unbuildable(item, str(exc))
     for _ in range(3):
+        if not signed:
+            return signed
         signatures = [tx.signature for tx in signed.values()]
         statuses = batch.gateway.statuses(signatures)
         recorded = set(DriftAction.objects.filter(signature__in=signatures).values_list("signature", flat=True))
@@ -203,7 +214,8 @@ def settle(batch: Batch) -> None:
 
     try:
         gateway.prefetch_drift([(i.keypair.pubkey(), i.dist.subscription.drift_subaccount_id) for i in items])
-        signed = _sign_unique(batch, items, sign)
+        signed = _sign_unique(batch, items, sign, lambda item, error: owe(batch, item, IouReason.SETTLE_FAILED, error))
+        items = [i for i in items if i.dist.pk in signed]
         drift_actions.record(batch, DriftActionKind.SETTLE, signed)
         pending = _send_all(batch, signed, items, refused)
         outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
@@ -275,7 +287,7 @@ def preflight(batch: Batch) -> None:
             include_settle=not item.dist.settled, include_withdraw=need_withdraw, missing_token_accounts=missing,
         )
         if state.lamports < needed:
-            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)))
+            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
 
 
 def withdraw(batch: Batch) -> None:
@@ -314,7 +326,10 @@ def withdraw(batch: Batch) -> None:
         gateway.prefetch_drift(
             [(i.keypair.pubkey(), i.dist.subscription.drift_subaccount_id) for i in items], with_usdc_accounts=True
         )
-        signed = _sign_unique(batch, items, sign)
+        signed = _sign_unique(
+            batch, items, sign, lambda item, error: item.fall_short(IouReason.WITHDRAW_FAILED, error)
+        )
+        items = [i for i in items if i.dist.pk in signed]
         drift_actions.record(batch, DriftActionKind.WITHDRAW, signed, asked)
         pending = _send_all(batch, signed, items, refused)
         outcome = gateway.wait_for(pending, timeout=gateway.confirm_timeout) if pending else {}
