@@ -33,7 +33,8 @@ def apply_landed(
     batch: Batch, landed: list[tuple[PayoutAttempt, int | None]], *, reason: str = "payout landed"
 ) -> dict[int, int]:
     """Apply landed payouts to the ledger exactly once (idempotent per attempt): paid and owed
-    move by the attempt's amount, funds it used leave ``withdrawn``, an atomic attempt also
+    move by the attempt's amount, the withdrawn funds it spent (beyond what its own Drift withdraw
+    brought in, for an atomic attempt) leave ``withdrawn``, an atomic attempt also
     marks the distribution settled, and the IOU, earnings, audit (``reason``) and webhooks
     follow in the same database transaction. A distribution is credited at most what it still
     owes: returns ``{attempt pk: base units it paid beyond that}`` for each attempt that paid
@@ -66,7 +67,8 @@ def apply_landed(
                 credits.append((dist, credited))
             dist.paid += credited
             dist.owed -= credited
-            dist.withdrawn -= min(dist.withdrawn, attempt.amount)
+            # the USDC it spent from the agent's account beyond what its own Drift withdraw brought
+            dist.withdrawn -= min(dist.withdrawn, attempt.amount - attempt.withdraw_amount)
             if attempt.path == PayoutPath.ATOMIC:  # its settle and withdraw happened inside it
                 dist.settled = True
             before_status, dist.status = dist.status, settled_status(dist)
