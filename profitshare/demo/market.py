@@ -69,7 +69,9 @@ class Market:
             f"{counts['subscriptions']} subscriptions, {counts['funded']} agent wallets funded)"
         )
         self.stage_cases()
-        rng = random.Random(opts.seed * 7919 + int(time.time()))
+        # one round (``--once``: tests, a look at the product) replays the same closes for the
+        # same seed; the endless stream differs from run to run
+        rng = random.Random(opts.seed * 7919 + (0 if opts.once else int(time.time())))
         if opts.once:
             closes = [self.report_one(rng) for _ in range(opts.round_size)]
             self.wait_round([c for c in closes if c])
