@@ -63,7 +63,11 @@ def wrongly_expired(localnet, gateway, *, second_lands: bool = False):
     dist = process_distribution(world.close(30_000_000).distribution.pk, gateway=gateway)
     assert (dist.status, world.creator_usdc()) == (DistributionStatus.PAID, SHARE)
     first = PayoutAttempt.objects.get(distribution=dist)
-    PayoutAttempt.objects.filter(pk=first.pk).update(status=AttemptStatus.EXPIRED, error="blockhash expired unlanded", slot=None)
+    # the earlier version paid step by step: its transfer spent USDC withdrawn before it
+    PayoutAttempt.objects.filter(pk=first.pk).update(
+        status=AttemptStatus.EXPIRED, error="blockhash expired unlanded", slot=None, path="transfer", settles=False,
+        withdraw_amount=0,
+    )
     if second_lands:
         localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), SHARE)  # a later profit was withdrawn
         _record_second_attempt(gateway, world, dist, lands=True)  # the ledger counts this one as the payment
@@ -159,3 +163,30 @@ def test_when_the_chain_cannot_be_asked_nothing_new_is_signed(localnet, gateway)
     assert PayoutAttempt.objects.filter(distribution=dist).count() == 2
     assert PayoutAttempt.objects.get(pk=first.pk).status == AttemptStatus.EXPIRED
     assert world.creator_usdc() == SHARE
+
+
+def test_a_one_transaction_payout_found_landed_is_paid_and_settled_without_touching_withdrawn(localnet, gateway):
+    """The atomic payout's own withdraw brought what it paid: applied per chain, it leaves the
+    distribution's withdrawn funds (here withdrawn after it) alone and marks it settled."""
+    world = make_world(localnet)
+    dist = process_distribution(world.close(30_000_000).distribution.pk, gateway=gateway)
+    first = PayoutAttempt.objects.get(distribution=dist)
+    assert (first.path, first.withdraw_amount) == ("atomic", SHARE)
+    PayoutAttempt.objects.filter(pk=first.pk).update(status=AttemptStatus.EXPIRED, slot=None)
+    # meanwhile a step-by-step withdraw brought 1 USDC to the agent's account for it
+    localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 1_000_000)
+    Distribution.objects.filter(pk=dist.pk).update(
+        paid=0, owed=SHARE, withdrawn=1_000_000, settled=False, status=DistributionStatus.OWED
+    )
+    now = timezone.now()
+    IOU.objects.create(distribution=dist, subscription=dist.subscription, creator=dist.creator, amount=SHARE,
+                       reason=IouReason.RPC_UNAVAILABLE, next_retry_at=now, expires_at=now + timedelta(days=7))
+    earnings.rebuild()
+    [iou_id] = ious.claim_due_ious(now=now + timedelta(minutes=1))
+    retry_iou(iou_id, gateway=gateway)
+    dist.refresh_from_db()
+    # the 1 USDC is still on the agent's account: the ledger says so
+    assert (dist.status, dist.paid, dist.owed, dist.withdrawn, dist.settled) == (
+        DistributionStatus.PAID, SHARE, 0, 1_000_000, True)
+    assert world.agent_usdc() == 1_000_000
+    assert PayoutAttempt.objects.filter(distribution=dist).count() == 1 and world.creator_usdc() == SHARE
