@@ -252,3 +252,21 @@ def test_one_unknown_subaccount_does_not_fail_the_rest_of_the_batch(localnet, ga
     paid.refresh_from_db()
     assert paid.status == DistributionStatus.PAID and good.creator_usdc() == 1_000_000
     assert IOU.objects.get(distribution=missing).reason == IouReason.SETTLE_FAILED
+
+
+def test_no_answer_to_the_simulation_takes_the_step_by_step_path(localnet, gateway):
+    from profitshare.chain.errors import RpcUnavailable
+
+    world = make_world(localnet)
+    distribution = world.close(10_000_000).distribution
+    silent = make_gateway(localnet, confirm_timeout=2.0)
+
+    def no_answer(*args, **kwargs):
+        raise RpcUnavailable("simulateTransaction", [(localnet.url, "HTTP 503")])
+
+    silent.simulate_many = no_answer  # the provider rate-limits simulations; the rest answers
+    process_distribution(distribution.pk, gateway=silent)
+    assert fallback_reason(distribution).startswith("step-by-step payout: atomic not simulated: ")
+    distribution.refresh_from_db()
+    assert distribution.status == DistributionStatus.PAID and world.creator_usdc() == 1_000_000
+    assert PayoutAttempt.objects.get().path == "transfer"

@@ -33,20 +33,19 @@ from django.db.models import Q
 
 from profitshare.chain.addresses import parse_address, usdc_ata
 from profitshare.chain.batch import Simulation
-from profitshare.chain.errors import ChainError, InsufficientSol
+from profitshare.chain.errors import ChainError
 from profitshare.chain.payouts import SignedPayout
 from profitshare.chain.transactions import describe_error
-from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind, IouReason
+from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind
 from profitshare.services.audit import append_events, event
 from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, Item, refresh
-from profitshare.services.engine.ledger import owe
 from profitshare.services.engine.payouts import (
     attempt_numbers,
     payout_reference,
     record_attempts,
     send_and_decide,
 )
-from profitshare.services.engine.steps import NOTHING_TO_SETTLE
+from profitshare.services.engine.steps import NOTHING_TO_SETTLE, preflight
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +58,27 @@ def pay_atomically(batch: Batch) -> None:
     if not items:
         return
     gateway = batch.gateway
-    if not _preflight(batch, items):
+    if not preflight(batch, items, atomic=True):
         return
-    stray = [i for i in items if i.active and i.usdc_before != i.dist.withdrawn]
-    for item in stray:
-        _step_by_step(batch, [item], (
-            f"not used: the agent's token account holds {item.usdc_before - item.dist.withdrawn} base units "
-            "that are not this payout's"
-        ))
-    items = [i for i in items if i.active and i not in stray]
-    if not items:
+    clean = []
+    for item in (i for i in items if i.active):
+        if item.usdc_before == item.dist.withdrawn:
+            clean.append(item)
+        else:
+            _step_by_step(batch, [item], (
+                f"not used: the agent's token account holds {item.usdc_before - item.dist.withdrawn} base units "
+                "that are not this payout's"
+            ))
+    if not clean:
         return
+    chosen: dict[int, SignedPayout] = {}
+    pending = clean
     try:
         gateway.prefetch_drift(
-            [(i.agent, i.dist.subscription.drift_subaccount_id) for i in items], with_usdc_accounts=True
+            [(i.agent, i.dist.subscription.drift_subaccount_id) for i in clean], with_usdc_accounts=True
         )
         recent = gateway.latest_blockhash()
-        numbers = attempt_numbers(items)
-        chosen: dict[int, SignedPayout] = {}
-        pending = items
+        numbers = attempt_numbers(clean)
         for _ in range(2):  # a second round only for settles Drift had nothing left for
             signed = _sign_all(batch, pending, recent, numbers)
             pending = [i for i in pending if i.dist.pk in signed]
@@ -85,16 +86,12 @@ def pay_atomically(batch: Batch) -> None:
                 break
             simulations = gateway.simulate_many(
                 [tx.transaction for tx in signed.values()],
-                accounts={tx.signature: [usdc_ata(i.agent, gateway.usdc_mint)] for i in pending
-                          for tx in [signed[i.dist.pk]]},
+                accounts={signed[i.dist.pk].signature: [usdc_ata(i.agent, gateway.usdc_mint)] for i in pending},
             )
             pending = _decide(batch, pending, signed, simulations, chosen)
-            if not pending:
-                break
     except (ChainError, ValueError) as exc:
-        _step_by_step(batch, items, f"not simulated: {exc}")
-        return
-    ready = [i for i in items if i.dist.pk in chosen]
+        _step_by_step(batch, pending, f"not simulated: {exc}")  # those already decided keep their path
+    ready = [i for i in clean if i.dist.pk in chosen]
     if ready:
         _send(batch, ready, chosen)
 
@@ -121,36 +118,6 @@ def _eligible(batch: Batch) -> list[Item]:
         i for i in items
         if i.dist.pk not in open_withdraws and i.dist.subscription.agent_wallet_id not in holding
     ]
-
-
-def _preflight(batch: Batch, items: list[Item]) -> bool:
-    """SOL pre-flight of the atomic transaction (docs/design.md, "SOL pre-flight"); reads the
-    agents' balances (kept as ``usdc_before``) and whether the creators' ATAs exist. Returns
-    False when the chain could not be read (every item then owes ``rpc_unavailable``)."""
-    gateway = batch.gateway
-    unknown = [i for i in items if i.creator_ata_exists is None]
-    try:
-        states = gateway.wallet_states([i.agent for i in items])
-        gateway.token_account_rent()  # read (and cached) here, where a failure owes rpc_unavailable
-        if unknown:
-            atas = gateway.multiple_accounts(
-                [usdc_ata(parse_address(i.dist.creator.address), gateway.usdc_mint) for i in unknown]
-            )
-            for item, ata in zip(unknown, atas, strict=True):
-                item.creator_ata_exists = ata is not None
-    except ChainError as exc:
-        for item in items:
-            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
-        return False
-    for item in items:
-        state = states[str(item.agent)]
-        item.usdc_before = state.usdc or 0
-        item.agent_ata_exists = state.usdc is not None
-        missing = int(not item.creator_ata_exists) + int(not item.agent_ata_exists)
-        needed = gateway.payout_lamports_needed(atomic=True, include_withdraw=True, missing_token_accounts=missing)
-        if state.lamports < needed:
-            owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
-    return True
 
 
 def _sign_all(batch: Batch, items: list[Item], recent, numbers: dict[int, int]) -> dict[int, SignedPayout]:

@@ -255,14 +255,18 @@ def settle(batch: Batch) -> None:
             append_events(events)
 
 
-def preflight(batch: Batch) -> None:
-    """SOL pre-flight of the step-by-step path before any of its transactions is sent: the fees
-    of the settle (when not settled), the withdraw (when funds are missing) and the transfer,
-    the priority fees and the rent of missing token accounts; short of lamports owes the share
-    (``insufficient_sol``; docs/design.md, "SOL pre-flight")."""
-    items = batch.live()
+def preflight(batch: Batch, items: list[Item] | None = None, *, atomic: bool = False) -> bool:
+    """SOL pre-flight before any transaction of a payout is sent (docs/design.md, "SOL
+    pre-flight"), for ``items`` (default: the live ones): with ``atomic``, the one-transaction
+    payout's fee and priority fee; otherwise the step-by-step path's settle (when not settled),
+    withdraw (when funds are missing) and transfer; and the rent of the token accounts it
+    creates. Short of lamports owes the share (``insufficient_sol``, with the lamports needed).
+    Reads the agents' balances (kept as ``usdc_before``) and whether the creators' and agents'
+    token accounts exist. Returns False when the chain could not be read (every item then owes
+    ``rpc_unavailable``)."""
+    items = batch.live() if items is None else items
     if not items:
-        return
+        return True
     gateway = batch.gateway
     unknown = [i for i in items if i.creator_ata_exists is None]
     try:
@@ -277,17 +281,20 @@ def preflight(batch: Batch) -> None:
     except ChainError as exc:
         for item in items:
             owe(batch, item, IouReason.RPC_UNAVAILABLE, f"pre-flight: {exc}")
-        return
+        return False
     for item in items:
         state = states[str(item.agent)]
         item.usdc_before = state.usdc or 0
+        item.agent_ata_exists = state.usdc is not None
         need_withdraw = item.dist.withdrawn < item.dist.owed
-        missing = (0 if item.creator_ata_exists else 1) + (1 if need_withdraw and state.usdc is None else 0)
+        missing = int(not item.creator_ata_exists) + int(need_withdraw and not item.agent_ata_exists)
         needed = gateway.payout_lamports_needed(
-            include_settle=not item.dist.settled, include_withdraw=need_withdraw, missing_token_accounts=missing,
+            atomic=atomic, include_settle=not item.dist.settled, include_withdraw=need_withdraw,
+            missing_token_accounts=missing,
         )
         if state.lamports < needed:
             owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
+    return True
 
 
 def withdraw(batch: Batch) -> None:
