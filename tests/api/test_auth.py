@@ -46,8 +46,10 @@ def refused_cases(method: str, path: str, body: bytes) -> dict:
             "X-QV-Timestamp": str(now),
             "X-QV-Signature": hmac.new(PLATFORM_SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest(),
         },
-        "stale": auth_headers(PLATFORM_SECRET, now - 301, method, path, body),
-        "future": auth_headers(PLATFORM_SECRET, now + 301, method, path, body),
+        # past the 300 s window by more than a slow test run takes (these headers are made once
+        # per test and the clock moves on while its requests run)
+        "stale": auth_headers(PLATFORM_SECRET, now - 360, method, path, body),
+        "future": auth_headers(PLATFORM_SECRET, now + 360, method, path, body),
         "non-numeric timestamp": auth_headers(PLATFORM_SECRET, "yesterday", method, path, body),
         "non-ascii signature": {"X-QV-Timestamp": str(now), "X-QV-Signature": "é" * 64},
     }
