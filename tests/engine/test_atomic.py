@@ -49,6 +49,13 @@ def drift_config(localnet, **config):
         localnet.rpc("localnet_driftConfigure", restore)
 
 
+def landed_with_programs(localnet, signature: str) -> tuple[dict, list[str]]:
+    """The landed transaction (``getTransaction`` json) and the program of each instruction."""
+    tx = localnet.rpc("getTransaction", signature, {"encoding": "json"})
+    message = tx["transaction"]["message"]
+    return tx, [message["accountKeys"][ix["programIdIndex"]] for ix in message["instructions"]]
+
+
 def reasons(distribution: Distribution) -> list[str]:
     return list(AuditEvent.objects.filter(entity="distribution", entity_id=str(distribution.pk)).values_list("reason", flat=True))
 
@@ -64,10 +71,9 @@ def test_a_profitable_close_is_paid_by_one_transaction_of_the_agent(localnet, ga
     process_distribution(distribution.pk, gateway=gateway)
     (attempt,) = PayoutAttempt.objects.filter(distribution=distribution)
     assert (attempt.status, attempt.path, attempt.amount, attempt.withdraw_amount) == ("landed", "atomic", 3_000_000, 3_000_000)
-    tx = localnet.rpc("getTransaction", attempt.signature, {"encoding": "json"})
+    tx, programs = landed_with_programs(localnet, attempt.signature)
     message = tx["transaction"]["message"]
     assert len(tx["transaction"]["signatures"]) == 1 and message["accountKeys"][0] == str(world.agent.pubkey())
-    programs = [message["accountKeys"][ix["programIdIndex"]] for ix in message["instructions"]]
     # budget (no priority fee on the test gateway), Drift settle_pnl, the agent's ATA, Drift
     # withdraw, the creator's ATA, transfer, memo
     assert programs == [COMPUTE_BUDGET, str(DRIFT_PROGRAM_ID), ATA_PROGRAM, str(DRIFT_PROGRAM_ID),
@@ -87,9 +93,7 @@ def test_a_second_payout_with_both_token_accounts_in_place_skips_their_creation(
     lamports = world.agent_lamports()
     process_distribution(second.pk, gateway=gateway)
     (attempt,) = PayoutAttempt.objects.filter(distribution=second)
-    tx = localnet.rpc("getTransaction", attempt.signature, {"encoding": "json"})
-    message = tx["transaction"]["message"]
-    programs = [message["accountKeys"][ix["programIdIndex"]] for ix in message["instructions"]]
+    _, programs = landed_with_programs(localnet, attempt.signature)
     assert ATA_PROGRAM not in programs and programs.count(str(DRIFT_PROGRAM_ID)) == 2
     assert lamports - world.agent_lamports() == FEE  # one signature, no rent
     assert world.creator_usdc() == 3_000_000

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models import Q
 
 from profitshare.chain.addresses import parse_address, usdc_ata
 from profitshare.chain.batch import Simulation
@@ -111,7 +110,7 @@ def _eligible(batch: Batch) -> list[Item]:
     )
     holding = set(
         Distribution.objects.filter(
-            Q(withdrawn__gt=0), subscription__agent_wallet_id__in={i.dist.subscription.agent_wallet_id for i in items},
+            withdrawn__gt=0, subscription__agent_wallet_id__in={i.dist.subscription.agent_wallet_id for i in items},
         ).exclude(pk__in=[i.dist.pk for i in items]).values_list("subscription__agent_wallet_id", flat=True)
     )
     return [
