@@ -20,7 +20,7 @@ JSON-RPC.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import Instruction
@@ -189,8 +189,11 @@ class ChainGateway(BatchOps):
         reference: str | None = None,
         recent: RecentBlockhash | None = None,
         create_destination_ata: bool = True,
+        more_legs: Sequence[tuple[Address, int]] = (),
     ) -> SignedPayout:
-        """Sign a payout of ``amount`` USDC base units to ``creator_owner`` (not sent).
+        """Sign a payout of ``amount`` USDC base units to ``creator_owner`` (not sent), and of
+        each of ``more_legs`` (``[(owner, base units)]``: the other legs of a split share, whose
+        token accounts must exist) in the same transaction.
 
         ``reference``: memo text identifying the payout (e.g. ``"qv:dist:42"``; 1..64 bytes;
         random when None) — it also keeps two equal payouts in one blockhash distinct.
@@ -212,6 +215,7 @@ class ChainGateway(BatchOps):
             compute_unit_limit=self.payout_compute_unit_limit,
             compute_unit_price=self.priority_fee_microlamports,
             create_destination_ata=create_destination_ata,
+            more_legs=_legs(more_legs),
         )
 
     def build_atomic_payout(
@@ -226,6 +230,7 @@ class ChainGateway(BatchOps):
         reference: str,
         recent: RecentBlockhash,
         create_destination_ata: bool = True,
+        more_legs: Sequence[tuple[Address, int]] = (),
     ) -> SignedPayout:
         """Sign (not send) the one-transaction payout (docs/design.md, "A payout is one
         transaction where it can be"): compute budget (``atomic_compute_unit_limit``, the
@@ -233,14 +238,17 @@ class ChainGateway(BatchOps):
         left out when the subaccount holds no position there, see ``settles`` on the result),
         a reduce-only Drift ``withdraw`` of ``withdraw_amount`` base units to the agent's USDC
         ATA (0: none), the creator's ATA created idempotently (``create_destination_ata``),
-        ``transfer_checked`` of ``amount`` base units and the memo ``reference``.
+        ``transfer_checked`` of ``amount`` base units (and one per ``more_legs``, ``[(owner, base
+        units)]``), and the memo ``reference``; ``withdraw_amount`` is at most the sum of the legs.
         Reads the Drift user (prefetched by ``prefetch_drift``). Raises ``InvalidAddress``,
         ``ValueError`` (amounts, reference, size), ``WithdrawFailed`` (no Drift subaccount),
         ``RpcUnavailable``."""
         creator = parse_address(creator_owner)
         _check_amount(amount)
-        if isinstance(withdraw_amount, bool) or not isinstance(withdraw_amount, int) or not 0 <= withdraw_amount <= amount:
-            raise ValueError(f"withdraw_amount must be an int in 0..amount, got {withdraw_amount!r}")
+        legs = _legs(more_legs)
+        total = amount + sum(leg_amount for _, leg_amount in legs)
+        if isinstance(withdraw_amount, bool) or not isinstance(withdraw_amount, int) or not 0 <= withdraw_amount <= total:
+            raise ValueError(f"withdraw_amount must be an int in 0..{total} (the legs' sum), got {withdraw_amount!r}")
         try:
             drift = self._drift().build_payout_instructions(
                 agent_keypair, subaccount_id, settle_market_index, self.drift_spot_market_index, withdraw_amount,
@@ -252,6 +260,7 @@ class ChainGateway(BatchOps):
             agent_keypair, creator, self.usdc_mint, amount, recent, reference=reference, decimals=self.usdc_decimals,
             compute_unit_limit=self.atomic_compute_unit_limit, compute_unit_price=self.priority_fee_microlamports,
             create_destination_ata=create_destination_ata, drift=drift, withdraw_amount=withdraw_amount,
+            more_legs=legs,
         )
 
     def signature_status(self, signature: str) -> SignatureStatus:
@@ -361,6 +370,16 @@ class ChainGateway(BatchOps):
         if landed is None:
             return None
         return landed.token_change(str(usdc_ata(parse_address(agent), self.usdc_mint)))
+
+
+def _legs(legs: Sequence[tuple[Address, int]]) -> list[tuple[Pubkey, int]]:
+    """``[(owner, base units)]`` with each owner parsed (raises ``InvalidAddress``) and each
+    amount checked (``ValueError``)."""
+    parsed = []
+    for owner, amount in legs:
+        _check_amount(amount)
+        parsed.append((parse_address(owner), amount))
+    return parsed
 
 
 def get_gateway() -> ChainGateway:

@@ -9,7 +9,11 @@ A payout is one legacy transaction, paid and signed by the subscriber's agent wa
    (SPL Associated Token Account docs: a no-op when it exists; when it does not, the payer funds
    its rent, 2,039,280 lamports for 165 bytes); left out when the caller knows it exists;
 3. ``TransferChecked`` of ``amount`` base units, 6 decimals, from the agent's USDC ATA to the
-   creator's (SPL Token docs: the mint and decimals are checked by the program);
+   creator's (SPL Token docs: the mint and decimals are checked by the program), then one more
+   ``TransferChecked`` per other leg of a split share (``more_legs``: the platform's and the
+   referrers' accounts, which must exist: the subscriber pays the rent of the creator's only),
+   so every leg lands in the one transaction or none does (docs/design.md, "All legs are paid
+   together");
 4. an SPL Memo (v2, no signer accounts: the transaction's signature covers it) carrying
    ``reference``: the engine's id for the payout
    (random when none is given). Without it, two payouts of the same amount from the same agent
@@ -91,7 +95,8 @@ class SignedPayout:
     unchanged); ``blockhash``: base58; ``last_valid_block_height``: int; ``amount``: USDC base
     units; ``source_ata``: the agent's USDC ATA; ``destination_owner``: the creator's wallet;
     ``destination_ata``: its USDC ATA; ``source_owner``: the agent; ``mint``: USDC mint
-    (all ``Pubkey``); ``reference``: the memo text (str); ``roles``: what each instruction is
+    (all ``Pubkey``); ``reference``: the memo text (str); ``legs``: ``((owner, base units),
+    ...)``, one transfer each, the first to ``destination_owner``, ``amount`` their sum; ``roles``: what each instruction is
     (see the module docstring); ``program_ids``: each instruction's program; ``settles``: the
     transaction settles PnL on Drift; ``withdraw_amount``: base units it withdraws from Drift
     (0: none).
@@ -112,6 +117,7 @@ class SignedPayout:
     program_ids: tuple[Pubkey, ...] = ()
     settles: bool = False
     withdraw_amount: int = 0
+    legs: tuple[tuple[Pubkey, int], ...] = ()
 
     @property
     def transaction(self) -> SignedTransaction:
@@ -187,20 +193,27 @@ def payout_instructions(
     compute_unit_price: int,
     create_destination_ata: bool = True,
     drift: Sequence[tuple[str, Instruction]] = (),
+    more_legs: Sequence[tuple[Pubkey, int]] = (),
 ) -> list[tuple[str, Instruction]]:
     """The instructions of a payout (see the module docstring), in order, each with its role.
 
     ``drift``: the atomic payout's Drift part, ``[(role, instruction)]`` (settle, the agent's
-    ATA creation, withdraw), placed after the compute budget.
+    ATA creation, withdraw), placed after the compute budget. ``more_legs``: ``[(owner, base
+    units)]`` paid after ``creator_owner``'s ``amount``, one ``transfer_checked`` each, in order
+    (their token accounts are not created: they must exist).
 
     ``amount``: USDC base units (int > 0). ``reference``: memo text, 1..64 UTF-8 bytes.
     ``compute_unit_price``: micro-lamports per CU; 0 omits the price instruction.
     ``create_destination_ata``: include the idempotent ATA creation (False when the caller
     knows the creator's ATA exists: it saves compute; if the ATA vanished the transfer fails
     and nothing moves).
-    Raises ``ValueError`` on a bad amount or reference.
+    Raises ``ValueError`` on a bad amount or reference, or a recipient paid twice.
     """
-    _check_amount(amount)
+    legs = [(creator_owner, amount), *more_legs]
+    for _, leg_amount in legs:
+        _check_amount(leg_amount)
+    if len({owner for owner, _ in legs}) != len(legs):
+        raise ValueError("a recipient appears in more than one leg")
     memo = _check_reference(reference)
     instructions = [("compute_budget", set_compute_unit_limit(compute_unit_limit))]
     if compute_unit_price:
@@ -208,20 +221,13 @@ def payout_instructions(
     instructions += list(drift)
     if create_destination_ata:
         instructions.append(("create_creator_ata", create_ata_idempotent_ix(agent, creator_owner, mint)))
-    instructions.append((
-        "transfer",
-        transfer_checked(
-            TransferCheckedParams(
-                program_id=TOKEN_PROGRAM_ID,
-                source=usdc_ata(agent, mint),
-                mint=mint,
-                dest=usdc_ata(creator_owner, mint),
-                owner=agent,
-                amount=amount,
-                decimals=decimals,
-            )
-        ),
-    ))
+    instructions += [
+        ("transfer", transfer_checked(TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID, source=usdc_ata(agent, mint), mint=mint, dest=usdc_ata(owner, mint),
+            owner=agent, amount=leg_amount, decimals=decimals,
+        )))
+        for owner, leg_amount in legs
+    ]
     # No signer accounts on the memo: the transaction's own signature already covers it, and
     # the Memo program's "Signed by" logging (base58 in BPF) costs ~13,000 compute units.
     instructions.append(("memo", Instruction(MEMO_PROGRAM_ID, memo, [])))
@@ -242,8 +248,10 @@ def sign_payout(
     create_destination_ata: bool = True,
     drift: Sequence[tuple[str, Instruction]] = (),
     withdraw_amount: int = 0,
+    more_legs: Sequence[tuple[Pubkey, int]] = (),
 ) -> SignedPayout:
-    """Build and sign a payout of ``amount`` USDC base units to ``creator_owner``'s ATA.
+    """Build and sign a payout of ``amount`` USDC base units to ``creator_owner``'s ATA (and of
+    ``more_legs``, ``[(owner, base units)]``, to theirs: see ``payout_instructions``).
 
     Pure (no RPC): ``recent`` is the blockhash to sign with; ``reference``: memo text (default
     ``new_reference()``); ``drift``: the atomic payout's Drift instructions with their roles
@@ -263,6 +271,7 @@ def sign_payout(
         compute_unit_price=compute_unit_price,
         create_destination_ata=create_destination_ata,
         drift=drift,
+        more_legs=more_legs,
     )
     signed = sign_transaction(agent_keypair, [ix for _, ix in instructions], recent)
     return SignedPayout(
@@ -270,7 +279,7 @@ def sign_payout(
         raw=signed.raw,
         blockhash=signed.blockhash,
         last_valid_block_height=signed.last_valid_block_height,
-        amount=amount,
+        amount=amount + sum(leg_amount for _, leg_amount in more_legs),
         source_ata=usdc_ata(agent, mint),
         destination_owner=creator_owner,
         destination_ata=usdc_ata(creator_owner, mint),
@@ -281,6 +290,7 @@ def sign_payout(
         program_ids=signed.program_ids,
         settles=any(role == "settle" for role, _ in instructions),
         withdraw_amount=withdraw_amount,
+        legs=((creator_owner, amount), *more_legs),
     )
 
 

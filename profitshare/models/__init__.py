@@ -15,6 +15,7 @@ from profitshare.models.closes import (
 )
 from profitshare.models.earnings import EarningsDay, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
+from profitshare.models.legs import CarryReason, DistributionLeg, LegCarry
 from profitshare.models.notices import CreatorNotices, TelegramLinkCode, TelegramUpdateOffset
 from profitshare.models.payouts import (
     AttemptStatus,
@@ -40,6 +41,7 @@ __all__ = [
     "Alert",
     "AttemptStatus",
     "AuditEvent",
+    "CarryReason",
     "CloseKind",
     "CreatorNotices",
     "CreatorWallet",
@@ -47,10 +49,12 @@ __all__ = [
     "DriftAction",
     "DriftActionKind",
     "DistributionStatus",
+    "DistributionLeg",
     "DeliveryStatus",
     "EarningsDay",
     "IouReason",
     "IouStatus",
+    "LegCarry",
     "LegRole",
     "PayoutAttempt",
     "PayoutPath",

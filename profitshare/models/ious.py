@@ -51,8 +51,10 @@ class IouStatus(models.TextChoices):
 
 
 class IOU(models.Model):
-    """An unpaid part of a distribution: ``amount`` USDC base units, ``paid_amount`` of it paid
-    by retries so far. Open and processing IOUs block the subscriber's withdrawal and bot
+    """An unpaid leg of a distribution (one IOU per recipient): ``amount`` USDC base units,
+    ``paid_amount`` of it paid by retries so far. ``creator`` is the bot's creator whose
+    subscriber owes it, whoever the leg pays. The IOUs of one distribution are retried
+    together: a payout pays every owed leg in one transaction. Open and processing IOUs block the subscriber's withdrawal and bot
     deletion until ``expires_at`` (the TTL); expired ones stay owed and are still collected.
     Claims for retry use ``SELECT … FOR UPDATE SKIP LOCKED`` and set ``claimed_at``.
     """
@@ -60,6 +62,11 @@ class IOU(models.Model):
     distribution = models.ForeignKey("profitshare.Distribution", on_delete=models.PROTECT, related_name="ious")
     subscription = models.ForeignKey("profitshare.Subscription", on_delete=models.PROTECT, related_name="ious")
     creator = models.ForeignKey("profitshare.CreatorWallet", on_delete=models.PROTECT, related_name="ious")
+    #: The leg of the distribution this IOU owes (its recipient: ``leg.wallet``, ``leg.role``);
+    #: null only on IOUs recorded without one, which owe the creator.
+    leg = models.ForeignKey(
+        "profitshare.DistributionLeg", on_delete=models.PROTECT, related_name="ious", null=True, blank=True
+    )
     amount = models.BigIntegerField()
     paid_amount = models.BigIntegerField(default=0)
     reason = models.CharField(max_length=32, choices=IouReason.choices)

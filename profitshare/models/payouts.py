@@ -30,7 +30,9 @@ class PayoutAttempt(models.Model):
     Written and committed with the signed bytes, signature and ``last_valid_block_height``
     before the transaction is sent. Until the blockhash expires the same ``raw_transaction``
     may be re-broadcast; only once it expired unlanded (``expired``) may a new attempt be signed.
-    ``amount``: USDC base units. ``fee_lamports`` and ``slot`` are read back once landed.
+    ``amount``: USDC base units, the sum of ``legs``: ``[[leg id, wallet, base units], ...]``, one
+    ``transfer_checked`` per leg in that order (docs/design.md, "All legs are paid together";
+    ``destination_owner`` / ``destination_ata`` are the first leg's). ``fee_lamports`` and ``slot`` are read back once landed.
     """
 
     distribution = models.ForeignKey(
@@ -44,6 +46,7 @@ class PayoutAttempt(models.Model):
     path = models.CharField(max_length=8, choices=PayoutPath.choices, default=PayoutPath.TRANSFER)
     settles = models.BooleanField(default=False)
     withdraw_amount = models.BigIntegerField(default=0)
+    legs = models.JSONField(default=list, blank=True)
     signature = models.CharField(max_length=88, unique=True)
     raw_transaction = models.BinaryField()
     blockhash = models.CharField(max_length=44)

@@ -15,6 +15,7 @@ from profitshare.models import (
     CloseKind,
     CreatorWallet,
     Distribution,
+    DistributionLeg,
     Policy,
     PublishedBot,
     Subscription,
@@ -24,7 +25,7 @@ from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.policy import high_water_mark_step, per_trade_share
-from profitshare.services.splits import terms_in_force
+from profitshare.services.splits import split_share, terms_in_force
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
@@ -122,7 +123,8 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
         distribution = None
         events = []
         if share > 0:
-            split_terms = terms_in_force(sub.creator_address).snapshot()
+            terms = terms_in_force(sub.creator_address)
+            split_terms = terms.snapshot()
             distribution = Distribution(
                 close=close, subscription=sub, creator_id=sub.bot_creator_id, bot_id=sub.bot_id,
                 realized_pnl=report.realized_pnl, profit_share_bps=sub.profit_share_bps, policy=sub.policy,
@@ -130,10 +132,16 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
             )
             _insert(distribution, "close_id", ("close_id", "subscription_id", "creator_id", "bot_id", "realized_pnl",
                                                "profit_share_bps", "policy", "share", "owed", "split_terms"))
+            legs = split_share(share, creator=sub.creator_address, terms=terms)
+            insert_rows(DistributionLeg, _LEG_COLUMNS, [
+                (distribution.pk, leg.role, leg.wallet, leg.bps, leg.amount, leg.amount, distribution.created_at)
+                for leg in legs
+            ])
             events.append(event(
                 "distribution", distribution.pk, actor=actor, to_status=distribution.status,
                 close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,
                 policy=sub.policy, share=share, split_terms=split_terms,
+                legs=[[leg.role, leg.wallet, leg.amount] for leg in legs],
             ))
             if on_commit is not None:
                 distribution_id = distribution.pk
@@ -144,6 +152,9 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
         ))
         append_events(events)
     return IntakeResult(close, distribution, True)
+
+
+_LEG_COLUMNS = ("distribution_id", "role", "wallet", "bps", "amount", "owed", "created_at")
 
 
 def _replay(existing: TradeClose, digest: str) -> IntakeResult:
