@@ -9,11 +9,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db.models import F
+from django.utils import timezone
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
-from profitshare.models import Subscription
+from profitshare.models import (
+    AttemptStatus,
+    Distribution,
+    DistributionLeg,
+    DistributionStatus,
+    LegRole,
+    PayoutAttempt,
+    Subscription,
+)
 from profitshare.services.intake import CloseReport, IntakeResult, record_close
 from profitshare.services.subscriptions import agent_keypair
 from tests.factories import SubscriptionFactory
@@ -99,6 +109,55 @@ def owe_for_lack_of_sol(localnet, gateway, pnl: int = 40_000_000, **world_kwargs
     distribution = world.close(pnl).distribution
     process_distribution(distribution.pk, gateway=gateway)
     return world, distribution, IOU.objects.get(distribution=distribution)
+
+
+def legs_of(dist: Distribution) -> list[DistributionLeg]:
+    """A distribution's legs in payout order: creator, platform, referral levels 1-3."""
+    order = list(LegRole)
+    return sorted(DistributionLeg.objects.filter(distribution=dist), key=lambda leg: order.index(leg.role))
+
+
+def fund_payout(localnet, world: World, dist: Distribution) -> list[DistributionLeg]:
+    """Ready ``dist``'s payout of every leg in one transaction: the share in the agent's USDC
+    token account, and a token account (1 base unit in it) for every recipient but the creator
+    (a payout creates the creator's only). Returns ``legs_of(dist)``."""
+    legs = legs_of(dist)
+    for leg in legs[1:]:
+        localnet.rpc("localnet_fundUsdc", leg.wallet, 1)
+    localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), dist.share)
+    return legs
+
+
+def pay_legs(gateway, world: World, dist: Distribution, legs: list[DistributionLeg], *, paid=None, recorded=None):
+    """Pay ``paid`` legs (default ``legs``) in one real transaction (``gateway.build_payout(...,
+    more_legs=...)``, the first leg's recipient first), record it as a landed ``PayoutAttempt``
+    naming ``recorded`` legs (default the ones paid: ``[[leg id, wallet, base units], ...]``), and
+    credit the ledger as the engine does: each recorded leg paid in full, the distribution the
+    sum. Returns the attempt."""
+    paid = legs if paid is None else paid
+    recorded = paid if recorded is None else recorded
+    signed = gateway.build_payout(
+        world.agent, paid[0].wallet, paid[0].amount, reference=f"qv:d{dist.pk}:a1",
+        more_legs=[(leg.wallet, leg.amount) for leg in paid[1:]],
+    )
+    gateway.send_signed(signed.transaction)
+    status = gateway.wait_for({signed.signature: signed.last_valid_block_height}, timeout=gateway.confirm_timeout)
+    assert status[signed.signature].state == "landed", status
+    credited = sum(leg.amount for leg in recorded)
+    attempt = PayoutAttempt.objects.create(
+        distribution=dist, agent_wallet=world.subscription.agent_wallet, amount=credited,
+        legs=[[leg.pk, leg.wallet, leg.amount] for leg in recorded], signature=signed.signature,
+        raw_transaction=signed.raw, blockhash=signed.blockhash, last_valid_block_height=signed.last_valid_block_height,
+        destination_owner=str(signed.destination_owner), destination_ata=str(signed.destination_ata),
+        status=AttemptStatus.LANDED, slot=status[signed.signature].slot, sent_at=timezone.now(),
+        resolved_at=timezone.now(),
+    )
+    DistributionLeg.objects.filter(pk__in=[leg.pk for leg in recorded]).update(paid=F("amount"), owed=0)
+    Distribution.objects.filter(pk=dist.pk).update(
+        paid=F("paid") + credited, owed=F("owed") - credited,
+        status=DistributionStatus.PAID if credited == dist.owed else DistributionStatus.PARTIALLY_PAID,
+    )
+    return attempt
 
 
 @contextlib.contextmanager

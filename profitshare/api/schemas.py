@@ -81,9 +81,10 @@ PolicyName = Literal["per_trade", "high_water_mark"]
 KindName = Literal["full", "partial", "flip"]
 IouStatusName = Literal["open", "processing", "expired", "paid", "voided"]
 CloseStatusName = Literal["pending", "processing", "paid", "partially_paid", "owed", "carried", "nothing_owed"]
+LegRoleName = Literal["creator", "platform", "referral_1", "referral_2", "referral_3"]
 
 # These literals mirror the model choices (``Policy``, ``CloseKind``, ``IouStatus``,
-# ``DistributionStatus`` + ``nothing_owed``); tests/api/test_schemas.py keeps them in step.
+# ``DistributionStatus`` + ``nothing_owed``, ``LegRole``); tests/api/test_openapi.py keeps them in step.
 
 
 _DATETIME = re.compile(DATETIME_PATTERN)
@@ -189,9 +190,25 @@ class CloseAccepted(Schema):
     status: CloseStatusName
 
 
+class CloseLegOut(Schema):
+    """One recipient's part of a close's share (docs/design.md, "Splits add up"): ``role``,
+    ``wallet`` (base58), ``amount`` (its part of the share), ``paid`` / ``owed`` / ``carried``
+    (USDC base units; dust carried in from earlier closes counts here too), ``signature`` of the
+    last landed payout that paid it (null: none yet)."""
+
+    role: LegRoleName
+    wallet: str
+    amount: int
+    paid: int
+    owed: int
+    carried: int
+    signature: str | None
+
+
 class CloseStatusOut(Schema):
-    """A close's payout: amounts in USDC base units; ``signatures`` of landed payouts, oldest
-    first."""
+    """A close's payout: amounts in USDC base units, the distribution's sums; ``signatures`` of
+    landed payouts, oldest first; ``legs``: who the share pays, creator first, then platform,
+    referral levels 1-3 (their ``amount`` adds up to ``share``; empty when nothing is owed)."""
 
     close_id: str
     status: CloseStatusName
@@ -200,6 +217,7 @@ class CloseStatusOut(Schema):
     owed: int
     carried: int
     signatures: list[str]
+    legs: list[CloseLegOut]
 
 
 # --- IOUs ------------------------------------------------------------------------------------------

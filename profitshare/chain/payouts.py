@@ -62,6 +62,7 @@ __all__ = [
     "USDC_DECIMALS",
     "SignedPayout",
     "LandedPayout",
+    "LandedTransfer",
     "NotAPayout",
     "MAX_REFERENCE_BYTES",
     "new_reference",
@@ -77,7 +78,8 @@ MAX_REFERENCE_BYTES = 64
 
 
 class NotAPayout(ChainError):
-    """The transaction is not a payout (no single SPL ``TransferChecked``). ``signature``: str."""
+    """The transaction is not a payout: no SPL ``TransferChecked``, or transfers spending more
+    than one source token account or mint. ``signature``: str; ``why``: str."""
 
     code = "not_a_payout"
 
@@ -137,15 +139,34 @@ class SignedPayout:
 
 
 @dataclass(frozen=True)
+class LandedTransfer:
+    """One ``TransferChecked`` of a landed payout, as the chain records it.
+
+    ``destination_owner``: the receiving wallet (``Pubkey``; None only if unknowable);
+    ``destination_ata``: its token account (``Pubkey``); ``requested``: the instruction's
+    amount; ``amount``: USDC base units the destination token account actually gained (post −
+    pre token balance; 0 when the transaction failed). Balances are per transaction, not per
+    instruction: a destination named by more than one transfer has its gain on the first of
+    them and 0 on the others, so the transfers' ``amount`` still add up to what moved.
+    """
+
+    destination_owner: Pubkey | None
+    destination_ata: Pubkey
+    requested: int
+    amount: int
+
+
+@dataclass(frozen=True)
 class LandedPayout:
     """A payout as the chain records it (``getTransaction``, json encoding).
 
-    ``amount``: USDC base units the destination token account actually gained (post − pre token
-    balance; 0 when the transaction failed); ``requested``: the ``TransferChecked`` amount;
-    ``mint``, ``source_owner``, ``source_ata``, ``destination_owner``, ``destination_ata``:
-    ``Pubkey`` (``destination_owner`` None only if unknowable); ``fee_lamports``: fee charged;
-    ``slot``: int; ``err``: TransactionError JSON or None; ``signature``: base58;
-    ``reference``: the payout's memo text, or None if it has none.
+    ``transfers``: every ``TransferChecked`` of the transaction (``LandedTransfer``), in
+    instruction order: one per leg of a split share, the creator's first (docs/design.md, "All
+    legs are paid together"). ``amount``, ``requested``, ``destination_owner`` and
+    ``destination_ata`` are the first transfer's (see ``LandedTransfer``); ``total``: what all
+    of them moved. ``mint``, ``source_owner``, ``source_ata``: ``Pubkey``, one for every
+    transfer; ``fee_lamports``: fee charged; ``slot``: int; ``err``: TransactionError JSON or
+    None; ``signature``: base58; ``reference``: the payout's memo text, or None if it has none.
     """
 
     signature: str
@@ -160,6 +181,12 @@ class LandedPayout:
     slot: int
     err: Any
     reference: str | None = None
+    transfers: tuple[LandedTransfer, ...] = ()
+
+    @property
+    def total(self) -> int:
+        """USDC base units all the transfers' destinations gained (0 when the transaction failed)."""
+        return sum(t.amount for t in self.transfers)
 
 
 def _check_amount(amount: int) -> None:
@@ -297,10 +324,11 @@ def sign_payout(
 def parse_landed_payout(tx: dict) -> LandedPayout:
     """Read a payout from a ``getTransaction`` answer (json encoding; Solana RPC docs).
 
-    The intent comes from the message's single SPL Token ``TransferChecked`` (source, mint,
-    destination, authority, amount) and ``CreateIdempotent`` (the destination's wallet); what
-    moved comes from the destination's token balances (``landed.parse_transaction``).
-    Raises ``NotAPayout`` if there is no, or more than one, ``TransferChecked``.
+    The intent comes from the message's SPL Token ``TransferChecked`` instructions (source,
+    mint, destination, authority, amount; one per leg, in order) and ``CreateIdempotent`` (a
+    destination's wallet); what moved comes from the destinations' token balances
+    (``landed.parse_transaction``). Raises ``NotAPayout`` if there is no ``TransferChecked``, or
+    if the transfers do not all spend one source token account of one mint.
     """
     signature = tx["transaction"]["signatures"][0]
     message = tx["transaction"]["message"]
@@ -311,32 +339,48 @@ def parse_landed_payout(tx: dict) -> LandedPayout:
         program_id = keys[ix["programIdIndex"]]
         data = base58.b58decode(ix["data"])
         accounts = [keys[i] for i in ix["accounts"]]
-        if program_id == TOKEN_PROGRAM_ID and data[:1] == bytes([_TRANSFER_CHECKED]):
+        if program_id == TOKEN_PROGRAM_ID and data[:1] == bytes([_TRANSFER_CHECKED]) and len(accounts) >= 4:
             transfers.append((accounts, int.from_bytes(data[1:9], "little")))
         elif program_id == ASSOCIATED_TOKEN_PROGRAM_ID and len(accounts) >= 3:
             ata_wallets[accounts[1]] = accounts[2]
         elif program_id == MEMO_PROGRAM_ID:
             memos.append(data.decode("utf-8", errors="replace"))
-    if len(transfers) != 1:
-        raise NotAPayout(signature, f"{len(transfers)} TransferChecked instructions")
-    (source, mint, destination, authority, *_), requested = transfers[0]
+    if not transfers:
+        raise NotAPayout(signature, "no TransferChecked instruction")
+    (source, mint, _, authority, *_), _ = transfers[0]
+    if {(accounts[0], accounts[1]) for accounts, _ in transfers} != {(source, mint)}:
+        raise NotAPayout(signature, "its transfers spend more than one source or mint")
     landed = parse_transaction(signature, tx)
     tokens = landed.token_accounts()
-    dest_owner = tokens[str(destination)].owner if str(destination) in tokens else ""
-    src_owner = tokens[str(source)].owner if str(source) in tokens else ""
+
+    def owner(account: Pubkey) -> Pubkey | None:
+        known = tokens[str(account)].owner if str(account) in tokens else ""
+        return Pubkey.from_string(known) if known else None
+
+    seen: set[Pubkey] = set()
+    parsed = []
+    for (_, _, destination, *_), requested in transfers:
+        gained = landed.token_change(str(destination)) if landed.succeeded and destination not in seen else 0
+        seen.add(destination)
+        parsed.append(LandedTransfer(
+            destination_owner=owner(destination) or ata_wallets.get(destination),
+            destination_ata=destination,
+            requested=requested,
+            amount=gained,
+        ))
+    first = parsed[0]
     return LandedPayout(
         signature=signature,
-        amount=landed.token_change(str(destination)) if landed.succeeded else 0,
-        requested=requested,
+        amount=first.amount,
+        requested=first.requested,
         mint=mint,
-        source_owner=Pubkey.from_string(src_owner) if src_owner else authority,
+        source_owner=owner(source) or authority,
         source_ata=source,
-        destination_owner=(
-            Pubkey.from_string(dest_owner) if dest_owner else ata_wallets.get(destination)
-        ),
-        destination_ata=destination,
+        destination_owner=first.destination_owner,
+        destination_ata=first.destination_ata,
         fee_lamports=int(meta.get("fee", 0)),
         slot=int(tx["slot"]),
         err=meta.get("err"),
         reference=memos[0] if memos else None,
+        transfers=tuple(parsed),
     )

@@ -33,6 +33,7 @@ from profitshare.db.bulk import insert_rows
 from profitshare.models import (
     IOU,
     Distribution,
+    LegRole,
     PayoutAttempt,
     WebhookDelivery,
     WebhookEvent,
@@ -120,35 +121,54 @@ def _deliver_after_commit() -> None:
     transaction.on_commit(queue_delivery, robust=True)
 
 
-# --- the events, built where the state changes ------------------------------------------------------
+_FACTS = ("pk", "subscription__subscription_id", "close__close_id", "bot__bot_id", "creator__address")
+
+
+def _fact(row: dict[str, Any]) -> dict[str, Any]:
+    return {"subscription_id": row["subscription__subscription_id"], "close_id": row["close__close_id"],
+            "bot_id": row["bot__bot_id"], "creator_wallet": row["creator__address"], "distribution_id": row["pk"]}
+
+
 def _distribution_facts(distribution_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    rows = Distribution.objects.filter(pk__in=set(distribution_ids)).values(
-        "pk", "subscription__subscription_id", "close__close_id", "bot__bot_id", "creator__address",
-    )
-    return {
-        r["pk"]: {"subscription_id": r["subscription__subscription_id"], "close_id": r["close__close_id"],
-                  "bot_id": r["bot__bot_id"], "creator_wallet": r["creator__address"], "distribution_id": r["pk"]}
-        for r in rows
-    }
+    rows = Distribution.objects.filter(pk__in=set(distribution_ids)).values(*_FACTS)
+    return {r["pk"]: _fact(r) for r in rows}
 
 
+def _facts_and_leg_roles(distribution_ids: Iterable[int]) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+    """``_distribution_facts`` and the role of each leg of those distributions (by leg id), in
+    one query: a row per leg."""
+    facts: dict[int, dict[str, Any]] = {}
+    roles: dict[int, str] = {}
+    for r in Distribution.objects.filter(pk__in=set(distribution_ids)).values(*_FACTS, "legs__pk", "legs__role"):
+        facts.setdefault(r["pk"], _fact(r))
+        if r["legs__pk"] is not None:
+            roles[r["legs__pk"]] = r["legs__role"]
+    return facts, roles
+
+
+# --- the events, built where the state changes ------------------------------------------------------
 def payouts_landed(landed: list[PayoutAttempt], distributions: dict[int, Distribution], paid_ious: list[IOU]) -> None:
     """``distribution.paid`` for each landed payout attempt (``amount`` this payout,
-    ``paid`` / ``owed`` totals after it, ``status``, ``signature``, ``slot``, ``iou_id`` when it
-    paid an IOU) and ``iou.paid`` for each IOU paid in full by them (``amount``,
-    ``paid_amount``, the last ``signature``). ``distributions``: the rows as updated, by id.
-    One query for the external ids, one INSERT per table; nothing without endpoints."""
+    ``legs`` it paid: ``[{"role", "wallet", "amount"}]`` in transfer order, from the attempt's
+    ``legs`` (one creator leg for an attempt recorded without them), ``paid`` / ``owed`` totals
+    after it, ``status``, ``signature``, ``slot``, ``iou_id`` when it paid an IOU) and
+    ``iou.paid`` for each IOU paid in full by them (``amount``, ``paid_amount``, the last
+    ``signature``). ``distributions``: the rows as updated, by id. One query for the external
+    ids and the legs' roles, one INSERT per table; nothing without endpoints."""
     if not enabled() or not landed:
         return
-    facts = _distribution_facts(distributions)
+    facts, roles = _facts_and_leg_roles(distributions)
     events = []
     last_signature: dict[int, str] = {}
     for attempt in landed:
         dist = distributions[attempt.distribution_id]
         base = facts[dist.pk]
+        legs = [
+            {"role": roles.get(leg_id), "wallet": wallet, "amount": amount} for leg_id, wallet, amount in attempt.legs
+        ] or [{"role": LegRole.CREATOR.value, "wallet": attempt.destination_owner, "amount": attempt.amount}]
         events.append(PendingWebhook(T.DISTRIBUTION_PAID, base["subscription_id"], {
-            **base, "amount": attempt.amount, "paid": dist.paid, "owed": dist.owed, "status": dist.status,
-            "signature": attempt.signature, "slot": attempt.slot, "iou_id": attempt.iou_id,
+            **base, "amount": attempt.amount, "legs": legs, "paid": dist.paid, "owed": dist.owed,
+            "status": dist.status, "signature": attempt.signature, "slot": attempt.slot, "iou_id": attempt.iou_id,
         }))
         last_signature[dist.pk] = attempt.signature
     for iou in paid_ious:

@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import pytest
 from django_q.models import OrmQ
+from solders.keypair import Keypair
 
-from profitshare.models import AuditEvent, Distribution, PayoutAttempt, TradeClose
+from profitshare.models import (
+    AttemptStatus,
+    AuditEvent,
+    Distribution,
+    PayoutAttempt,
+    PublishedBot,
+    Subscription,
+    TradeClose,
+)
 from profitshare.tasks import process_distribution_task
-from tests.api.conftest import close_body, db_state
+from tests.api.conftest import close_body, db_state, new_address
+from tests.world import World, fund_payout, pay_legs
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +51,7 @@ def test_a_losing_close_owes_nothing(api, subscription, django_capture_on_commit
     assert status.status_code == 200
     assert status.json() == {
         "close_id": "close-1", "status": "nothing_owed", "share": 0, "paid": 0, "owed": 0, "carried": 0,
-        "signatures": [],
+        "signatures": [], "legs": [],
     }
 
 
@@ -136,9 +146,12 @@ def test_status_follows_a_real_payout_to_paid_with_its_signature(api, subscripti
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/api/v1/trade-closes", close_body()).status_code == 202
     pending = api.get("/api/v1/trade-closes/close-1").json()
+    creator = PublishedBot.objects.get(bot_id="bot-1").creator.address
     assert pending == {
         "close_id": "close-1", "status": "pending", "share": 4_000_000, "paid": 0, "owed": 4_000_000,
         "carried": 0, "signatures": [],
+        "legs": [{"role": "creator", "wallet": creator, "amount": 4_000_000, "paid": 0, "owed": 4_000_000,
+                  "carried": 0, "signature": None}],
     }
     (queued,) = OrmQ.objects.all()
     assert process_distribution_task(*queued.task["args"]) == 1  # one distribution in the batch
@@ -146,9 +159,91 @@ def test_status_follows_a_real_payout_to_paid_with_its_signature(api, subscripti
     assert response.status_code == 200
     data = response.json()
     signature = PayoutAttempt.objects.get(status="landed").signature
+    [leg] = data.pop("legs")
     assert data == {
         "close_id": "close-1", "status": "paid", "share": 4_000_000, "paid": 4_000_000, "owed": 0,
         "carried": 0, "signatures": [signature],
     }
+    assert {k: leg[k] for k in ("role", "wallet", "amount", "signature")} == {
+        "role": "creator", "wallet": creator, "amount": 4_000_000, "signature": signature,
+    }
     status = chain.rpc("getSignatureStatuses", [signature])["value"][0]
     assert status is not None and status["err"] is None
+
+
+# --- the legs of a close's share (docs/design.md, "Splits add up") --------------------------------
+def leg(role, wallet, amount, *, paid=0, signature=None) -> dict:
+    return {"role": role, "wallet": wallet, "amount": amount, "paid": paid, "owed": amount - paid, "carried": 0,
+            "signature": signature}
+
+
+@pytest.fixture
+def split_close(api, subscription, settings):
+    """A 1.5 % platform fee, the default referral rates (5 / 2 / 1 %), a creator referred three
+    levels up (linked through the API), then a 40 USDC close: a 4 USDC share. Returns
+    ``(creator, treasury, [level 1, level 2, level 3])``."""
+    treasury = new_address()
+    settings.QV_PLATFORM_FEE_BPS, settings.QV_PLATFORM_TREASURY = 150, treasury
+    settings.QV_REFERRAL_BPS = (500, 200, 100)
+    creator = PublishedBot.objects.get(bot_id="bot-1").creator.address
+    chain = [new_address() for _ in range(3)]
+    for wallet, referrer in zip([creator, *chain[:2]], chain, strict=True):
+        assert api.post("/api/v1/referrals", {"wallet": wallet, "referrer_wallet": referrer}).status_code == 201
+    assert api.post("/api/v1/trade-closes", close_body()).status_code == 202
+    return creator, treasury, chain
+
+
+def test_a_split_close_lists_its_legs_adding_up_to_the_share(api, split_close):
+    creator, treasury, (l1, l2, l3) = split_close
+    data = api.get("/api/v1/trade-closes/close-1").json()
+    assert (data["share"], data["paid"], data["owed"], data["carried"]) == (4_000_000, 0, 4_000_000, 0)
+    assert data["legs"] == [
+        leg("creator", creator, 3_620_000), leg("platform", treasury, 60_000), leg("referral_1", l1, 200_000),
+        leg("referral_2", l2, 80_000), leg("referral_3", l3, 40_000),
+    ]
+    assert sum(x["amount"] for x in data["legs"]) == data["share"]
+
+
+def test_each_leg_names_the_last_landed_payout_that_paid_it(api, split_close, chain, gateway):
+    """Two real payouts on the local node: the creator's and the platform's legs in one, the
+    referral legs in the next; an expired attempt naming every leg counts for none."""
+    creator, treasury, (l1, l2, l3) = split_close
+    sub = Subscription.objects.get(subscription_id="sub-1")
+    chain.rpc("requestAirdrop", sub.agent_wallet.pubkey, 100_000_000)
+    world = World(chain, sub)
+    dist = Distribution.objects.get(close__close_id="close-1")
+    legs = fund_payout(chain, world, dist)
+    first = pay_legs(gateway, world, dist, legs[:2])
+    second = pay_legs(gateway, world, Distribution.objects.get(pk=dist.pk), legs[2:])
+    PayoutAttempt.objects.create(
+        distribution=dist, agent_wallet=sub.agent_wallet, amount=dist.share, legs=[[x.pk, x.wallet, x.amount] for x in legs],
+        signature=str(Keypair().sign_message(b"expired")), raw_transaction=b"", blockhash=new_address(), last_valid_block_height=1,
+        destination_owner=creator, destination_ata=new_address(), status=AttemptStatus.EXPIRED,
+    )
+    data = api.get("/api/v1/trade-closes/close-1").json()
+    assert (data["status"], data["paid"], data["owed"]) == ("paid", 4_000_000, 0)
+    assert data["signatures"] == [first.signature, second.signature]
+    assert data["legs"] == [
+        leg("creator", creator, 3_620_000, paid=3_620_000, signature=first.signature),
+        leg("platform", treasury, 60_000, paid=60_000, signature=first.signature),
+        leg("referral_1", l1, 200_000, paid=200_000, signature=second.signature),
+        leg("referral_2", l2, 80_000, paid=80_000, signature=second.signature),
+        leg("referral_3", l3, 40_000, paid=40_000, signature=second.signature),
+    ]
+
+
+def test_a_close_without_splits_has_one_creator_leg(api, subscription, settings, chain, gateway):
+    settings.QV_PLATFORM_FEE_BPS, settings.QV_PLATFORM_TREASURY = 0, ""
+    assert api.post("/api/v1/trade-closes", close_body()).status_code == 202  # nobody referred the creator
+    data = api.get("/api/v1/trade-closes/close-1").json()
+    creator = PublishedBot.objects.get(bot_id="bot-1").creator.address
+    assert data["legs"] == [leg("creator", creator, 4_000_000)]
+
+    # paid by an attempt recorded without legs (none is, after the data migration): the creator's leg
+    sub = Subscription.objects.get(subscription_id="sub-1")
+    chain.rpc("requestAirdrop", sub.agent_wallet.pubkey, 100_000_000)
+    world, dist = World(chain, sub), Distribution.objects.get(close__close_id="close-1")
+    attempt = pay_legs(gateway, world, dist, fund_payout(chain, world, dist))
+    PayoutAttempt.objects.filter(pk=attempt.pk).update(legs=[])
+    data = api.get("/api/v1/trade-closes/close-1").json()
+    assert data["legs"] == [leg("creator", creator, 4_000_000, paid=4_000_000, signature=attempt.signature)]

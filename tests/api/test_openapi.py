@@ -6,8 +6,14 @@ from __future__ import annotations
 import pytest
 
 from profitshare.api import field_name
-from profitshare.api.schemas import CloseStatusName, IouStatusName, KindName, PolicyName
-from profitshare.models import CloseKind, DistributionStatus, IouStatus, Policy
+from profitshare.api.schemas import (
+    CloseStatusName,
+    IouStatusName,
+    KindName,
+    LegRoleName,
+    PolicyName,
+)
+from profitshare.models import CloseKind, DistributionStatus, IouStatus, LegRole, Policy
 
 
 @pytest.mark.django_db
@@ -33,6 +39,12 @@ def test_openapi_json_is_served(client):
     assert {s["name"] for s in schemes.values()} == {"X-QV-Signature"}
     close_in = doc["components"]["schemas"]["CloseIn"]
     assert close_in["properties"]["realized_pnl"]["type"] == "integer"
+    status = doc["components"]["schemas"]["CloseStatusOut"]
+    assert "legs" in status["required"]
+    leg = doc["components"]["schemas"]["CloseLegOut"]
+    assert set(leg["required"]) == {"role", "wallet", "amount", "paid", "owed", "carried", "signature"}
+    assert leg["properties"]["role"]["enum"] == LegRole.values
+    assert leg["properties"]["signature"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
 
 
 def test_schema_literals_match_the_models():
@@ -40,6 +52,7 @@ def test_schema_literals_match_the_models():
     assert set(KindName.__args__) == set(CloseKind.values)
     assert set(IouStatusName.__args__) == set(IouStatus.values)
     assert set(CloseStatusName.__args__) == set(DistributionStatus.values) | {"nothing_owed"}
+    assert list(LegRoleName.__args__) == LegRole.values  # in the order legs are listed
 
 
 def test_field_names_of_validation_errors():

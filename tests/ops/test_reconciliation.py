@@ -6,11 +6,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from solders.signature import Signature
+from spl.token.instructions import get_associated_token_address
 
-from profitshare.models import Alert, AuditEvent, PayoutAttempt
+from profitshare.models import (
+    Alert,
+    AuditEvent,
+    Distribution,
+    DistributionLeg,
+    LegRole,
+    PayoutAttempt,
+)
 from profitshare.models.reconciliation import (
     ReconciledAttempt,
     ReconciliationBookmark,
@@ -18,9 +28,10 @@ from profitshare.models.reconciliation import (
 )
 from profitshare.services.engine import process_distribution
 from profitshare.services.reconciliation import latest_report, reconcile
+from profitshare.services.referrals import link_referral
 from profitshare.tasks import reconcile_task
 from tests.chain.gateway_support import confirm, make_gateway, send
-from tests.world import make_world
+from tests.world import USDC, World, fund_payout, make_world, pay_legs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -243,3 +254,157 @@ def test_a_replica_behind_cannot_say_a_landed_payout_is_missing(localnet, replic
     behind_first = make_gateway(localnet, urls=[replica.url, localnet.url])  # no slot probes: the replica is asked first
     report = reconcile(gateway=behind_first)
     assert (report.checked, report.matched, report.mismatched, report.error) == (1, 1, 0, "")
+
+
+# --- payouts of several legs: one transfer per leg, in order ----------------------------------------
+@pytest.fixture
+def splits(settings):
+    """A 10 % platform fee to a treasury whose token account exists, and the default referral
+    rates (5 / 2 / 1 %)."""
+    treasury = Keypair().pubkey()
+    settings.QV_PLATFORM_FEE_BPS, settings.QV_PLATFORM_TREASURY = 1_000, str(treasury)
+    settings.QV_REFERRAL_BPS = (500, 200, 100)
+    return treasury
+
+
+def split_distribution(localnet, world: World) -> tuple[Distribution, list[DistributionLeg]]:
+    """A 50 USDC close of a creator referred by one wallet: a 5 USDC share in three legs
+    (creator 4.25, platform 0.5, level 1 0.25 USDC), funded for its payout."""
+    link_referral(world.subscription.bot.creator.address, str(Keypair().pubkey()))
+    dist = world.close(50_000_000, realize=False).distribution
+    return dist, fund_payout(localnet, world, dist)
+
+
+def test_a_payout_of_three_legs_matches_the_chain(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    assert [(leg.role, leg.amount) for leg in legs] == [
+        (LegRole.CREATOR, 4_250_000), (LegRole.PLATFORM, 500_000), (LegRole.REFERRAL_1, 250_000),
+    ]
+    pay_legs(gateway, world, dist, legs)
+    assert world.creator_usdc() == 4_250_000
+    report = reconcile(gateway=gateway)
+    assert (report.checked, report.matched, report.mismatched, report.unrecorded, report.error) == (1, 1, 0, 0, "")
+    assert report.mismatches == []
+    assert not Alert.objects.filter(kind="reconciliation_mismatch").exists()
+
+
+def test_a_leg_amount_recorded_differently_is_a_mismatch_of_that_leg(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    attempt = pay_legs(gateway, world, dist, legs)
+    wrong = [list(leg) for leg in attempt.legs]
+    wrong[2][2] = 240_000  # the ledger says level 1 got 0.24 USDC; the chain paid 0.25
+    PayoutAttempt.objects.filter(pk=attempt.pk).update(legs=wrong)
+    report = reconcile(gateway=gateway)
+    by_kind = {m["kind"]: m for m in report.mismatches}
+    assert sorted(by_kind) == ["attempt", "leg_sum"]
+    assert by_kind["attempt"]["fields"] == ["legs[2].amount"]
+    assert by_kind["attempt"]["ours"]["legs"][2] == [legs[2].pk, legs[2].wallet, 240_000]
+    assert by_kind["attempt"]["chain"]["transfers"][2] == {
+        "destination_owner": legs[2].wallet, "destination_ata": str(get_associated_token_address(Pubkey.from_string(legs[2].wallet), USDC)),
+        "requested": 250_000, "amount": 250_000,
+    }
+    leg_sum = by_kind["leg_sum"]
+    assert (leg_sum["distribution"], leg_sum["leg"], leg_sum["fields"]) == (dist.pk, legs[2].pk, ["paid"])
+    assert leg_sum["ours"] == {"paid": 250_000, "role": "referral_1", "wallet": legs[2].wallet}
+    assert leg_sum["chain"] == {"landed_attempts_total": 240_000}
+    assert (report.checked, report.matched, report.mismatched) == (1, 0, 2)
+    alerts = Alert.objects.filter(kind="reconciliation_mismatch")
+    assert sorted(a.data["mismatch"]["kind"] for a in alerts) == ["attempt", "leg_sum"]
+    assert any(f"leg {legs[2].pk}" in a.subject for a in alerts)
+
+
+def test_a_leg_paid_on_chain_but_missing_from_the_record_is_a_mismatch(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    pay_legs(gateway, world, dist, legs, recorded=legs[:2])  # level 1 was paid; the record forgot it
+    report = reconcile(gateway=gateway)
+    # the ledger's sums agree with its record (level 1 still owed, paid by no attempt); the chain does not
+    [mismatch] = report.mismatches
+    assert (mismatch["kind"], mismatch["fields"]) == ("attempt", ["amount", "legs"])  # 4.75 recorded, 5 moved
+    assert (mismatch["ours"]["amount"], mismatch["chain"]["amount"]) == (4_750_000, 5_000_000)
+    assert [t["destination_owner"] for t in mismatch["chain"]["transfers"]] == [leg.wallet for leg in legs]
+    assert len(mismatch["ours"]["legs"]) == 2
+
+
+def test_a_recorded_leg_the_chain_did_not_pay_is_a_mismatch(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    attempt = pay_legs(gateway, world, dist, legs, paid=legs[:2], recorded=legs)
+    report = reconcile(gateway=gateway)
+    [mismatch] = report.mismatches
+    assert (mismatch["kind"], mismatch["signature"]) == ("attempt", attempt.signature)
+    assert mismatch["fields"] == ["amount", "legs"]
+    assert [t["destination_owner"] for t in mismatch["chain"]["transfers"]] == [legs[0].wallet, legs[1].wallet]
+
+
+def test_a_leg_the_ledger_did_not_credit_is_a_mismatch_of_its_sums(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    pay_legs(gateway, world, dist, legs)
+    DistributionLeg.objects.filter(pk=legs[1].pk).update(paid=0, owed=F("amount"))  # the platform's leg left owed
+    report = reconcile(gateway=gateway)
+    by_kind = {m["kind"]: m for m in report.mismatches}
+    assert sorted(by_kind) == ["ledger_sum", "leg_sum"]
+    assert by_kind["ledger_sum"]["fields"] == ["legs_paid"]  # paid equals the attempts, not the legs
+    assert by_kind["ledger_sum"]["ours"] == {"paid": 5_000_000, "legs_paid": 4_500_000}
+    assert by_kind["ledger_sum"]["chain"] == {"landed_attempts_total": 5_000_000}
+    assert (by_kind["leg_sum"]["leg"], by_kind["leg_sum"]["ours"]["paid"]) == (legs[1].pk, 0)
+    assert by_kind["leg_sum"]["chain"] == {"landed_attempts_total": 500_000}
+    assert report.matched == 1  # the chain and the attempt agree; the ledger's sums do not
+
+
+def test_an_attempt_leg_of_another_wallet_or_distribution_is_a_mismatch(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    other = world.close(10_000_000, realize=False).distribution.legs.get(role=LegRole.CREATOR)
+    attempt = pay_legs(gateway, world, dist, legs)
+    DistributionLeg.objects.filter(pk=legs[1].pk).update(wallet=str(Keypair().pubkey()))  # the leg's row says another wallet
+    changed = [list(leg) for leg in attempt.legs]
+    changed[2][0] = other.pk  # names a leg of another distribution
+    PayoutAttempt.objects.filter(pk=attempt.pk).update(legs=changed)
+    report = reconcile(gateway=gateway)
+    strays = [m for m in report.mismatches if m["kind"] == "attempt_leg"]
+    assert [(m["fields"], m["ours"]["leg"][0]) for m in strays] == [(["wallet"], legs[1].pk), (["leg"], other.pk)]
+    assert all(m["signature"] == attempt.signature and m["distribution"] == dist.pk for m in strays)
+    # neither was credited to a leg by the attempt: both legs' paid differ from what it paid them
+    assert sorted(m["leg"] for m in report.mismatches if m["kind"] == "leg_sum") == [legs[1].pk, legs[2].pk]
+
+
+def test_an_attempt_recorded_without_legs_is_one_creator_leg(localnet, gateway, splits):
+    """No attempt lacks legs after the data migration; one that does is compared as one
+    transfer to its destination, and credited to its distribution's creator leg."""
+    world = make_world(localnet)
+    dist = world.close(50_000_000, realize=False).distribution  # nobody referred this creator
+    creator_leg, platform_leg = fund_payout(localnet, world, dist)
+    attempt = pay_legs(gateway, world, dist, [creator_leg])  # the platform's leg is still owed
+    PayoutAttempt.objects.filter(pk=attempt.pk).update(legs=[])
+    report = reconcile(gateway=gateway)
+    assert (report.checked, report.matched, report.mismatches) == (1, 1, [])
+
+    DistributionLeg.objects.filter(pk=creator_leg.pk).update(paid=0, owed=F("amount"))
+    DistributionLeg.objects.filter(pk=platform_leg.pk).update(paid=F("amount") - 1, owed=1)
+    ReconciledAttempt.objects.all().delete()  # read it again
+    by_leg = {m["leg"]: m["chain"]["landed_attempts_total"] for m in reconcile(gateway=gateway).mismatches
+              if m["kind"] == "leg_sum"}
+    assert by_leg == {creator_leg.pk: 4_500_000, platform_leg.pk: 0}
+
+
+def test_a_payout_of_several_legs_sent_outside_the_ledger_is_found(localnet, gateway, splits):
+    world = make_world(localnet)
+    dist, legs = split_distribution(localnet, world)
+    pay_legs(gateway, world, dist, legs)
+    localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 1_000_000)
+    rogue = gateway.build_payout(world.agent, str(Keypair().pubkey()), 700_000, reference="qv:d777:a1",
+                                 more_legs=[(legs[1].wallet, 300_000)])
+    send(gateway, rogue)
+    confirm(gateway, rogue)
+    report = reconcile(gateway=gateway)
+    assert (report.checked, report.matched, report.mismatched, report.unrecorded) == (1, 1, 0, 1)
+    [unrecorded] = report.mismatches
+    assert (unrecorded["kind"], unrecorded["signature"]) == ("unrecorded_payout", rogue.signature)
+    assert unrecorded["chain"]["amount"] == 1_000_000
+    assert [(t["destination_owner"], t["amount"]) for t in unrecorded["chain"]["transfers"]] == [
+        (str(rogue.destination_owner), 700_000), (legs[1].wallet, 300_000),
+    ]

@@ -11,13 +11,21 @@ from django.db import transaction
 from django.utils import timezone
 from solders.keypair import Keypair
 
-from profitshare.models import IOU, IouStatus, SubscriptionStatus, WebhookDelivery, WebhookEvent
-from profitshare.services import ious, ttl
+from profitshare.models import (
+    IOU,
+    IouStatus,
+    PayoutAttempt,
+    SubscriptionStatus,
+    WebhookDelivery,
+    WebhookEvent,
+)
+from profitshare.services import ious, ttl, webhooks
 from profitshare.services.bots import publish_bot
 from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou
+from profitshare.services.referrals import link_referral
 from profitshare.services.webhook_delivery import deliver_due
-from tests.world import make_world, owe_for_lack_of_sol
+from tests.world import fund_payout, make_world, owe_for_lack_of_sol, pay_legs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,11 +51,53 @@ def test_a_payout_emits_distribution_paid_with_its_signature(localnet, gateway, 
     assert body["data"] == {
         "distribution_id": distribution.pk, "close_id": distribution.close.close_id,
         "subscription_id": sub.subscription_id, "bot_id": sub.bot.bot_id, "creator_wallet": str(world.creator),
-        "amount": 5_000_000, "paid": 5_000_000, "owed": 0, "status": "paid", "signature": signature,
+        "amount": 5_000_000, "legs": [{"role": "creator", "wallet": str(world.creator), "amount": 5_000_000}],
+        "paid": 5_000_000, "owed": 0, "status": "paid", "signature": signature,
         "slot": distribution.attempts_log.get().slot, "iou_id": None,
     }
     assert world.creator_usdc() == 5_000_000  # what the event says landed, landed
     assert WebhookDelivery.objects.get().status == "delivered"
+
+
+def test_a_payout_of_three_legs_says_whom_it_paid(localnet, gateway, receiver, settings, django_assert_num_queries):
+    """A real payout of a split share (creator, platform, level 1 in one transaction), applied
+    as the engine applies it: the event lists each leg the attempt paid, in transfer order, its
+    role read in the one query of the event's facts."""
+    treasury = str(Keypair().pubkey())
+    settings.QV_PLATFORM_FEE_BPS, settings.QV_PLATFORM_TREASURY = 1_000, treasury
+    settings.QV_REFERRAL_BPS = (500, 200, 100)
+    world = make_world(localnet)
+    referrer = str(Keypair().pubkey())
+    link_referral(world.subscription.bot.creator.address, referrer)
+    dist = world.close(50_000_000, realize=False).distribution
+    attempt = pay_legs(gateway, world, dist, fund_payout(localnet, world, dist))
+    dist.refresh_from_db()
+    with transaction.atomic(), django_assert_num_queries(3):  # the facts, the events, the deliveries
+        webhooks.payouts_landed([attempt], {dist.pk: dist}, [])
+    [body] = delivered(receiver)
+    assert body["type"] == "distribution.paid"
+    assert has(body["data"], distribution_id=dist.pk, amount=5_000_000, paid=5_000_000, owed=0, status="paid",
+               signature=attempt.signature, creator_wallet=str(world.creator))
+    assert body["data"]["legs"] == [
+        {"role": "creator", "wallet": str(world.creator), "amount": 4_250_000},
+        {"role": "platform", "wallet": treasury, "amount": 500_000},
+        {"role": "referral_1", "wallet": referrer, "amount": 250_000},
+    ]
+    assert sum(leg["amount"] for leg in body["data"]["legs"]) == body["data"]["amount"]
+
+
+def test_an_attempt_recorded_without_legs_paid_the_creator(localnet, gateway, receiver):
+    """None is, after the data migration; one that is still says whom it paid."""
+    world = make_world(localnet)
+    dist = world.close(20_000_000, realize=False).distribution
+    attempt = pay_legs(gateway, world, dist, fund_payout(localnet, world, dist))
+    PayoutAttempt.objects.filter(pk=attempt.pk).update(legs=[])
+    attempt.refresh_from_db()
+    dist.refresh_from_db()
+    with transaction.atomic():
+        webhooks.payouts_landed([attempt], {dist.pk: dist}, [])
+    [body] = delivered(receiver)
+    assert body["data"]["legs"] == [{"role": "creator", "wallet": str(world.creator), "amount": 2_000_000}]
 
 
 def test_an_iou_emits_distribution_owed_and_iou_opened_with_the_reason(localnet, gateway, receiver):

@@ -50,8 +50,9 @@ def report_close(request, payload: CloseIn):
 
 @router.get("/trade-closes/{close_id}", response={200: CloseStatusOut, 404: ErrorOut, **AUTH_ERRORS})
 def get_close(request, close_id: PathId):
-    """A close's payout: status, share / paid / owed / carried (USDC base units) and landed
-    payout signatures, oldest first. 404 unknown close."""
+    """A close's payout: status, share / paid / owed / carried (USDC base units), landed
+    payout signatures, oldest first, and the share's legs (who it pays, each with its amount,
+    paid / owed / carried and the signature that last paid it). 404 unknown close."""
     refuse_unknown_query(request)
     found = close_status(close_id)
     if found is None:
