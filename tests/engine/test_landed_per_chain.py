@@ -139,8 +139,9 @@ def test_a_payout_paid_twice_is_said_so_and_the_books_still_balance(localnet, ga
     alert = Alert.objects.get(kind="landed_per_chain")
     assert alert.data["second_payout_landed"] is True and alert.data["overpaid"] == SHARE
     assert "paid twice" in alert.subject
-    second = reconcile(gateway=gateway)  # the next run compares paid with the landed attempts
-    assert [m["kind"] for m in second.mismatches] == ["ledger_sum"]
+    second = reconcile(gateway=gateway)  # the next run compares paid with the landed attempts, leg by leg too
+    assert [m["kind"] for m in second.mismatches] == ["leg_sum", "ledger_sum"]
+    assert [m["chain"]["landed_attempts_total"] for m in second.mismatches] == [2 * SHARE, 2 * SHARE]
 
 
 def test_a_busy_wallet_is_left_for_the_next_run(localnet, gateway):

@@ -289,6 +289,19 @@ def test_a_payout_of_three_legs_matches_the_chain(localnet, gateway, splits):
     assert not Alert.objects.filter(kind="reconciliation_mismatch").exists()
 
 
+def test_a_split_share_paid_by_the_engine_matches_the_chain(localnet, gateway, splits):
+    world = make_world(localnet)
+    referrer = Keypair().pubkey()
+    link_referral(world.subscription.bot.creator.address, str(referrer))
+    for wallet in (splits, referrer):
+        localnet.rpc("localnet_fundUsdc", str(wallet), 1)  # the other legs' token accounts exist
+    dist = process_distribution(world.close(50_000_000).distribution.pk, gateway=gateway)
+    [attempt] = PayoutAttempt.objects.filter(distribution=dist)
+    assert [amount for _, _, amount in attempt.legs] == [4_250_000, 500_000, 250_000]
+    report = reconcile(gateway=gateway)
+    assert (report.checked, report.matched, report.mismatched, report.unrecorded) == (1, 1, 0, 0)
+
+
 def test_a_leg_amount_recorded_differently_is_a_mismatch_of_that_leg(localnet, gateway, splits):
     world = make_world(localnet)
     dist, legs = split_distribution(localnet, world)
