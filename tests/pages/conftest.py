@@ -4,6 +4,7 @@ as a wallet (session) or as Django staff."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -39,6 +40,11 @@ def sign_in_as(client, address: str):
     session[SESSION_WALLET] = address
     session.save()
     return client
+
+
+def page_text(response) -> str:
+    """The text a person reads on a page: its HTML without tags, white space folded."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
 
 
 def pay(world: World, gateway, pnl: int) -> Distribution:
