@@ -154,9 +154,12 @@ def daily_earnings(
     ``[{"day": date, "earned": int, "paid": int, "by_role": {role: paid}}, ...]``. One
     statement over the window's legs."""
     first = _window_start(days, now)
+    # every role named: the index (wallet, role, -created_at) then bounds the window by time
     rows = (
         DistributionLeg.objects.filter(
-            wallet=wallet, created_at__gte=datetime.combine(first, datetime.min.time(), UTC)
+            wallet=wallet,
+            role__in=LegRole.values,
+            created_at__gte=datetime.combine(first, datetime.min.time(), UTC),
         )
         .annotate(day=TruncDate("created_at", tzinfo=UTC))
         .values("day", "role")
@@ -246,6 +249,45 @@ def attach_signatures(rows: list[dict], wallet: str) -> list[dict]:
     return rows
 
 
+def _page_by_role(qs: QuerySet, *, after: Cursor | None, before: Cursor | None, limit: int) -> dict:
+    """``keyset_page`` of ``qs`` (one wallet's legs) read one role at a time and merged: the
+    index ``leg_wallet_role_created`` gives each role's legs in time order, so every read is a
+    short index range however many legs the wallet has (over all roles at once, PostgreSQL would
+    sort them all). Each role's page holds the ``limit`` rows nearest the cursor on its side,
+    so the merged page's ``limit`` nearest are the right ones. Returns ``{"rows", "older",
+    "newer"}`` as ``keyset_page`` does with ``probe=False``."""
+    pages = [
+        keyset_page(
+            qs.filter(role=role),
+            after=after,
+            before=before,
+            limit=limit,
+            fetch=_history_rows,
+            probe=False,
+        )
+        for role in LegRole.values
+    ]
+    rows = sorted(
+        (row for page in pages for row in page["rows"]),
+        key=lambda r: (r["created_at"], r["pk"]),
+        reverse=True,
+    )
+    beyond = len(rows) > limit
+    if before is None:
+        rows = rows[:limit]
+        older = bool(rows) and (beyond or any(page["older"] for page in pages))
+        newer = bool(rows) and after is not None
+    else:
+        rows = rows[-limit:]
+        older = bool(rows)
+        newer = bool(rows) and (beyond or any(page["newer"] for page in pages))
+    return {
+        "rows": rows,
+        "older": str(Cursor(rows[-1]["created_at"], rows[-1]["pk"])) if older else None,
+        "newer": str(Cursor(rows[0]["created_at"], rows[0]["pk"])) if newer else None,
+    }
+
+
 def leg_history(
     wallet: str,
     data,
@@ -259,20 +301,16 @@ def leg_history(
     ``before``: newer). Rows: ``pk``, ``created_at``, ``role`` (and ``role_label``), ``bps``,
     ``amount``, ``carry_in``, ``paid``, ``owed``, ``carried``, ``voided``, ``distribution_id``,
     ``bot_ext_id``, ``bot_name``, ``close_ext_id``, ``status`` (``leg_status``) and its
-    ``status_label``, ``signatures``, ``paid_at``.
+    ``status_label``, ``signatures``, ``paid_at``. One statement per role, one for the
+    signatures.
 
     Returns ``{"filter": FilterSet, "valid": bool, "rows": [...], "older": cursor | None,
     "newer": cursor | None}``; an invalid filter (a role that does not exist) gives no rows."""
     filterset = history_filter(wallet, data)
     if not filterset.is_valid():
         return {"filter": filterset, "valid": False, "rows": [], "older": None, "newer": None}
-    page = keyset_page(
-        filterset.qs,
-        after=Cursor.parse(after),
-        before=Cursor.parse(before),
-        limit=limit,
-        fetch=_history_rows,
-        probe=False,
+    page = _page_by_role(
+        filterset.qs, after=Cursor.parse(after), before=Cursor.parse(before), limit=limit
     )
     attach_signatures(page["rows"], wallet)
     return {"filter": filterset, "valid": True, **page}
@@ -287,23 +325,11 @@ def history_for_export(wallet: str, data) -> Iterator[dict]:
         return
     cursor = None
     while True:
-        page = keyset_page(
-            filterset.qs,
-            after=cursor,
-            before=None,
-            limit=CSV_CHUNK,
-            fetch=_history_rows,
-            probe=False,
-        )
+        page = _page_by_role(filterset.qs, after=cursor, before=None, limit=CSV_CHUNK)
         yield from attach_signatures(page["rows"], wallet)
         if page["older"] is None:
             return
         cursor = Cursor.parse(page["older"])
-
-
-def has_legs(wallet: str) -> bool:
-    """Whether the wallet ever earned a leg (one index probe)."""
-    return DistributionLeg.objects.filter(wallet=wallet).exists()
 
 
 @dataclass(frozen=True)

@@ -233,11 +233,24 @@ def test_a_bad_filter_is_a_clear_error_and_lists_nothing(client, referrer):
     assert csv_rows(client.get("/earnings/history.csv?role=treasurer")) == []  # the header only
 
 
-def test_history_pages_by_keyset_plain_and_htmx(client, chain):
-    level3 = chain.referrers[2]
+def test_history_pages_by_keyset_over_two_roles_plain_and_htmx(client, chain, monkeypatch):
+    """Level 1 is a creator too: its legs of both roles interleave, several at the same instant
+    (ties broken by id, across roles and across a page boundary)."""
+    from profitshare.selectors import leg_earnings
+
+    level1 = chain.referrers[0]
+    own = SubscriptionFactory(bot=PublishedBotFactory(creator__address=level1))
     for n in range(30):
-        record(chain.subscription, 10_000_000 + n * 100_000)
-    sign_in_as(client, level3)
+        record(chain.subscription if n % 2 else own, 10_000_000 + n * 100_000)
+    base = timezone.now()
+    legs = DistributionLeg.objects.filter(wallet=level1).order_by("pk")
+    for n, leg in enumerate(legs):
+        DistributionLeg.objects.filter(pk=leg.pk).update(
+            created_at=base - timedelta(seconds=n // 4)
+        )
+    expected = list(legs.order_by("-created_at", "-pk").values_list("pk", flat=True))
+    assert {leg.role for leg in legs} == {LegRole.CREATOR, LegRole.REFERRAL_1}
+    sign_in_as(client, level1)
     page1 = client.get("/earnings/").context["history"]
     assert len(page1["rows"]) == 25 and page1["older"] and page1["newer"] is None
     second = client.get(
@@ -251,16 +264,18 @@ def test_history_pages_by_keyset_plain_and_htmx(client, chain):
     )
     page2 = second.context["history"]
     assert len(page2["rows"]) == 5 and page2["older"] is None and page2["newer"]
-    seen = [r["pk"] for r in page1["rows"] + page2["rows"]]
-    assert seen == list(
-        DistributionLeg.objects.filter(wallet=level3)
-        .order_by("-created_at", "-pk")
-        .values_list("pk", flat=True)
-    )
+    assert [r["pk"] for r in page1["rows"] + page2["rows"]] == expected
     assert {r["status"] for r in page1["rows"]} == {"pending"}  # recorded, not paid yet
     back = client.get(f"/earnings/?before={page2['newer']}").context["history"]
     assert [r["pk"] for r in back["rows"]] == [r["pk"] for r in page1["rows"]]
+    assert back["newer"] is None and back["older"] == page1["older"]
+    only = client.get("/earnings/?role=creator").context["history"]
+    assert len(only["rows"]) == 15 and only["older"] is None
     assert client.get("/earnings/?after=garbage").status_code == 200
+    monkeypatch.setattr(leg_earnings, "CSV_CHUNK", 7)  # the export reads in chunks, by keyset
+    exported = csv_rows(client.get("/earnings/history.csv"))
+    by_pk = dict(legs.values_list("distribution_id", "pk"))
+    assert [by_pk[int(r["distribution_id"])] for r in exported] == expected
 
 
 def _landed(distribution, legs, *, destination: str, amount: int) -> PayoutAttempt:
