@@ -9,7 +9,11 @@ solana-py client sending pre-built transfers) measured in the same run. Checks f
 that the creator received exactly N shares. Floor: 100 confirmed payouts/s; aim: half the bare
 rate.
 
-Usage: ``.venv/bin/python benchmarks/engine.py [--subscribers 200] [--workers 2]``
+With ``--referral-levels 3`` the creator has a three-level referral chain (the default rates,
+5 / 2 / 1 % of the share), so every payout carries four legs in its one transaction; the chain
+check covers every recipient.
+
+Usage: ``.venv/bin/python benchmarks/engine.py [--subscribers 200] [--workers 2] [--referral-levels 0..3]``
 (PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379; uses database ``qv_bench`` and Redis
 db 15, both wiped).
 """
@@ -49,6 +53,8 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--intake-threads", type=int, default=8, help="concurrent intake requests (web workers)")
+    parser.add_argument("--referral-levels", type=int, default=0, choices=range(4),
+                        help="levels of the creator's referral chain (each a leg of every payout)")
     args = parser.parse_args()
 
     import psycopg
@@ -81,16 +87,16 @@ def main() -> None:
         url = f"http://127.0.0.1:{rpc_port}"
         bare = bare_rpc_rate(url)
         print(f"bare JSON-RPC transfers (1 solana-py client): {bare:8.1f} /s")
-        subscriptions, creator = build_world(url, args.subscribers)
+        subscriptions, creator, referrers = build_world(url, args.subscribers, args.referral_levels)
         cluster = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
         wait_until_idle(node.pid, cluster.pid)  # workers started and warmed (imports, gateway)
         cpu_before = cpu_by_role(node.pid, cluster.pid)
-        rate, p50, p99, paid = run_signal(url, subscriptions, creator, args.intake_threads)
+        rate, p50, p99, paid = run_signal(url, subscriptions, creator, referrers, args.intake_threads)
         cpu_after = cpu_by_role(node.pid, cluster.pid)
         for role in cpu_after:
             used = cpu_after[role] - cpu_before.get(role, 0.0)
             print(f"CPU {role:28s} {used:6.2f} s  ({used / paid * 1000:6.1f} ms per payout)")
-        print(f"subscribers: {args.subscribers}, workers: {args.workers}")
+        print(f"subscribers: {args.subscribers}, workers: {args.workers}, referral levels: {args.referral_levels}")
         print(f"confirmed payouts:                           {paid:8d}")
         print(f"payouts/s (first intake to last confirmed):  {rate:8.1f}  (floor 100)")
         print(f"intake-to-confirmed latency p50 / p99:       {p50:8.2f} s / {p99:.2f} s")
@@ -201,8 +207,10 @@ def bare_rpc_rate(url: str, transfers: int = 500) -> float:
     return transfers / (time.perf_counter() - started)
 
 
-def build_world(url: str, subscribers: int):
-    """One creator, one bot at 10 %, ``subscribers`` subscriptions with SOL and Drift collateral."""
+def build_world(url: str, subscribers: int, referral_levels: int = 0):
+    """One creator, one bot at 10 %, ``subscribers`` subscriptions with SOL and Drift collateral;
+    the creator's referral chain of ``referral_levels`` wallets (each with its USDC token account).
+    Returns ``(subscriptions, creator, [(referrer, bps)])``."""
     import httpx
     from solders.keypair import Keypair
 
@@ -226,10 +234,21 @@ def build_world(url: str, subscribers: int):
         call("localnet_driftDeposit", sub.agent_wallet.pubkey, 0, 1_000_000_000)
         subs.append(sub)
     call("localnet_fundUsdc", creator, 1)  # the creator's ATA exists (the common case)
-    return subs, creator
+    from django.conf import settings
+
+    from profitshare.services.referrals import link_referral
+
+    referrers, wallet = [], creator
+    for bps in tuple(settings.QV_REFERRAL_BPS)[:referral_levels]:
+        referrer = str(Keypair().pubkey())
+        link_referral(wallet, referrer)
+        call("localnet_fundUsdc", referrer, 1)
+        referrers.append((referrer, bps))
+        wallet = referrer
+    return subs, creator, referrers
 
 
-def run_signal(url: str, subscriptions, creator: str, threads: int):
+def run_signal(url: str, subscriptions, creator: str, referrers: list[tuple[str, int]], threads: int):
     """Every subscriber closes +10 USDC; record all closes, wait until every payout is decided."""
     import httpx
 
@@ -267,13 +286,18 @@ def run_signal(url: str, subscriptions, creator: str, threads: int):
     last = max(a.resolved_at for a in landed).timestamp()
     first = TradeClose.objects.order_by("received_at").first().received_at.timestamp()
     first = min(first, started)
-    ata_amount = rpc.post(
-        "/", json={"jsonrpc": "2.0", "id": 1, "method": "getTokenAccountsByOwner",
-                   "params": [creator, {"mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"}, {"encoding": "jsonParsed"}]},
-    ).json()["result"]["value"][0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]
-    expected = 1 + len(landed) * 1_000_000
-    if int(ata_amount) != expected or len(landed) != len(subscriptions):
-        raise SystemExit(f"chain disagrees: creator holds {ata_amount}, expected {expected}; landed {len(landed)}")
+    share = 1_000_000  # 10 % of 10 USDC
+    legs = [(wallet, share * bps // 10_000) for wallet, bps in referrers]
+    legs.insert(0, (creator, share - sum(amount for _, amount in legs)))
+    for owner, amount in legs:
+        held = rpc.post(
+            "/", json={"jsonrpc": "2.0", "id": 1, "method": "getTokenAccountsByOwner",
+                       "params": [owner, {"mint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"}, {"encoding": "jsonParsed"}]},
+        ).json()["result"]["value"][0]["account"]["data"]["parsed"]["info"]["tokenAmount"]["amount"]
+        expected = 1 + len(landed) * amount
+        if int(held) != expected or len(landed) != len(subscriptions):
+            raise SystemExit(f"chain disagrees: {owner} holds {held}, expected {expected}; landed {len(landed)}")
+    print(f"legs per payout: {len(legs)} (creator {legs[0][1]} base units of {share})")
     print(f"first intake to last confirmed: {last - first:.2f} s")
     print_costs(rpc, subscriptions, len(landed))
     return len(landed) / (last - first), percentile(latencies, 0.5), percentile(latencies, 0.99), len(landed)

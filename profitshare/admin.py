@@ -18,7 +18,9 @@ from profitshare.models import (
     AuditEvent,
     CreatorWallet,
     Distribution,
+    DistributionLeg,
     DriftAction,
+    LegCarry,
     PayoutAttempt,
     PublishedBot,
     Referral,
@@ -127,6 +129,28 @@ class DistributionAdmin(ReadOnlyAdmin):
     search_fields = ("close__close_id", "subscription__subscription_id", "creator__address", "bot__bot_id")
     list_select_related = ("close", "subscription", "creator")
     date_hierarchy = "created_at"
+
+
+@admin.register(DistributionLeg)
+class DistributionLegAdmin(ReadOnlyAdmin):
+    """Who is paid what of each distribution: amount + carry_in = paid + owed + carried + voided
+    (base units); ``bps`` is the rate (empty for the creator's remainder)."""
+
+    list_display = ("id", "distribution", "role", "wallet", "bps", "amount", "carry_in", "paid", "owed", "carried",
+                    "voided", "created_at")
+    list_filter = ("role",)
+    search_fields = ("wallet", "distribution__close__close_id")
+    date_hierarchy = "created_at"
+
+
+@admin.register(LegCarry)
+class LegCarryAdmin(ReadOnlyAdmin):
+    """What a subscription carries for a platform or referral recipient (base units), and why."""
+
+    list_display = ("id", "subscription", "role", "wallet", "amount", "reason", "updated_at")
+    list_filter = ("role", "reason")
+    search_fields = ("wallet", "subscription__subscription_id")
+    list_select_related = ("subscription",)
 
 
 @admin.register(IOU)

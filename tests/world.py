@@ -69,6 +69,16 @@ class World:
         return self.localnet.rpc("localnet_driftAccount", sub.agent_wallet.pubkey, sub.drift_subaccount_id)
 
 
+def rewrite_ledger(distribution, *, paid: int, owed: int, **fields) -> None:
+    """Put a distribution paid to its creator alone (no splits) back into a past state of its
+    ledger: ``paid`` and ``owed`` (base units) on the row and on its creator leg, plus other
+    distribution ``fields`` (``withdrawn``, ``status``...)."""
+    from profitshare.models import Distribution, DistributionLeg, LegRole
+
+    Distribution.objects.filter(pk=distribution.pk).update(paid=paid, owed=owed, **fields)
+    DistributionLeg.objects.filter(distribution=distribution, role=LegRole.CREATOR).update(paid=paid, owed=owed)
+
+
 def token_balance(localnet, owner: Pubkey) -> int:
     ata = get_associated_token_address(owner, USDC)
     info = localnet.rpc("getAccountInfo", str(ata), {"encoding": "base64"})["value"]

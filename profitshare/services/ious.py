@@ -9,7 +9,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from profitshare.chain.errors import ChainError
-from profitshare.models import IOU, Distribution, DistributionStatus, IouReason, IouStatus
+from profitshare.models import (
+    IOU,
+    Distribution,
+    DistributionLeg,
+    DistributionStatus,
+    IouReason,
+    IouStatus,
+    LegRole,
+)
 from profitshare.services import webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
@@ -22,7 +30,9 @@ logger = logging.getLogger(__name__)
 def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=None) -> list[int]:
     """Claim up to ``limit`` IOUs due for retry: ``SELECT … FOR UPDATE SKIP LOCKED``, so workers
     on any number of machines never claim the same IOU. Claimed IOUs become ``processing``
-    with ``claimed_at`` set and ``attempts`` + 1. Returns their ids, oldest first."""
+    with ``claimed_at`` set and ``attempts`` + 1, and so do the other retryable IOUs of their
+    distributions (its other legs: one payout pays them together) that no one else holds.
+    Returns their ids, oldest first."""
     now = now or timezone.now()
     with transaction.atomic():
         ious = list(
@@ -30,9 +40,22 @@ def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=No
             .filter(status__in=IouStatus.RETRYABLE, next_retry_at__lte=now)
             .order_by("created_at", "id")[:limit]
         )
+        ious += _siblings(ious)
         for iou in ious:
             _claim(iou, actor, now)
-    return [iou.pk for iou in ious]
+    return [iou.pk for iou in sorted(ious, key=lambda iou: (iou.created_at, iou.pk))]
+
+
+def _siblings(ious: list[IOU]) -> list[IOU]:
+    """The other retryable IOUs of these IOUs' distributions, locked (those another worker holds
+    are skipped: its run, under the agent wallet's lock, pays the same legs)."""
+    if not ious:
+        return []
+    return list(
+        IOU.objects.select_for_update(skip_locked=True)
+        .filter(distribution__in={iou.distribution_id for iou in ious}, status__in=IouStatus.RETRYABLE)
+        .exclude(pk__in=[iou.pk for iou in ious])
+    )
 
 
 def wake_topped_up(gateway, *, actor: str = "schedule:iou-retry", now=None, limit: int = 500) -> list[int]:
@@ -67,14 +90,16 @@ def wake_topped_up(gateway, *, actor: str = "schedule:iou-retry", now=None, limi
 
 
 def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:
-    """Claim one IOU now whatever its backoff (admin "retry now", guards). False when it is
-    not retryable or another worker holds it."""
+    """Claim one IOU now whatever its backoff (admin "retry now", guards), with the other
+    retryable IOUs of its distribution. False when it is not retryable or another worker holds
+    it."""
     now = now or timezone.now()
     with transaction.atomic():
         iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=IouStatus.RETRYABLE).first()
         if iou is None:
             return False
-        _claim(iou, actor, now)
+        for claimed in [iou, *_siblings([iou])]:
+            _claim(claimed, actor, now)
         return True
 
 
@@ -83,6 +108,14 @@ def _claim(iou: IOU, actor: str, now) -> None:
     iou.status, iou.claimed_at, iou.attempts = IouStatus.PROCESSING, now, iou.attempts + 1
     iou.save(update_fields=["status", "claimed_at", "attempts"])
     record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, attempt=iou.attempts)
+
+
+def _leg_of(iou: IOU) -> DistributionLeg | None:
+    """The leg an IOU owes, locked: its own, or (recorded without one) its distribution's creator leg."""
+    legs = DistributionLeg.objects.select_for_update()
+    if iou.leg_id is not None:
+        return legs.get(pk=iou.leg_id)
+    return legs.filter(distribution_id=iou.distribution_id, role=LegRole.CREATOR).first()
 
 
 def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
@@ -99,6 +132,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         if iou.status not in IouStatus.RETRYABLE:
             raise Conflict(f"IOU {iou_id} is {iou.status}; only open or expired IOUs can be voided")
         dist = Distribution.objects.select_for_update().get(pk=iou.distribution_id)
+        leg = _leg_of(iou)
         remaining = iou.remaining
         before = iou.status
         iou.status, iou.void_reason, iou.voided_by, iou.resolved_at = IouStatus.VOIDED, reason, actor, timezone.now()
@@ -109,6 +143,11 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         if dist.owed == 0:
             dist.status = DistributionStatus.PAID if dist.paid else DistributionStatus.OWED
         dist.save(update_fields=["owed", "voided", "status", "updated_at"])
+        if leg is not None:
+            voided = min(remaining, leg.owed)
+            leg.owed -= voided
+            leg.voided += voided
+            leg.save(update_fields=["owed", "voided"])
         record_voided(dist, remaining)  # earnings rollups, same transaction
         record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, reason=reason, voided=remaining)
         record_event(

@@ -21,7 +21,7 @@ from datetime import timedelta
 import httpx
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Value
+from django.db.models import Exists, OuterRef, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -30,6 +30,7 @@ from profitshare.models import (
     AttemptStatus,
     AuditEvent,
     CreatorNotices,
+    LegRole,
     PayoutAttempt,
     Subscription,
 )
@@ -57,7 +58,8 @@ def enqueue(chat_id: str, text: str, *, dedupe_key: str | None = None, now=None)
 def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
     """Queue a creator notice for each payout landed in the last ``since_hours`` whose creator
     linked a Telegram chat and that has no notice yet (key ``payout:<signature>``): amount in
-    USDC, bot name, explorer link. Returns how many were queued."""
+    USDC (the creator's own leg of it, when the share is split), bot name, explorer link.
+    Returns how many were queued."""
     since = timezone.now() - timedelta(hours=since_hours)
     noticed = OutboxMessage.objects.filter(dedupe_key=Concat(Value("payout:"), OuterRef("signature")))
     attempts = (
@@ -71,11 +73,22 @@ def queue_payout_notices(*, since_hours: int = 24, limit: int = 500) -> int:
     queued = 0
     for attempt in attempts:
         dist = attempt.distribution
+        amount = _creator_part(attempt, dist.creator.address)
+        if not amount:
+            continue  # it paid other legs only
         link = explorer_url(attempt.signature)
-        text = f"You were paid {format_usdc(attempt.amount, grouping=False, trim=True)} USDC from {dist.bot.name}. {link}"
+        text = f"You were paid {format_usdc(amount, grouping=False, trim=True)} USDC from {dist.bot.name}. {link}"
         if enqueue(dist.creator.telegram_chat_id, text, dedupe_key=f"payout:{attempt.signature}"):
             queued += 1
     return queued
+
+
+def _creator_part(attempt: PayoutAttempt, creator: str) -> int:
+    """Base units of ``attempt`` paid to the ``creator`` wallet (an attempt recorded without its
+    legs paid the creator all of it)."""
+    if not attempt.legs:
+        return attempt.amount
+    return sum(int(amount) for _, wallet, amount in attempt.legs if wallet == creator)
 
 
 _IOU_NOTICES = {
@@ -87,14 +100,15 @@ _IOU_NOTICES = {
 
 def queue_creator_notices(*, since_hours: int = 24, limit: int = 500) -> int:
     """Queue creator notices of the last ``since_hours`` (one per fact, keys ``iou:<id>:<kind>``
-    and ``delinquent:<audit event id>``): an IOU owed to them opened, expired or was voided
+    and ``delinquent:<audit event id>``): an IOU of their own leg opened, expired or was voided
     (``debts`` choice), a subscriber of their bots turned delinquent (``delinquency``). Only
     creators with a linked chat; a creator without saved choices gets all. Returns how many
     were queued."""
     since = timezone.now() - timedelta(hours=since_hours)
     queued = 0
     ious = (
-        IOU.objects.filter(created_at__gte=since).exclude(creator__telegram_chat_id="")
+        IOU.objects.filter(Q(leg__isnull=True) | Q(leg__role=LegRole.CREATOR), created_at__gte=since)
+        .exclude(creator__telegram_chat_id="")
         .exclude(creator__notices__debts=False).select_related("creator", "distribution__bot").order_by("id")[:limit]
     )
     for iou in ious:

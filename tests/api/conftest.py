@@ -24,6 +24,7 @@ from profitshare.models import (
     IouStatus,
     TradeClose,
 )
+from tests.world import rewrite_ledger
 
 PLATFORM_SECRET = "platform-test-secret"
 ADMIN_SECRET = "admin-test-secret"
@@ -176,7 +177,8 @@ def make_iou(
     assert response.status_code == 202, response.content
     dist = Distribution.objects.get(close__close_id=close_id)
     owed = dist.share - paid
-    Distribution.objects.filter(pk=dist.pk).update(
+    rewrite_ledger(
+        dist,
         paid=paid,
         owed=owed,
         withdrawn=withdrawn,

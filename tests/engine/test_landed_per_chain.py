@@ -30,7 +30,7 @@ from profitshare.services.reconciliation import reconcile
 from profitshare.services.resolver import resolve_stale
 from tests.chain.gateway_support import make_gateway
 from tests.chain.test_gateway_rpc import dead_url
-from tests.world import make_world, wallet_held_elsewhere
+from tests.world import make_world, rewrite_ledger, wallet_held_elsewhere
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHARE = 3_000_000  # 10 % of a 30 USDC close
@@ -73,7 +73,7 @@ def wrongly_expired(localnet, gateway, *, second_lands: bool = False):
         _record_second_attempt(gateway, world, dist, lands=True)  # the ledger counts this one as the payment
     else:
         _record_second_attempt(gateway, world, dist, lands=False)
-        Distribution.objects.filter(pk=dist.pk).update(paid=0, owed=SHARE, withdrawn=SHARE, status=DistributionStatus.OWED)
+        rewrite_ledger(dist, paid=0, owed=SHARE, withdrawn=SHARE, status=DistributionStatus.OWED)
         now = timezone.now()
         IOU.objects.create(distribution=dist, subscription=dist.subscription, creator=dist.creator, amount=SHARE,
                            reason=IouReason.TRANSFER_FAILED, next_retry_at=now, expires_at=now + timedelta(days=7))
@@ -175,9 +175,7 @@ def test_a_one_transaction_payout_found_landed_is_paid_and_settled_without_touch
     PayoutAttempt.objects.filter(pk=first.pk).update(status=AttemptStatus.EXPIRED, slot=None)
     # meanwhile a step-by-step withdraw brought 1 USDC to the agent's account for it
     localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), 1_000_000)
-    Distribution.objects.filter(pk=dist.pk).update(
-        paid=0, owed=SHARE, withdrawn=1_000_000, settled=False, status=DistributionStatus.OWED
-    )
+    rewrite_ledger(dist, paid=0, owed=SHARE, withdrawn=1_000_000, settled=False, status=DistributionStatus.OWED)
     now = timezone.now()
     IOU.objects.create(distribution=dist, subscription=dist.subscription, creator=dist.creator, amount=SHARE,
                        reason=IouReason.RPC_UNAVAILABLE, next_retry_at=now, expires_at=now + timedelta(days=7))

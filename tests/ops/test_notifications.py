@@ -106,6 +106,28 @@ def test_creator_gets_one_message_per_payout(localnet, gateway, bot_api, setting
     assert notifications.deliver_due() == notifications.DeliveryCounts()  # nothing sent twice
 
 
+def test_a_split_payout_tells_the_creator_their_own_leg_and_owed_referrals_are_not_theirs(localnet, gateway, bot_api):
+    from solders.keypair import Keypair
+
+    from profitshare.models import IOU
+    from profitshare.services.referrals import link_referral
+
+    world = make_world(localnet)
+    referrer = str(Keypair().pubkey())
+    localnet.rpc("localnet_fundUsdc", referrer, 1)
+    link_referral(str(world.creator), referrer)  # level 1 earns 5 % of the share
+    CreatorWallet.objects.filter(address=str(world.creator)).update(telegram_chat_id="4242")
+    process_distribution(world.close(50_000_000).distribution.pk, gateway=gateway)  # share 5 USDC
+    assert notifications.queue_payout_notices() == 1
+    assert "You were paid 4.75 USDC" in OutboxMessage.objects.get().text
+    OutboxMessage.objects.all().delete()
+    poor = make_world(localnet, lamports=1_000_000, bot=world.subscription.bot)  # no SOL: both legs owed
+    process_distribution(poor.close(50_000_000).distribution.pk, gateway=gateway)
+    assert IOU.objects.filter(subscription=poor.subscription).count() == 2
+    assert notifications.queue_creator_notices() == 1  # the creator's own debt only
+    assert OutboxMessage.objects.get().text.startswith("4.75 USDC from")
+
+
 def test_the_notice_links_the_payout_as_the_pages_do(localnet, gateway, bot_api, settings):
     """One explorer link for pages and notices: an explorer URL with other braces in it (a
     cluster parameter) is kept as written, only ``{signature}`` is replaced."""

@@ -102,3 +102,33 @@ def test_distributions_from_before_splits_have_no_splits(sub):
     assert terms_of(stored.split_terms) is NO_SPLITS
     legs = split_share(stored.share, creator=sub.bot.creator.address, terms=terms_of(stored.split_terms))
     assert [(leg.role, leg.amount) for leg in legs] == [(LegRole.CREATOR, stored.share)]
+
+
+def test_intake_records_each_leg_as_a_row_of_its_distribution(sub, settings):
+    from profitshare.models import DistributionLeg
+
+    creator = sub.bot.creator.address
+    l1, l2 = wallets(2)
+    link_referral(creator, l1)
+    link_referral(l1, l2)
+    settings.QV_PLATFORM_FEE_BPS, settings.QV_PLATFORM_TREASURY = 150, TREASURY
+    dist = close(sub, "c-1", pnl=33_333_333).distribution  # share 3,333,333
+    rows = list(DistributionLeg.objects.filter(distribution=dist).order_by("pk").values_list(
+        "role", "wallet", "bps", "amount", "paid", "owed", "carried", "carry_in"))
+    assert rows == [
+        (LegRole.CREATOR, creator, None, 3_333_333 - 49_999 - 166_666 - 66_666, 0, 3_333_333 - 49_999 - 166_666 - 66_666, 0, 0),
+        (LegRole.PLATFORM, TREASURY, 150, 49_999, 0, 49_999, 0, 0),
+        (LegRole.REFERRAL_1, l1, 500, 166_666, 0, 166_666, 0, 0),
+        (LegRole.REFERRAL_2, l2, 200, 66_666, 0, 66_666, 0, 0),
+    ]
+    assert sum(row[3] for row in rows) == dist.share == 3_333_333  # each leg floored, the rest the creator's
+    event = AuditEvent.objects.get(entity="distribution", entity_id=str(dist.pk))
+    assert event.data["legs"][0] == [LegRole.CREATOR, creator, rows[0][3]]
+
+
+def test_a_creator_without_splits_has_one_leg_the_whole_share(sub):
+    from profitshare.models import DistributionLeg
+
+    dist = close(sub, "c-1").distribution
+    (leg,) = DistributionLeg.objects.filter(distribution=dist)
+    assert (leg.role, leg.wallet, leg.amount, leg.owed) == (LegRole.CREATOR, sub.bot.creator.address, dist.share, dist.share)

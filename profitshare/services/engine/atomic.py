@@ -30,7 +30,7 @@ import logging
 
 from django.db import transaction
 
-from profitshare.chain.addresses import parse_address, usdc_ata
+from profitshare.chain.addresses import usdc_ata
 from profitshare.chain.batch import Simulation
 from profitshare.chain.errors import ChainError
 from profitshare.chain.payouts import SignedPayout
@@ -137,10 +137,9 @@ def _sign(batch: Batch, item: Item, recent, numbers: dict[int, int]) -> SignedPa
     if not dist.settled:
         market = dist.close.market_index if dist.close else 0
     return batch.gateway.build_atomic_payout(
-        item.keypair, parse_address(dist.creator.address), dist.owed,
-        subaccount_id=dist.subscription.drift_subaccount_id, settle_market_index=market,
+        item.keypair, subaccount_id=dist.subscription.drift_subaccount_id, settle_market_index=market,
         withdraw_amount=dist.owed - dist.withdrawn, reference=payout_reference(item, numbers), recent=recent,
-        create_destination_ata=not item.creator_ata_exists,
+        **item.payout_legs(item.transfers(dist.owed), item.creator_ata_exists),
     )
 
 

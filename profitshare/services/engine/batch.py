@@ -10,7 +10,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from profitshare.chain.gateway import ChainGateway
-from profitshare.models import IOU, AttemptStatus, Distribution
+from profitshare.models import IOU, AttemptStatus, Distribution, DistributionLeg, LegRole
 from profitshare.services.subscriptions import agent_keypair
 
 UNRESOLVED_ATTEMPTS = (AttemptStatus.PREPARED, AttemptStatus.SENT)
@@ -29,6 +29,40 @@ class Item:
     usdc_before: int = 0
     creator_ata_exists: bool | None = None  # None: not read yet
     agent_ata_exists: bool | None = None  # None: not read yet
+    legs: list[DistributionLeg] = field(default_factory=list)  # the creator's first
+    #: The legs the payout being signed pays, ``[[leg id, wallet, base units]]`` (its attempt's ``legs``).
+    paying: list[list] = field(default_factory=list)
+
+    def owed_legs(self) -> list[DistributionLeg]:
+        """The legs that still owe something, the creator's first."""
+        return [leg for leg in self.legs if leg.owed > 0]
+
+    def transfers(self, available: int) -> list[tuple[DistributionLeg, int]]:
+        """What a payout of at most ``available`` base units pays each owed leg, ``[(leg, base
+        units)]`` without zeros, the creator's first: every leg in full when ``available``
+        covers the distribution's ``owed``; otherwise each leg ``floor(leg.owed × available /
+        owed)``, so no leg is favoured and the remainder (< the number of legs) stays for the
+        next payout (docs/design.md, "All legs are paid together")."""
+        owed = self.dist.owed
+        if owed <= 0 or available <= 0:
+            return []
+        if available >= owed:
+            return [(leg, leg.owed) for leg in self.owed_legs()]
+        shares = [(leg, leg.owed * available // owed) for leg in self.owed_legs()]
+        return [(leg, amount) for leg, amount in shares if amount > 0]
+
+    def payout_legs(self, transfers: list[tuple[DistributionLeg, int]], creator_ata_exists: bool | None) -> dict:
+        """The recipient arguments of ``ChainGateway.build_payout`` / ``build_atomic_payout`` for
+        ``transfers`` (``[(leg, base units)]``, not empty): the first leg as ``creator_owner`` and
+        ``amount``, the rest as ``more_legs``; only the creator's ATA is ever created. Remembers
+        them as ``paying``."""
+        (first, amount), *rest = transfers
+        self.paying = [[leg.pk, leg.wallet, leg_amount] for leg, leg_amount in transfers]
+        return {
+            "creator_owner": first.wallet, "amount": amount,
+            "more_legs": [(leg.wallet, leg_amount) for leg, leg_amount in rest],
+            "create_destination_ata": first.role == LegRole.CREATOR and not creator_ata_exists,
+        }
 
     @functools.cached_property
     def agent(self) -> Pubkey:
@@ -58,16 +92,40 @@ def load_items(ids: list[int]) -> list[Item]:
     dists = Distribution.objects.select_related(
         "subscription__agent_wallet", "subscription__bot", "creator", "close"
     ).filter(pk__in=ids).order_by("id")
-    return [Item(d, agent_keypair(d.subscription.agent_wallet)) for d in dists]
+    items = [Item(d, agent_keypair(d.subscription.agent_wallet)) for d in dists]
+    _load_legs(items)
+    return items
+
+
+def _load_legs(items: list[Item]) -> None:
+    legs: dict[int, list[DistributionLeg]] = {}
+    for leg in DistributionLeg.objects.filter(distribution__in=[i.dist.pk for i in items]).order_by("pk"):
+        legs.setdefault(leg.distribution_id, []).append(leg)
+    missing = [i.dist for i in items if i.dist.pk not in legs]
+    if missing:  # recorded without legs: the creator is paid the whole share
+        for leg in DistributionLeg.objects.bulk_create([
+            DistributionLeg(
+                distribution=d, role=LegRole.CREATOR, wallet=d.creator.address, amount=d.share, carry_in=d.carry_in,
+                paid=d.paid, owed=d.owed, carried=d.carried, voided=d.voided, created_at=d.created_at,
+            )
+            for d in missing
+        ]):
+            legs[leg.distribution_id] = [leg]
+    for item in items:
+        # the creator's leg first, then the others in the order they were made
+        item.legs = sorted(legs.get(item.dist.pk, []), key=lambda leg: leg.role != LegRole.CREATOR)
 
 
 def refresh(items: list[Item]) -> None:
-    """Reload the ledger fields of ``items`` from the database (one query)."""
+    """Reload the ledger fields of ``items`` and their legs from the database (two queries)."""
+    if not items:
+        return
     fresh = {d.pk: d for d in Distribution.objects.filter(pk__in=[i.dist.pk for i in items])}
     for item in items:
         d = fresh[item.dist.pk]
         for name in ("status", "owed", "paid", "carried", "carry_in", "withdrawn", "settled", "attempts"):
             setattr(item.dist, name, getattr(d, name))
+    _load_legs(items)
 
 
 def group(pairs: list[tuple]) -> dict:

@@ -1,5 +1,6 @@
-"""The ledger side of outcomes: landed payouts applied once, what remains owed becomes one IOU
-with a reason code, delinquency cleared when debts are paid, retry backoff."""
+"""The ledger side of outcomes: landed payouts applied once, leg by leg; what remains owed
+becomes one IOU per unpaid leg with a reason code; delinquency cleared when debts are paid;
+retry backoff."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from profitshare.models import (
     IOU,
     AttemptStatus,
     Distribution,
+    DistributionLeg,
     DistributionStatus,
     IouReason,
     IouStatus,
+    LegRole,
     PayoutAttempt,
     PayoutPath,
     Subscription,
@@ -32,14 +35,15 @@ from profitshare.services.engine.batch import Batch, Item, group
 def apply_landed(
     batch: Batch, landed: list[tuple[PayoutAttempt, int | None]], *, reason: str = "payout landed"
 ) -> dict[int, int]:
-    """Apply landed payouts to the ledger exactly once (idempotent per attempt): paid and owed
-    move by the attempt's amount, the withdrawn funds it spent (beyond what its own Drift withdraw
+    """Apply landed payouts to the ledger exactly once (idempotent per attempt): each leg the
+    attempt paid (``PayoutAttempt.legs``) moves from owed to paid by its amount, and so does the
+    distribution by their sum, the leg's IOU with it; the withdrawn funds it spent (beyond what its own Drift withdraw
     brought in, for an atomic attempt) leave ``withdrawn``, an atomic attempt also
     marks the distribution settled, and the IOU, earnings, audit (``reason``) and webhooks
     follow in the same database transaction. A distribution is credited at most what it still
     owes: returns ``{attempt pk: base units it paid beyond that}`` for each attempt that paid
     more than was owed (a double payment, which the design makes impossible; the caller
-    alerts), else ``{}``."""
+    alerts), else ``{}``. A leg is credited at most what it owes, in the same way."""
     if not landed:
         return {}
     now = timezone.now()
@@ -51,16 +55,34 @@ def apply_landed(
         if not fresh:
             return {}
         dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
-        ious = {i.distribution_id: i for i in IOU.objects.select_for_update().filter(
-            distribution__in=list(dists), status__in=IouStatus.ACTIVE)}
-        events, paid_ious = [], []
+        legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution__in=list(dists))}
+        ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution__in=list(dists), status__in=IouStatus.ACTIVE), legs)
+        events, paid_ious, changed_legs = [], [], set()
         for attempt, slot in fresh:
             before = attempt.status
             attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
             events.append(event("payout_attempt", attempt.signature, actor=batch.actor, from_status=before,
                                  to_status=attempt.status, reason=reason, amount=attempt.amount, slot=slot))
             dist = dists[attempt.distribution_id]
-            credited = min(attempt.amount, dist.owed)
+            credited = 0
+            for leg_id, leg_amount in legs_paid(attempt, legs):
+                leg = legs[leg_id]
+                leg_credit = min(leg_amount, leg.owed)
+                leg.paid += leg_credit
+                leg.owed -= leg_credit
+                credited += leg_credit
+                changed_legs.add(leg_id)
+                iou = ious.get(leg_id)
+                if iou is not None and leg_credit:
+                    iou.paid_amount += min(leg_credit, iou.remaining)
+                    before_iou = iou.status
+                    if iou.paid_amount >= iou.amount or leg.owed == 0:
+                        iou.status, iou.resolved_at = IouStatus.PAID, now
+                        paid_ious.append(iou)
+                    events.append(event("iou", iou.pk, actor=batch.actor, from_status=before_iou, to_status=iou.status,
+                                         reason=reason, signature=attempt.signature, amount=leg_credit,
+                                         remaining=iou.remaining))
+            credited = min(credited, dist.owed)
             if credited < attempt.amount:
                 overpaid[attempt.pk] = attempt.amount - credited
             if credited:
@@ -75,16 +97,6 @@ def apply_landed(
             events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
                                  reason=reason, signature=attempt.signature, amount=credited,
                                  paid=dist.paid, owed=dist.owed))
-            iou = ious.get(dist.pk)
-            if iou is not None:
-                iou.paid_amount += min(credited, iou.remaining)
-                before_iou = iou.status
-                if iou.paid_amount >= iou.amount:
-                    iou.status, iou.resolved_at = IouStatus.PAID, now
-                    paid_ious.append(iou)
-                events.append(event("iou", iou.pk, actor=batch.actor, from_status=before_iou, to_status=iou.status,
-                                     reason=reason, signature=attempt.signature, amount=credited,
-                                     remaining=iou.remaining))
         by_slot: dict[int | None, list[int]] = {}
         for attempt, slot in fresh:
             by_slot.setdefault(slot, []).append(attempt.pk)
@@ -96,6 +108,8 @@ def apply_landed(
             Distribution.objects.filter(pk__in=pks).update(
                 paid=paid, owed=owed, withdrawn=withdrawn, status=status, settled=settled, updated_at=now
             )
+        if changed_legs:
+            DistributionLeg.objects.bulk_update([legs[pk] for pk in sorted(changed_legs)], ["paid", "owed"])
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
         record_paid(credits)  # earnings rollups, same transaction
@@ -106,6 +120,23 @@ def apply_landed(
     for attempt, _ in landed:
         attempt.status = AttemptStatus.LANDED
     return overpaid
+
+
+def legs_paid(attempt: PayoutAttempt, legs: dict[int, DistributionLeg]) -> list[tuple[int, int]]:
+    """``[(leg id, base units)]`` an attempt pays, from its ``legs`` record; an attempt recorded
+    without one paid its whole ``amount`` to its distribution's creator leg. ``legs``: the
+    distribution's legs by id."""
+    if attempt.legs:
+        return [(int(leg_id), int(amount)) for leg_id, _, amount in attempt.legs]
+    creator = next(pk for pk, leg in legs.items() if leg.distribution_id == attempt.distribution_id
+                   and leg.role == LegRole.CREATOR)
+    return [(creator, attempt.amount)]
+
+
+def _ious_by_leg(ious, legs: dict[int, DistributionLeg]) -> dict[int, IOU]:
+    """``{leg id: active IOU}``; an IOU recorded without a leg owes its distribution's creator leg."""
+    creator_legs = {leg.distribution_id: pk for pk, leg in legs.items() if leg.role == LegRole.CREATOR}
+    return {iou.leg_id or creator_legs[iou.distribution_id]: iou for iou in ious}
 
 
 def settled_status(dist: Distribution) -> str:
@@ -137,43 +168,69 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | None = None) -> None:
-    """Whatever the distribution still owes becomes (or stays) its one active IOU; the item
-    leaves the batch. ``sol_needed``: lamports the payout needs, for ``insufficient_sol`` (kept
-    on the IOU: what the subscriber tops up to, and what wakes its retry)."""
+    """Whatever each leg of the distribution still owes becomes (or stays) that leg's one
+    active IOU, all with the same reason and backoff (the legs are retried together: docs/design.md,
+    "All legs are paid together"); the item leaves the batch. ``sol_needed``: lamports the
+    payout needs, for ``insufficient_sol`` (kept on the IOUs: what the subscriber tops up to,
+    and what wakes their retry)."""
     item.stop()
     now = timezone.now()
     with transaction.atomic():
         dist = Distribution.objects.select_for_update(of=("self",)).select_related("creator").get(pk=item.dist.pk)
         if dist.owed == 0:
             return
-        iou = IOU.objects.select_for_update().filter(distribution=dist, status__in=IouStatus.ACTIVE).first()
+        legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution=dist)}
+        ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution=dist, status__in=IouStatus.ACTIVE), legs)
         before_dist = dist.status
         dist.status = settled_status(dist)
         dist.save(update_fields=["status", "updated_at"])
-        if before_dist != dist.status:
+        status_changed = before_dist != dist.status
+        if status_changed:
             record_event("distribution", dist.pk, actor=batch.actor, from_status=before_dist, to_status=dist.status,
                          reason=reason, owed=dist.owed)
-        if iou is None:
-            iou = IOU.objects.create(
-                distribution=dist, subscription_id=dist.subscription_id, creator_id=dist.creator_id,
-                amount=dist.owed, reason=reason, last_error=error[:2000], next_retry_at=now + retry_delay(1),
-                sol_needed=sol_needed,
-                expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
-            )
-            record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error)
-            watch_new_debt(iou, gateway=batch.gateway)  # the watch starts from the chain's slot after commit
-            raise_alert("iou_created", f"IOU {iou.pk}: {dist.owed} owed to {dist.creator.address} ({reason})",
-                        amount=dist.owed, iou=iou.pk, distribution=dist.pk, reason=reason)
-            if reason == IouReason.INVALID_CREATOR_WALLET:
-                raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
-                            amount=dist.owed, creator=dist.creator.address)
-            webhooks.share_owed(dist, iou, reason=reason, opened=True, status_changed=before_dist != dist.status)
-            return
-        before = iou.status
-        iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
-        iou.reason, iou.last_error, iou.claimed_at, iou.sol_needed = reason, error[:2000], None, sol_needed
-        iou.next_retry_at = now + retry_delay(iou.attempts + 1)
-        iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at", "sol_needed"])
-        record_event("iou", iou.pk, actor=batch.actor, from_status=before, to_status=iou.status, reason=reason,
-                     remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat())
-        webhooks.share_owed(dist, iou, reason=reason, opened=False, status_changed=before_dist != dist.status)
+        opened = False
+        for leg in sorted(legs.values(), key=lambda leg: (leg.role != LegRole.CREATOR, leg.pk)):
+            if leg.owed == 0:
+                continue
+            iou = ious.get(leg.pk)
+            if iou is None:
+                iou = _open_iou(batch, dist, leg, reason, error, sol_needed, now, watch=not opened)
+                opened = True
+                webhooks.share_owed(dist, iou, reason=reason, opened=True, status_changed=status_changed)
+            else:
+                _reopen_iou(batch, iou, reason, error, sol_needed, now)
+                webhooks.share_owed(dist, iou, reason=reason, opened=False, status_changed=status_changed)
+            status_changed = False  # the distribution's change is told once
+
+
+def _open_iou(batch: Batch, dist: Distribution, leg: DistributionLeg, reason: str, error: str,
+              sol_needed: int | None, now, *, watch: bool) -> IOU:
+    """A new IOU for what ``leg`` owes, its audit event and alerts; ``watch``: start the
+    subscriber's delinquency watch (once per payout)."""
+    iou = IOU.objects.create(
+        distribution=dist, subscription_id=dist.subscription_id, creator_id=dist.creator_id, leg=leg,
+        amount=leg.owed, reason=reason, last_error=error[:2000], next_retry_at=now + retry_delay(1),
+        sol_needed=sol_needed, expires_at=now + timedelta(days=settings.QV_IOU_TTL_DAYS),
+    )
+    record_event("iou", iou.pk, actor=batch.actor, to_status=iou.status, reason=reason, amount=iou.amount, error=error,
+                 **({} if leg.role == LegRole.CREATOR else {"role": leg.role, "wallet": leg.wallet}))
+    if watch:
+        watch_new_debt(iou, gateway=batch.gateway)  # the watch starts from the chain's slot after commit
+    whose = {} if leg.role == LegRole.CREATOR else {"role": leg.role}
+    raise_alert("iou_created", f"IOU {iou.pk}: {leg.owed} owed to {leg.wallet} ({', '.join([*whose.values(), reason])})",
+                amount=leg.owed, iou=iou.pk, distribution=dist.pk, reason=reason, **whose)
+    if reason == IouReason.INVALID_CREATOR_WALLET and leg.role == LegRole.CREATOR:
+        raise_alert("invalid_creator_wallet", f"creator wallet {dist.creator.address!r} is invalid",
+                    amount=leg.owed, creator=dist.creator.address)
+    return iou
+
+
+def _reopen_iou(batch: Batch, iou: IOU, reason: str, error: str, sol_needed: int | None, now) -> None:
+    """An IOU whose retry fell short again: open (expired past its TTL), the new reason, the next backoff."""
+    before = iou.status
+    iou.status = IouStatus.EXPIRED if iou.expires_at <= now else IouStatus.OPEN
+    iou.reason, iou.last_error, iou.claimed_at, iou.sol_needed = reason, error[:2000], None, sol_needed
+    iou.next_retry_at = now + retry_delay(iou.attempts + 1)
+    iou.save(update_fields=["status", "reason", "last_error", "claimed_at", "next_retry_at", "sol_needed"])
+    record_event("iou", iou.pk, actor=batch.actor, from_status=before, to_status=iou.status, reason=reason,
+                 remaining=iou.remaining, error=error, next_retry_at=iou.next_retry_at.isoformat())

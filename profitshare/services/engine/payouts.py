@@ -9,7 +9,6 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from profitshare.chain.addresses import parse_address
 from profitshare.chain.errors import ChainError, TransactionFailed
 from profitshare.chain.payouts import SignedPayout
 from profitshare.chain.transactions import SignedTransaction, describe_error, program_ids_of
@@ -46,14 +45,17 @@ def transfer(batch: Batch) -> None:
                 item.fall_short(IouReason.RPC_UNAVAILABLE, f"transfer: {exc}")
             return
         numbers = attempt_numbers(items)
+        transfers = {item.dist.pk: item.transfers(min(item.dist.withdrawn, item.dist.owed)) for item in items}
+        items = [item for item in items if transfers[item.dist.pk]]  # too little for any leg: owed
         signed = {
             item.dist.pk: gateway.build_payout(
-                item.keypair, parse_address(item.dist.creator.address), min(item.dist.withdrawn, item.dist.owed),
-                reference=payout_reference(item, numbers), recent=recent,
-                create_destination_ata=not item.creator_ata_exists,
+                item.keypair, reference=payout_reference(item, numbers), recent=recent,
+                **item.payout_legs(transfers[item.dist.pk], item.creator_ata_exists),
             )
             for item in items
         }
+        if not signed:
+            return
         attempts = record_attempts(batch, items, signed)
         by_sig = dict(zip([a.signature for a in attempts], items, strict=True))
         expired = send_and_decide(batch, attempts, first_send=True)
@@ -86,7 +88,7 @@ def payout_reference(item: Item, numbers: dict[int, int]) -> str:
 
 
 _ATTEMPT_COLUMNS = (
-    "distribution_id", "iou_id", "agent_wallet_id", "amount", "path", "settles", "withdraw_amount", "signature",
+    "distribution_id", "iou_id", "agent_wallet_id", "amount", "path", "settles", "withdraw_amount", "legs", "signature",
     "raw_transaction", "blockhash", "last_valid_block_height", "destination_owner", "destination_ata", "status",
     "error", "created_at",
 )
@@ -105,7 +107,7 @@ def record_attempts(batch: Batch, items: list[Item], signed: dict[int, SignedPay
         attempts.append(PayoutAttempt(
             distribution=item.dist, iou=item.iou, agent_wallet=item.dist.subscription.agent_wallet,
             amount=tx.amount, path=path, settles=tx.settles, withdraw_amount=tx.withdraw_amount,
-            signature=tx.signature, raw_transaction=tx.raw, blockhash=tx.blockhash,
+            legs=item.paying, signature=tx.signature, raw_transaction=tx.raw, blockhash=tx.blockhash,
             last_valid_block_height=tx.last_valid_block_height, destination_owner=str(tx.destination_owner),
             destination_ata=str(tx.destination_ata), created_at=now,
         ))
@@ -113,6 +115,7 @@ def record_attempts(batch: Batch, items: list[Item], signed: dict[int, SignedPay
             "payout_attempt", tx.signature, actor=batch.actor, to_status=AttemptStatus.PREPARED,
             distribution=item.dist.pk, iou=item.iou.pk if item.iou else None, amount=tx.amount, path=path,
             settles=tx.settles, withdraw_amount=tx.withdraw_amount, last_valid_block_height=tx.last_valid_block_height,
+            **({"legs": item.paying} if len(item.paying) > 1 else {}),
         ))
     with transaction.atomic():
         pks = dict(insert_rows(PayoutAttempt, _ATTEMPT_COLUMNS, [

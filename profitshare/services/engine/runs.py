@@ -121,11 +121,15 @@ def retry_ious(
     by one after the rounds (``retry_iou``, waiting up to ``lock_timeout`` s each; still busy:
     left ``processing`` for the resolver). Returns the ids that were run."""
     gateway = gateway or default_gateway()
-    queue = list(
+    queue, seen = [], set()
+    for pk, agent, distribution in (
         IOU.objects.filter(pk__in=iou_ids, status=IouStatus.PROCESSING)
         .order_by("created_at", "id")
-        .values_list("pk", "subscription__agent_wallet__pubkey")
-    )
+        .values_list("pk", "subscription__agent_wallet__pubkey", "distribution_id")
+    ):
+        if distribution not in seen:  # one IOU per distribution: its payout pays every leg
+            seen.add(distribution)
+            queue.append((pk, agent))
     done: list[int] = []
     while queue:
         by_agent: dict[str, int] = {}

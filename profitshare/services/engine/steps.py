@@ -24,17 +24,21 @@ from profitshare.chain.errors import (
 from profitshare.chain.transactions import SignatureStatus, SignedTransaction, describe_error
 from profitshare.models import (
     AttemptStatus,
+    CarryReason,
     Distribution,
+    DistributionLeg,
     DistributionStatus,
     DriftAction,
     DriftActionKind,
     IouReason,
+    LegCarry,
+    LegRole,
     Subscription,
     SubscriptionStatus,
 )
 from profitshare.services.audit import append_events, event
 from profitshare.services.engine import drift_actions
-from profitshare.services.engine.batch import Batch, Item, group
+from profitshare.services.engine.batch import Batch, Item, group, refresh
 from profitshare.services.engine.ledger import owe
 
 logger = logging.getLogger(__name__)
@@ -58,29 +62,15 @@ def start(batch: Batch) -> None:
 
 
 def fold_dust_and_check(batch: Batch) -> None:
-    """Fold dust carries in, refuse invalid creator addresses, carry what is below the dust
-    threshold (the higher one when the creator's ATA does not exist yet)."""
+    """Fold each recipient's dust carry into its leg, refuse invalid creator addresses, and carry
+    legs that are not paid now (docs/design.md, "Dust is carried", "Dust is carried per
+    recipient"): a leg below the dust threshold (the creator's: the higher one when its ATA
+    does not exist yet), and a platform or referral leg whose wallet has no USDC token account
+    (whatever its amount: the subscriber pays the rent of the creator's account only)."""
     items = [i for i in batch.live() if i.iou is None]
     if not items:
         return
-    with transaction.atomic():
-        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=[i.dist.subscription_id for i in items])}
-        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[i.dist.pk for i in items])}
-        folded, events = [], []
-        for item in items:
-            sub, dist = subs[item.dist.subscription_id], dists[item.dist.pk]
-            item.dist.subscription.status = sub.status
-            if sub.dust_carry:
-                carry, sub.dust_carry = sub.dust_carry, 0
-                dist.carry_in += carry
-                dist.owed += carry
-                folded.append((sub, dist))
-                events.append(event("distribution", dist.pk, actor=batch.actor, reason="dust carry folded in", carry_in=carry))
-            item.dist.carry_in, item.dist.owed = dist.carry_in, dist.owed
-        if folded:
-            Subscription.objects.bulk_update([s for s, _ in folded], ["dust_carry"])
-            Distribution.objects.bulk_update([d for _, d in folded], ["carry_in", "owed"])
-            append_events(events)
+    _fold_carries(batch, items)
     creators = {}
     for item in items:
         try:
@@ -88,44 +78,136 @@ def fold_dust_and_check(batch: Batch) -> None:
         except InvalidAddress as exc:
             owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
     items = [i for i in items if i.active]
+    mint = batch.gateway.usdc_mint
+    others = sorted({leg.wallet for i in items for leg in i.owed_legs() if leg.role != LegRole.CREATOR})
     try:
-        atas = batch.gateway.multiple_accounts([usdc_ata(creators[i.dist.pk], batch.gateway.usdc_mint) for i in items])
+        accounts = batch.gateway.multiple_accounts(
+            [usdc_ata(creators[i.dist.pk], mint) for i in items] + [usdc_ata(parse_address(w), mint) for w in others]
+        )
     except ChainError as exc:
         for item in items:
-            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"creator token account: {exc}")
+            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"token accounts: {exc}")
         return
+    has_account = {w: a is not None for w, a in zip(others, accounts[len(items):], strict=True)}
     carried = []
-    for item, ata in zip(items, atas, strict=True):
+    for item, ata in zip(items, accounts[:len(items)], strict=True):
         item.creator_ata_exists = ata is not None
         dist = item.dist
-        if dist.paid or dist.withdrawn or dist.subscription.status == SubscriptionStatus.ENDED:
-            continue  # a resumed run, or the final flush of an ended subscription: pay it
-        threshold = settings.QV_DUST_THRESHOLD if ata is not None else settings.QV_DUST_THRESHOLD_NEW_ATA
-        if dist.owed < threshold:
-            carried.append((item, threshold))
+        fresh = not (dist.paid or dist.withdrawn or dist.subscription.status == SubscriptionStatus.ENDED)
+        for leg in item.owed_legs():
+            if leg.role != LegRole.CREATOR and not has_account[leg.wallet]:
+                carried.append((item, leg, CarryReason.NO_TOKEN_ACCOUNT, "no USDC token account"))
+                continue
+            if not fresh:
+                continue  # a resumed run, or the final flush of an ended subscription: pay it
+            threshold = settings.QV_DUST_THRESHOLD
+            if leg.role == LegRole.CREATOR and ata is None:
+                threshold = settings.QV_DUST_THRESHOLD_NEW_ATA
+            if leg.owed < threshold:
+                carried.append((item, leg, CarryReason.DUST, f"below dust threshold {threshold}"))
     if carried:
         _carry(batch, carried)
 
 
-def _carry(batch: Batch, carried: list[tuple[Item, int]]) -> None:
+def _fold_carries(batch: Batch, items: list[Item]) -> None:
+    """Move each recipient's carry on the items' subscriptions into its leg of the item's
+    distribution (a new leg when the distribution has none for that wallet): one transaction,
+    rows locked subscription, distribution, legs, carries."""
     with transaction.atomic():
-        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(
-            pk__in=[i.dist.subscription_id for i, _ in carried])}
-        events = []
-        for item, threshold in carried:
+        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=[i.dist.subscription_id for i in items])}
+        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[i.dist.pk for i in items])}
+        legs: dict[int, list[DistributionLeg]] = {}
+        for leg in DistributionLeg.objects.select_for_update().filter(distribution__in=list(dists)).order_by("pk"):
+            legs.setdefault(leg.distribution_id, []).append(leg)
+        carries: dict[int, list[LegCarry]] = {}
+        for carry in LegCarry.objects.select_for_update().filter(subscription__in=list(subs), amount__gt=0).order_by("pk"):
+            carries.setdefault(carry.subscription_id, []).append(carry)
+        events, touched, emptied, changed = [], set(), [], {}
+        for item in items:
+            sub, dist = subs[item.dist.subscription_id], dists[item.dist.pk]
+            item.dist.subscription.status = sub.status
+            by_wallet = {leg.wallet: leg for leg in legs.get(dist.pk, [])}
+            folds = [(item.dist.creator.address, LegRole.CREATOR, sub.dust_carry)] if sub.dust_carry else []
+            sub.dust_carry = 0 if folds else sub.dust_carry
+            for carry in carries.pop(sub.pk, []):
+                folds.append((carry.wallet, carry.role, carry.amount))
+                carry.amount = 0
+                emptied.append(carry)
+            for wallet, role, amount in folds:
+                leg = by_wallet.get(wallet)
+                if leg is None:  # the recipient has no part of this share: its carry makes one
+                    leg = by_wallet[wallet] = DistributionLeg.objects.create(
+                        distribution=dist, role=role, wallet=wallet, bps=None, amount=0, owed=0,
+                        created_at=dist.created_at,
+                    )
+                leg.carry_in += amount
+                leg.owed += amount
+                changed[leg.pk] = leg
+                dist.carry_in += amount
+                dist.owed += amount
+                touched.add(dist.pk)
+                events.append(event("distribution", dist.pk, actor=batch.actor, reason="dust carry folded in",
+                                    carry_in=amount, **_whose(leg)))
+            item.dist.carry_in, item.dist.owed = dist.carry_in, dist.owed
+        if touched:
+            Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
+            Distribution.objects.bulk_update([dists[pk] for pk in sorted(touched)], ["carry_in", "owed"])
+            DistributionLeg.objects.bulk_update([changed[pk] for pk in sorted(changed)], ["carry_in", "owed"])
+            LegCarry.objects.bulk_update(emptied, ["amount"])
+            append_events(events)
+    if touched:
+        refresh(items)
+
+
+def _whose(leg: DistributionLeg) -> dict[str, str]:
+    """Audit facts naming a leg's recipient (none for the creator's, as before splits)."""
+    return {} if leg.role == LegRole.CREATOR else {"role": leg.role, "wallet": leg.wallet}
+
+
+def _carry(batch: Batch, carried: list[tuple[Item, DistributionLeg, str, str]]) -> None:
+    """Carry these legs (``[(item, leg, CarryReason, why)]``): each leg's ``owed`` moves to its
+    ``carried`` and onto its recipient's carry on the subscription (the creator's:
+    ``Subscription.dust_carry``; another's: its ``LegCarry``); a distribution left owing
+    nothing is ``carried`` and leaves the batch."""
+    with transaction.atomic():
+        sub_ids = sorted({i.dist.subscription_id for i, _, _, _ in carried})
+        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=sub_ids)}
+        carries = {(c.subscription_id, c.wallet): c for c in LegCarry.objects.select_for_update().filter(subscription__in=sub_ids)}
+        events, legs, new_carries = [], [], []
+        for item, leg, reason, why in carried:
             dist, sub = item.dist, subs[item.dist.subscription_id]
-            amount = dist.owed
+            amount = leg.owed
+            leg.carried += amount
+            leg.owed = 0
+            legs.append(leg)
             dist.carried += amount
-            dist.owed = 0
-            dist.status = DistributionStatus.CARRIED
-            sub.dust_carry += amount
+            dist.owed -= amount
+            if leg.role == LegRole.CREATOR:
+                sub.dust_carry += amount
+                total = sub.dust_carry
+            else:
+                carry = carries.get((sub.pk, leg.wallet))
+                if carry is None:
+                    carry = carries[(sub.pk, leg.wallet)] = LegCarry(subscription=sub, wallet=leg.wallet, role=leg.role)
+                    new_carries.append(carry)
+                carry.amount += amount
+                carry.reason = reason
+                total = carry.amount
+            before = dist.status
+            if dist.owed == 0:
+                dist.status = DistributionStatus.CARRIED
+                item.stop()
             events.append(event(
-                "distribution", dist.pk, actor=batch.actor, from_status="processing", to_status="carried",
-                reason=f"below dust threshold {threshold}", carried=amount, dust_carry=sub.dust_carry,
+                "distribution", dist.pk, actor=batch.actor, from_status=before, to_status=dist.status,
+                reason=f"{why}" if leg.role == LegRole.CREATOR else f"{leg.role} leg carried: {why}",
+                carried=amount, dust_carry=total, **_whose(leg),
             ))
-            item.stop()
-        Distribution.objects.bulk_update([i.dist for i, _ in carried], ["carried", "owed", "status"])
+        Distribution.objects.bulk_update(list({i.dist.pk: i.dist for i, _, _, _ in carried}.values()),
+                                         ["carried", "owed", "status"])
+        DistributionLeg.objects.bulk_update(legs, ["carried", "owed"])
         Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
+        LegCarry.objects.bulk_create(new_carries)
+        LegCarry.objects.bulk_update([c for c in carries.values() if c.pk and c not in new_carries], ["amount", "reason"])
         append_events(events)
 
 
