@@ -220,25 +220,25 @@ def _history_rows(qs: QuerySet) -> list[dict]:
     return rows
 
 
-def attach_signatures(rows: list[dict], wallet: str) -> list[dict]:
+def attach_signatures(rows: list[dict]) -> list[dict]:
     """Add ``signatures`` (the landed payouts that paid each leg, oldest first) and ``paid_at``
-    (when the last one landed) to the wallet's leg rows (one statement). A payout attempt names
-    the legs it paid (``PayoutAttempt.legs``); one recorded without them paid only its
-    destination wallet, so it counts for the leg of that wallet."""
+    (when the last one landed) to one wallet's leg rows (one statement). A payout attempt names
+    the legs it paid (``PayoutAttempt.legs``); one recorded without them paid its
+    distribution's creator leg, as the engine's ledger counts it."""
     by_leg: dict[int, list] = {row["pk"]: [] for row in rows}
-    leg_of_distribution = {row["distribution_id"]: row["pk"] for row in rows}
+    creator_leg = {
+        row["distribution_id"]: row["pk"] for row in rows if row["role"] == LegRole.CREATOR
+    }
     attempts = (
         PayoutAttempt.objects.filter(
-            distribution_id__in=list(leg_of_distribution), status=AttemptStatus.LANDED
+            distribution_id__in={row["distribution_id"] for row in rows},
+            status=AttemptStatus.LANDED,
         )
         .order_by("created_at", "pk")
-        .values_list("distribution_id", "legs", "destination_owner", "signature", "resolved_at")
+        .values_list("distribution_id", "legs", "signature", "resolved_at")
     )
-    for dist_id, legs, destination, signature, resolved_at in attempts:
-        if legs:
-            paid_legs = [leg[0] for leg in legs]
-        else:
-            paid_legs = [leg_of_distribution[dist_id]] if destination == wallet else []
+    for dist_id, legs, signature, resolved_at in attempts:
+        paid_legs = [leg[0] for leg in legs] if legs else [creator_leg.get(dist_id)]
         for leg_id in paid_legs:
             if leg_id in by_leg:
                 by_leg[leg_id].append((signature, resolved_at))
@@ -312,7 +312,7 @@ def leg_history(
     page = _page_by_role(
         filterset.qs, after=Cursor.parse(after), before=Cursor.parse(before), limit=limit
     )
-    attach_signatures(page["rows"], wallet)
+    attach_signatures(page["rows"])
     return {"filter": filterset, "valid": True, **page}
 
 
@@ -326,7 +326,7 @@ def history_for_export(wallet: str, data) -> Iterator[dict]:
     cursor = None
     while True:
         page = _page_by_role(filterset.qs, after=cursor, before=None, limit=CSV_CHUNK)
-        yield from attach_signatures(page["rows"], wallet)
+        yield from attach_signatures(page["rows"])
         if page["older"] is None:
             return
         cursor = Cursor.parse(page["older"])

@@ -1,7 +1,8 @@
 """The admin console and the legs of split shares: the platform treasury's page (fees paid,
-owed, carried), whom each IOU owes (its leg's role and wallet; an IOU without a leg owes the creator)
-in the debts table, filtered by role or recipient wallet, and on the IOU and distribution
-pages; a bad role is a clear error that lists nothing."""
+owed, carried), whom each IOU owes (its leg's role and wallet; an IOU without a leg owes the
+creator) in the debts table, filtered by role or recipient wallet, and on the IOU and
+distribution pages; a bad role is a clear error that lists nothing. The engine's own IOUs per
+leg (``split_payouts``, on the local node) and rows set as the engine leaves them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 
 import pytest
 
-from profitshare.models import CarryReason, Distribution, LegCarry, LegRole
+from profitshare.models import IOU, CarryReason, Distribution, LegCarry, LegRole
 from tests.factories import SubscriptionFactory
 from tests.pages.conftest import page_text as text
 from tests.pages.conftest import sign_in_as
@@ -106,7 +107,7 @@ def test_a_treasury_nothing_was_paid_to_shows_zeros(staff_client, settings):
     )
 
 
-def test_each_iou_says_whom_it_owes(staff_client, debts):
+def test_each_iou_says_whom_it_owes_one_without_a_leg_the_creator(staff_client, debts):
     chain, _, ious = debts
     response = staff_client.get("/console/")
     html = response.content.decode()
@@ -119,6 +120,56 @@ def test_each_iou_says_whom_it_owes(staff_client, debts):
         row = re.search(rf'<tr id="iou-{ious[role].pk}".*?</tr>', html).group(0)
         assert f'data-role="{role}">{label}</span>' in row and f'title="{wallet}"' in row
     assert "Owed to" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engines_iou_per_leg_each_say_whom_they_owe(staff_client, split_payouts):
+    """The engine on the local node owed a payout for lack of SOL: an IOU per leg that owes
+    (level 3's leg is carried for it: no token account)."""
+    ious = {iou.recipient_role: iou for iou in IOU.objects.select_related("leg", "creator")}
+    assert set(ious) == {LegRole.CREATOR, LegRole.PLATFORM, LegRole.REFERRAL_1, LegRole.REFERRAL_2}
+    response = staff_client.get("/console/")
+    assert (response.context["totals"]["count"], response.context["totals"]["remaining"]) == (
+        4,
+        3_960_000,
+    )
+    html = response.content.decode()
+    for role, wallet, label, amount in (
+        (LegRole.CREATOR, split_payouts.creator, "Creator", "3.620000"),
+        (LegRole.PLATFORM, split_payouts.treasury, "Platform fee", "0.060000"),
+        (LegRole.REFERRAL_1, split_payouts.levels[0], "Referral, level 1", "0.200000"),
+        (LegRole.REFERRAL_2, split_payouts.levels[1], "Referral, level 2", "0.080000"),
+    ):
+        row = re.search(rf'<tr id="iou-{ious[role].pk}".*?</tr>', html).group(0)
+        assert f'data-role="{role}">{label}</span>' in row and f'title="{wallet}"' in row
+        assert amount in row and "insufficient_sol" in row
+    assert shown(staff_client.get("/console/?role=platform")) == [ious[LegRole.PLATFORM].pk]
+    level2 = staff_client.get(f"/console/?recipient={split_payouts.levels[1]}")
+    assert shown(level2) == [ious[LegRole.REFERRAL_2].pk]
+    detail = staff_client.get(f"/console/distributions/{split_payouts.owed.pk}/")
+    assert [(leg.role, leg.owed, leg.carried) for leg in detail.context["legs"]] == [
+        (LegRole.CREATOR, 3_620_000, 0),
+        (LegRole.PLATFORM, 60_000, 0),
+        (LegRole.REFERRAL_1, 200_000, 0),
+        (LegRole.REFERRAL_2, 80_000, 0),
+        (LegRole.REFERRAL_3, 0, 40_000),
+    ]
+    assert "Referral, level 2 " + split_payouts.levels[1] in text(detail)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_treasury_page_after_real_payouts(staff_client, split_payouts):
+    response = staff_client.get("/console/treasury/")
+    treasury = response.context["treasury"]
+    assert (treasury["legs"], treasury["paid"], treasury["owed"], treasury["carried"]) == (
+        2,
+        150_000,
+        60_000,
+        0,
+    )
+    body = text(response)
+    assert "Fees paid 0.150000" in body and "Fees owed 0.060000" in body
+    assert "Fees carried 0.000000" in body and "token account" not in body
 
 
 def test_debts_filter_by_recipient_role_and_wallet(staff_client, debts):
