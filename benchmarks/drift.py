@@ -4,8 +4,8 @@ one-transaction payout.
 Prints, for ``--n`` subscribers, the compute units consumed and the node's execution time
 (LiteSVM, in-process, no HTTP) of ``settle_pnl`` and ``withdraw`` transactions built by the
 product's own Drift adapter (``DriftpyAdapter``) and of the one-transaction payout (settle +
-withdraw + the creator's ATA when new + ``transfer_checked`` + memo, as the engine builds it),
-next to a plain SPL ``transfer_checked`` measured
+withdraw + the creator's ATA when new + ``transfer_checked`` + memo, as the engine builds it;
+and with three referral legs more, one ``transfer_checked`` each), next to a plain SPL ``transfer_checked`` measured
 in the same run as the baseline. Also prints what building the instructions costs the adapter
 (its reads answered in-process).
 
@@ -93,7 +93,11 @@ def main(argv=None) -> None:
     rows = {
         "settle_pnl": [], "withdraw": [], "transfer_checked (baseline)": [],
         "atomic, settle + new ATA": [], "atomic, no settle, ATA exists": [],
+        "atomic, no settle, 4 legs": [],
     }
+    referrers = [Keypair().pubkey() for _ in range(3)]
+    for referrer in referrers:
+        node.fund_usdc(referrer, 1)
     build = {"settle_pnl": [], "withdraw": []}
     for agent in agents:
         t = time.perf_counter()
@@ -122,6 +126,13 @@ def main(argv=None) -> None:
             )
             name = "atomic, settle + new ATA" if new_creator else "atomic, no settle, ATA exists"
             rows[name].append(_run(node, agent, [ix for _, ix in atomic], budget=False))
+        drift = adapter.build_payout_instructions(agent, 0, None, 0, 1_000_000, user_token_account=ata)
+        legs = payout_instructions(
+            agent.pubkey(), creator, USDC_MINT, 920_000, "qv:bench", compute_unit_limit=DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT,
+            compute_unit_price=0, create_destination_ata=False, drift=drift,
+            more_legs=list(zip(referrers, (50_000, 20_000, 10_000), strict=True)),
+        )
+        rows["atomic, no settle, 4 legs"].append(_run(node, agent, [ix for _, ix in legs], budget=False))
         node.advance_slots(1)
     print(f"{'transaction':<30} {'compute units (min-max)':>24} {'node ms p50':>12} {'p95':>8}")
     for name, samples in rows.items():

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import django_filters
 from django import forms
+from django.db.models import Q
 
 from profitshare.models import (
     IOU,
@@ -15,6 +16,7 @@ from profitshare.models import (
     DistributionStatus,
     IouReason,
     IouStatus,
+    LegRole,
     PublishedBot,
     WebhookDelivery,
     WebhookEventType,
@@ -25,6 +27,30 @@ def _start_of_day(day) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _created_on_or_after(queryset, name, value):
+    """Rows created on or after the start of the UTC day ``value``."""
+    return queryset.filter(created_at__gte=_start_of_day(value))
+
+
+def _created_on_or_before(queryset, name, value):
+    """Rows created before the end of the UTC day ``value``."""
+    return queryset.filter(created_at__lt=_start_of_day(value + timedelta(days=1)))
+
+
+def date_from_filter() -> django_filters.DateFilter:
+    """A "From" date field (a UTC day, included) on the rows' ``created_at``."""
+    return django_filters.DateFilter(
+        method=_created_on_or_after, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+def date_to_filter() -> django_filters.DateFilter:
+    """A "To" date field (a UTC day, included) on the rows' ``created_at``."""
+    return django_filters.DateFilter(
+        method=_created_on_or_before, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
 class DistributionHistoryFilter(django_filters.FilterSet):
     """A creator's distribution history: by bot (only the creator's own, by ``bot_id``), status
     and a date range (UTC days, both ends included). ``creator_id`` limits the bot choices, so
@@ -33,12 +59,8 @@ class DistributionHistoryFilter(django_filters.FilterSet):
 
     bot = django_filters.ChoiceFilter(method="filter_bot", label="Bot", empty_label="All bots")
     status = django_filters.ChoiceFilter(choices=DistributionStatus.choices, empty_label="Any status")
-    date_from = django_filters.DateFilter(
-        method="filter_date_from", label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = django_filters.DateFilter(
-        method="filter_date_to", label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    date_from = date_from_filter()
+    date_to = date_to_filter()
 
     def __init__(self, data=None, queryset=None, *, creator_id: int, bots=None, **kwargs):
         super().__init__(data, queryset, **kwargs)
@@ -52,13 +74,15 @@ class DistributionHistoryFilter(django_filters.FilterSet):
         """Distributions of the creator's bot whose external id is ``value``."""
         return queryset.filter(bot_id=self._bot_pks[value])
 
-    def filter_date_from(self, queryset, name, value):
-        """Distributions created on or after the start of ``value`` (UTC)."""
-        return queryset.filter(created_at__gte=_start_of_day(value))
 
-    def filter_date_to(self, queryset, name, value):
-        """Distributions created before the end of ``value`` (UTC)."""
-        return queryset.filter(created_at__lt=_start_of_day(value + timedelta(days=1)))
+class LegHistoryFilter(django_filters.FilterSet):
+    """A wallet's legs (its earnings page): by role (``LegRole``) and a date range (UTC days,
+    both ends included, on the distribution's day). A role that does not exist is a form
+    error, never a filter."""
+
+    role = django_filters.ChoiceFilter(choices=LegRole.choices, empty_label="Any role")
+    date_from = date_from_filter()
+    date_to = date_to_filter()
 
 
 class OpenIouFilter(django_filters.FilterSet):
@@ -71,10 +95,25 @@ class OpenIouFilter(django_filters.FilterSet):
     reason = django_filters.ChoiceFilter(choices=IouReason.choices, empty_label="Any reason")
     creator = django_filters.CharFilter(field_name="creator__address", label="Creator wallet")
     subscriber = django_filters.CharFilter(field_name="subscription__subscriber_wallet", label="Subscriber wallet")
+    role = django_filters.ChoiceFilter(
+        choices=LegRole.choices, method="filter_role", label="Owed to", empty_label="Any recipient"
+    )
+    recipient = django_filters.CharFilter(method="filter_recipient", label="Recipient wallet")
 
     class Meta:
         model = IOU
-        fields = ["status", "reason", "creator", "subscriber"]
+        fields = ["status", "reason", "creator", "subscriber", "role", "recipient"]
+
+    def filter_role(self, queryset, name, value):
+        """IOUs owed to a recipient of role ``value`` (``IOU.leg``'s role); an IOU recorded
+        without a leg owes the creator."""
+        if value == LegRole.CREATOR:
+            return queryset.filter(Q(leg__isnull=True) | Q(leg__role=value))
+        return queryset.filter(leg__role=value)
+
+    def filter_recipient(self, queryset, name, value):
+        """IOUs owed to wallet ``value`` (``IOU.leg``'s wallet; without a leg, the creator's)."""
+        return queryset.filter(Q(leg__wallet=value) | Q(leg__isnull=True, creator__address=value))
 
 
 class WebhookDeliveryFilter(django_filters.FilterSet):

@@ -15,6 +15,7 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django_tables2 import utils as _t2utils
 
+from profitshare.models import LegRole
 from profitshare.money import explorer_url, format_bps, format_usdc
 
 TEMPLATE = "profitshare/_table.html"
@@ -185,7 +186,20 @@ class LightTable(tables.Table):
         return [self.render_row(row.record) for row in rows]
 
 
-class DistributionHistoryTable(LightTable):
+class _HistoryTable(LightTable):
+    """What the keyset-paginated histories' tables share: the time (UTC) and the landed
+    payout signatures, linked to the explorer."""
+
+    def render_created_at(self, value):
+        """The time, UTC."""
+        return when(value)
+
+    def render_signatures(self, value):
+        """Landed payout signatures, linked to the explorer."""
+        return signature_links(value)
+
+
+class DistributionHistoryTable(_HistoryTable):
     """A creator's distribution history (rows from ``selectors.dashboard.distribution_history``)."""
 
     created_at = tables.Column("Time (UTC)", orderable=False)
@@ -204,10 +218,6 @@ class DistributionHistoryTable(LightTable):
         attrs = {"class": "data", "id": "history-table"}
         orderable = False
 
-    def render_created_at(self, value):
-        """The time, UTC."""
-        return when(value)
-
     def render_subscriber_wallet(self, value):
         """The subscriber's wallet, shortened (full address on hover)."""
         return address_cell(value)
@@ -220,9 +230,46 @@ class DistributionHistoryTable(LightTable):
         """A status badge."""
         return status_cell(value)
 
-    def render_signatures(self, value):
-        """Landed payout signatures, linked to the explorer."""
-        return signature_links(value)
+
+class LegHistoryTable(_HistoryTable):
+    """A wallet's legs, every role it earned in (rows from
+    ``selectors.leg_earnings.leg_history``)."""
+
+    created_at = tables.Column("Time (UTC)", orderable=False)
+    bot_name = tables.Column("Bot", orderable=False)
+    role = tables.Column("Role", orderable=False)
+    amount = MoneyColumn("Amount (USDC)", orderable=False)
+    paid = MoneyColumn("Paid (USDC)", orderable=False)
+    owed = MoneyColumn("Owed (USDC)", orderable=False)
+    carried = MoneyColumn("Carried (USDC)", orderable=False)
+    status = tables.Column("Status", orderable=False)
+    signatures = tables.Column("Signature", orderable=False, empty_values=())
+
+    class Meta:
+        template_name = TEMPLATE
+        attrs = {"class": "data", "id": "legs-table"}
+        orderable = False
+        row_attrs = {"data-role": lambda record: record["role"], "data-status": lambda record: record["status"]}
+        empty_text = "No legs match these filters."
+
+    def render_role(self, value, record):
+        """The role in words, with its rate (basis points of the share) when it has one."""
+        rate = f" · {format_bps(record['bps'])}" if record.get("bps") is not None else ""
+        return f"{record['role_label']}{rate}"
+
+    def render_status(self, value, record):
+        """A status badge."""
+        return status_cell(value, record["status_label"])
+
+
+def recipient_cell(iou) -> str:
+    """Whom an IOU owes (``IOU.recipient_role`` and ``recipient_wallet``): a role badge and the
+    wallet, shortened (full on hover)."""
+    role = iou.recipient_role
+    label = LegRole(role).label
+    return mark_safe(  # noqa: S308 - escaped
+        f'<span class="badge badge-role" data-role="{_esc(role)}">{_esc(label)}</span> {address_cell(iou.recipient_wallet)}'
+    )
 
 
 class TradeTable(LightTable):
@@ -269,6 +316,7 @@ class OpenIouTable(LightTable):
     id = tables.Column("IOU", accessor="pk")
     subscriber = tables.Column("Subscriber", accessor="subscription__subscriber_wallet")
     creator_address = tables.Column("Creator", accessor="creator__address")
+    recipient = tables.Column("Owed to", accessor="pk", orderable=False, empty_values=())
     remaining_owed = MoneyColumn("Amount (USDC)", order_by=("remaining_owed", "pk"))
     reason = tables.Column("Reason")
     status = tables.Column("Status")
@@ -309,6 +357,10 @@ class OpenIouTable(LightTable):
     def render_creator_address(self, value):
         """The creator's wallet, shortened (full address on hover)."""
         return address_cell(value)
+
+    def render_recipient(self, record):
+        """The IOU's recipient: role and wallet."""
+        return recipient_cell(record)
 
     def render_reason(self, value, record):
         """The reason (its description on hover)."""

@@ -1,5 +1,5 @@
-"""URLs of the HTMX pages (namespace ``pages``): sign-in, creator dashboard, subscriber trade
-history, admin console and the public marketplace snippet. The API lives under ``/api/v1/``."""
+"""URLs of the HTMX pages (namespace ``pages``): sign-in, creator dashboard, every earner's legs
+(``/earnings/``), subscriber trade history, admin console and the public marketplace snippet. The API lives under ``/api/v1/``."""
 
 from django.urls import path
 
@@ -10,6 +10,7 @@ from profitshare.views import (
     creator,
     creator_notices,
     demo,
+    leg_earnings,
     marketplace,
     subscriber,
 )
@@ -29,6 +30,8 @@ urlpatterns = [
     path("creator/telegram/code/", creator_notices.link_code, name="creator-telegram-code"),
     path("creator/telegram/notices/", creator_notices.save_notices, name="creator-telegram-notices"),
     path("creator/telegram/unlink/", creator_notices.unlink, name="creator-telegram-unlink"),
+    path("earnings/", leg_earnings.earnings_page, name="earnings"),
+    path("earnings/history.csv", leg_earnings.history_csv, name="earnings-csv"),
     path("subscriber/", subscriber.subscriptions_page, name="subscriber"),
     path("subscriber/<str:subscription_id>/", subscriber.trades_page, name="subscriber-trades"),
     path("subscriber/<str:subscription_id>/banner/", subscriber.banner, name="subscriber-banner"),
@@ -40,6 +43,7 @@ urlpatterns = [
     path("console/ious/<int:iou_id>/retry/", console.retry_now, name="console-iou-retry"),
     path("console/ious/<int:iou_id>/void/", console.void, name="console-iou-void"),
     path("console/distributions/<int:distribution_id>/", console.distribution_page, name="console-distribution"),
+    path("console/treasury/", console.treasury, name="console-treasury"),
     path("console/alerts/", console.alerts, name="console-alerts"),
     path("console/alerts/<int:alert_id>/ack/", console.acknowledge, name="console-alert-ack"),
     path("console/delinquent/", console.delinquent, name="console-delinquent"),

@@ -8,22 +8,33 @@ from django.db import migrations, models
 def creator_legs(apps, schema_editor):
     """Distributions recorded before legs existed pay the creator the whole share: one creator
     leg each, with the distribution's own amounts; their IOUs owe that leg, and their payout
-    attempts paid it."""
+    attempts paid it. In chunks of 1,000 distributions (a few statements each)."""
+    from django.db.models import OuterRef, Subquery
+
     Distribution = apps.get_model("profitshare", "Distribution")
     DistributionLeg = apps.get_model("profitshare", "DistributionLeg")
     IOU = apps.get_model("profitshare", "IOU")
     PayoutAttempt = apps.get_model("profitshare", "PayoutAttempt")
-    rows = Distribution.objects.filter(legs__isnull=True).values_list(
-        "pk", "creator__address", "share", "carry_in", "paid", "owed", "carried", "voided", "created_at")
-    for pk, wallet, share, carry_in, paid, owed, carried, voided, created_at in rows.iterator():
-        leg = DistributionLeg.objects.create(
-            distribution_id=pk, role="creator", wallet=wallet, bps=None, amount=share, carry_in=carry_in, paid=paid,
-            owed=owed, carried=carried, voided=voided, created_at=created_at,
-        )
-        IOU.objects.filter(distribution_id=pk, leg__isnull=True).update(leg=leg)
-        for attempt in PayoutAttempt.objects.filter(distribution_id=pk, legs=[]):
-            attempt.legs = [[leg.pk, attempt.destination_owner, attempt.amount]]
-            attempt.save(update_fields=["legs"])
+    columns = ("pk", "creator__address", "share", "carry_in", "paid", "owed", "carried", "voided", "created_at")
+    last = 0
+    while True:
+        rows = list(Distribution.objects.filter(pk__gt=last, legs__isnull=True).order_by("pk").values_list(*columns)[:1_000])
+        if not rows:
+            break
+        last = rows[-1][0]
+        DistributionLeg.objects.bulk_create([
+            DistributionLeg(distribution_id=pk, role="creator", wallet=wallet, amount=share, carry_in=carry_in,
+                            paid=paid, owed=owed, carried=carried, voided=voided, created_at=created_at)
+            for pk, wallet, share, carry_in, paid, owed, carried, voided, created_at in rows
+        ])
+        ids = [row[0] for row in rows]
+        creator_leg = DistributionLeg.objects.filter(distribution_id=OuterRef("distribution_id"), role="creator")
+        IOU.objects.filter(distribution_id__in=ids, leg__isnull=True).update(leg=Subquery(creator_leg.values("pk")[:1]))
+        legs = dict(DistributionLeg.objects.filter(distribution_id__in=ids).values_list("distribution_id", "pk"))
+        attempts = list(PayoutAttempt.objects.filter(distribution_id__in=ids, legs=[]).only("distribution_id", "destination_owner", "amount"))
+        for attempt in attempts:
+            attempt.legs = [[legs[attempt.distribution_id], attempt.destination_owner, attempt.amount]]
+        PayoutAttempt.objects.bulk_update(attempts, ["legs"], batch_size=1_000)
 
 
 class Migration(migrations.Migration):

@@ -15,7 +15,8 @@ from django.db.models import Q
 class EarningsDay(models.Model):
     """What one creator was paid through one bot on distributions created on one UTC ``day``.
 
-    ``paid``: the sum of the landed payouts of those distributions (first try or retry);
+    ``paid``: the sum of the landed payouts of those distributions (first try or retry), every
+    leg of a split share included (the gross; each recipient's part is on ``DistributionLeg``);
     ``paid_closes``: how many of those distributions received at least one payout. Keyed by
     the distribution's creation day (not the payout's), like the dashboard's "last 30 days".
     """

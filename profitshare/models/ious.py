@@ -107,3 +107,15 @@ class IOU(models.Model):
     def remaining(self) -> int:
         """Base units still owed on this IOU."""
         return self.amount - self.paid_amount
+
+    @property
+    def recipient_role(self) -> str:
+        """The ``LegRole`` value of whom this IOU owes: its leg's role; ``creator`` for an IOU
+        recorded without a leg (reads ``leg``)."""
+        return self.leg.role if self.leg_id is not None else "creator"
+
+    @property
+    def recipient_wallet(self) -> str:
+        """The wallet (base58) this IOU owes: its leg's; the creator's own wallet for an IOU
+        recorded without a leg (reads ``leg`` or ``creator``)."""
+        return self.leg.wallet if self.leg_id is not None else self.creator.address

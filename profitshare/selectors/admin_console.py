@@ -14,6 +14,7 @@ from profitshare.models import (
     Alert,
     AuditEvent,
     Distribution,
+    DistributionLeg,
     DriftAction,
     IouReason,
     IouStatus,
@@ -23,27 +24,30 @@ from profitshare.models import (
 )
 from profitshare.models.reconciliation import ReconciliationReport
 from profitshare.redaction import redact_url, redact_urls_in
+from profitshare.selectors import leg_earnings
 
 BULK_RETRY_LIMIT = 200
 # what the debts table shows (the joined subscription and creator load only these too)
 DEBTS_COLUMNS = (
     "amount", "paid_amount", "reason", "status", "created_at", "attempts", "next_retry_at",
-    "subscription__subscriber_wallet", "creator__address",
+    "subscription__subscriber_wallet", "creator__address", "leg__role", "leg__wallet",
 )
 ALERTS_LIMIT = 50
 
 
 def _annotated(qs: QuerySet) -> QuerySet:
-    # the page's subscriptions and creators are joined in the same query: sorting and limiting
-    # run on the pending IOUs' partial indexes (migration 0006), the joins only on the page's
-    # rows; the amount still owed is computed in SQL so the table can sort on it
-    return qs.select_related("subscription", "creator").annotate(remaining_owed=F("amount") - F("paid_amount"))
+    # the page's subscriptions, creators and legs (whom each IOU owes) are joined in the same
+    # query: sorting and limiting run on the pending IOUs' partial indexes (migration 0006), the
+    # joins only on the page's rows; the amount still owed is computed in SQL so the table can
+    # sort on it
+    return qs.select_related("subscription", "creator", "leg").annotate(remaining_owed=F("amount") - F("paid_amount"))
 
 
 def open_ious(data) -> tuple[OpenIouFilter, QuerySet]:
     """Every open, processing or expired IOU matching ``data`` (``OpenIouFilter``), annotated
-    with ``remaining_owed`` (with its subscription and creator); oldest first unless the table
-    sorts it otherwise. An invalid filter matches nothing."""
+    with ``remaining_owed`` (with its subscription, creator and leg: whom it owes, null for the
+    creator); oldest first unless the table sorts it otherwise. An invalid filter matches
+    nothing."""
     base = _annotated(IOU.objects.filter(status__in=IouStatus.ACTIVE)).only(*DEBTS_COLUMNS)
     filterset = OpenIouFilter(data, queryset=base)
     qs = filterset.qs if filterset.is_valid() else base.none()
@@ -70,6 +74,12 @@ def debt_totals(qs: QuerySet) -> dict:
         "count": sum(r["count"] for r in by_reason),
         "remaining": sum(r["remaining"] for r in by_reason),
     }
+
+
+def treasury() -> dict | None:
+    """The platform treasury's legs (``QV_PLATFORM_TREASURY``): paid, owed, voided and
+    carried, as ``selectors.leg_earnings.treasury_totals``; None when no treasury is set."""
+    return leg_earnings.treasury_totals(settings.QV_PLATFORM_TREASURY)
 
 
 def retry_candidates(data, *, limit: int = BULK_RETRY_LIMIT) -> list[int]:
@@ -110,8 +120,12 @@ def _detail(distributions: QuerySet) -> dict | None:
         .values("signature", "kind", "amount", "delivered", "status", "error", "created_at")
     )
     ious = list(_annotated(IOU.objects.filter(distribution=dist)).order_by("created_at", "pk"))
+    legs = sorted(
+        DistributionLeg.objects.filter(distribution=dist), key=lambda leg: (leg_earnings.ROLE_ORDER[leg.role], leg.pk)
+    )
     return {
         "distribution": dist,
+        "legs": legs,
         "attempts": attempts,
         "drift_actions": drift_actions,
         "ious": ious,
@@ -120,15 +134,15 @@ def _detail(distributions: QuerySet) -> dict | None:
 
 
 def distribution_detail(distribution_id: int) -> dict | None:
-    """A distribution with its close, subscription, bot and creator, its payout attempts
-    (signatures), its IOUs and the full audit trail of all of them (oldest first); None when
-    it does not exist. Four queries."""
+    """A distribution with its close, subscription, bot and creator, its legs (creator,
+    platform, referral levels 1-3), its payout attempts (signatures), its IOUs and the full
+    audit trail of all of them (oldest first); None when it does not exist. Five queries."""
     return _detail(Distribution.objects.filter(pk=distribution_id))
 
 
 def iou_detail(iou_id: int) -> dict | None:
-    """An IOU (annotated like the debts table) with its distribution's detail (attempts,
-    audit trail); None when it does not exist. Four queries."""
+    """An IOU (annotated like the debts table) with its distribution's detail (legs,
+    attempts, audit trail); None when it does not exist. Five queries."""
     detail = _detail(Distribution.objects.filter(ious__pk=iou_id))
     if detail is None:
         return None

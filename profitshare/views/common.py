@@ -57,6 +57,23 @@ def wallet_required(view):
     return wrapper
 
 
+def history_context(request, page: dict, table) -> dict:
+    """What a keyset-paginated history's templates (``_keyset_history.html``,
+    ``_keyset_rows.html``) render: ``page`` (a selector's ``{"filter", "valid", "rows",
+    "older", "newer"}``), its ``table``, the filter's form and fields, and ``filter_query`` (the
+    query string without the cursors, for the pager and the CSV link)."""
+    params = request.GET.copy()
+    for key in ("after", "before"):
+        params.pop(key, None)
+    return {
+        "history": page,
+        "table": table,
+        "filter_form": page["filter"].form,
+        "filter_fields": form_fields_html(page["filter"].form),
+        "filter_query": params.urlencode(),
+    }
+
+
 def render_fragment_or_page(request, page: str, fragments: dict[str, str], context: dict, status: int = 200):
     """Render ``page``, or the fragment template of ``fragments[target]`` when the request is
     an htmx request whose ``HX-Target`` is ``target`` (no-JavaScript requests get the page)."""

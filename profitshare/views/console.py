@@ -1,7 +1,8 @@
-"""The admin console (Django staff only): pending debts with retry now / void / bulk retry,
-alerts with acknowledge, delinquent subscriptions, engine health, and detail pages for an IOU
-and a distribution with their full audit trail. Every action is a CSRF-protected POST whose
-outcome replaces the row in place under htmx (a redirect with a message without it)."""
+"""The admin console (Django staff only): pending debts (whom each owes) with retry now / void /
+bulk retry, the platform treasury's fees, alerts with acknowledge, delinquent subscriptions,
+engine health, and detail pages for an IOU and a distribution with their full audit trail.
+Every action is a CSRF-protected POST whose outcome replaces the row in place under htmx (a
+redirect with a message without it)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def _debts_context(request, **extra) -> dict:
 @require_GET
 @staff_member_required
 def debts(request):
-    """``/console/``: every open IOU, filtered, sorted and paginated, with totals by reason."""
+    """``/console/``: every open IOU with whom it owes, filtered, sorted and paginated, with
+    totals by reason."""
     context = _debts_context(request)
     if request.htmx and request.htmx.target == "debts":
         return render(request, "profitshare/console/_debts.html", context)
@@ -163,6 +165,14 @@ def distribution_page(request, distribution_id: int):
     if detail is None:
         raise Http404("no such distribution")
     return render(request, "profitshare/console/distribution.html", detail)
+
+
+@require_GET
+@staff_member_required
+def treasury(request):
+    """``/console/treasury/``: the platform treasury's legs (``QV_PLATFORM_TREASURY``): fees
+    paid, owed, carried (and why) and voided; a note when no treasury is configured."""
+    return render(request, "profitshare/console/treasury.html", {"treasury": admin_console.treasury()})
 
 
 @require_GET

@@ -1,20 +1,18 @@
-"""The creator earnings dashboard: totals, daily chart, per-bot and per-subscriber breakdown,
+"""The creator earnings dashboard: totals, where the shares went (referrals, the platform fee,
+the creator's own leg), daily chart, per-bot and per-subscriber breakdown,
 the filtered, keyset-paginated history (updated in place by htmx) and its CSV export."""
 
 from __future__ import annotations
 
-import csv
-import re
-
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from profitshare.money import format_bps, format_usdc
-from profitshare.selectors import dashboard, notices
+from profitshare.selectors import dashboard, leg_earnings, notices
 from profitshare.tables import DistributionHistoryTable
-from profitshare.views.common import form_fields_html, render_fragment_or_page, wallet_required
+from profitshare.views.common import history_context, render_fragment_or_page, wallet_required
+from profitshare.views.csv_export import csv_response
 
 CSV_HEADER = [
     "created_at_utc", "close_id", "bot_id", "subscription_id", "subscriber_wallet", "realized_pnl_usdc",
@@ -27,16 +25,7 @@ def _history_context(request, creator_id: int, bots) -> dict:
     page = dashboard.distribution_history(
         creator_id, request.GET, after=request.GET.get("after"), before=request.GET.get("before"), bots=bots
     )
-    params = request.GET.copy()
-    for key in ("after", "before"):
-        params.pop(key, None)
-    return {
-        "history": page,
-        "table": DistributionHistoryTable(page["rows"]),
-        "filter_form": page["filter"].form,
-        "filter_fields": form_fields_html(page["filter"].form),
-        "filter_query": params.urlencode(),
-    }
+    return history_context(request, page, DistributionHistoryTable(page["rows"]))
 
 
 @require_GET
@@ -55,6 +44,7 @@ def dashboard_page(request, wallet: str):
         "wallet": wallet,
         "creator": creator,
         "totals": dashboard.creator_totals(creator.pk, sums=sums, daily=daily),
+        "split": leg_earnings.creator_split(creator.pk),
         "daily": daily,
         "chart": {
             "labels": [d["day"].isoformat() for d in daily],
@@ -86,39 +76,15 @@ def bot_page(request, bot_id: str, wallet: str):
     return render(request, "profitshare/creator/bot.html", context)
 
 
-_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-
-
-def csv_safe(value: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP "CSV injection"): text starting
-    with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``. Our own amounts
-    (``-12.500000``) are plain numbers and stay as they are."""
-    if value.startswith(_FORMULA_TRIGGERS) and not _PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
-
-
-class _Echo:
-    """A file-like object whose ``write`` returns the line (for streaming ``csv.writer``)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(rows):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_HEADER)
+def _csv_rows(rows):
     for row in rows:
-        yield writer.writerow(csv_safe(cell) for cell in
-            [
-                row["created_at"].isoformat(), row["close_ext_id"] or "", row["bot_ext_id"], row["subscription_ext_id"],
-                row["subscriber_wallet"], format_usdc(row["realized_pnl"], grouping=False),
-                format_bps(row["profit_share_bps"]).removesuffix(" %"), row["policy"],
-                *(format_usdc(row[k], grouping=False) for k in ("share", "carry_in", "paid", "owed", "carried", "voided")),
-                row["status"], row["paid_at"].isoformat() if row["paid_at"] else "", " ".join(row["signatures"]),
-            ]
-        )
+        yield [
+            row["created_at"].isoformat(), row["close_ext_id"] or "", row["bot_ext_id"], row["subscription_ext_id"],
+            row["subscriber_wallet"], format_usdc(row["realized_pnl"], grouping=False),
+            format_bps(row["profit_share_bps"]).removesuffix(" %"), row["policy"],
+            *(format_usdc(row[k], grouping=False) for k in ("share", "carry_in", "paid", "owed", "carried", "voided")),
+            row["status"], row["paid_at"].isoformat() if row["paid_at"] else "", " ".join(row["signatures"]),
+        ]
 
 
 @require_GET
@@ -129,9 +95,4 @@ def history_csv(request, wallet: str):
     creator = dashboard.creator_by_address(wallet)
     if creator is None:
         raise Http404("no creator with this wallet")
-    stamp = timezone.now().strftime("%Y%m%d")
-    response = StreamingHttpResponse(
-        _csv_lines(dashboard.history_for_export(creator.pk, request.GET)), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="quantumvault-earnings-{stamp}.csv"'
-    return response
+    return csv_response(CSV_HEADER, _csv_rows(dashboard.history_for_export(creator.pk, request.GET)), name="earnings")

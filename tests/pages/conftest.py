@@ -4,6 +4,7 @@ as a wallet (session) or as Django staff."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -41,6 +42,11 @@ def sign_in_as(client, address: str):
     return client
 
 
+def page_text(response) -> str:
+    """The text a person reads on a page: its HTML without tags, white space folded."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
 def pay(world: World, gateway, pnl: int) -> Distribution:
     """Report a close of ``pnl`` and run the engine on it; returns the distribution."""
     distribution = world.close(pnl).distribution
@@ -57,6 +63,47 @@ def earnings(localnet, gateway) -> Earnings:
     iou_world = make_world(localnet, lamports=1_000_000, bot=paid_world.subscription.bot)
     owed = pay(iou_world, gateway, 30_000_000)
     return Earnings(creator, paid_world, iou_world, paid, IOU.objects.get(distribution=owed))
+
+
+@dataclass
+class SplitPayouts:
+    """Split shares paid by the real engine on the local node: a creator referred three levels
+    up (level 1 signs in with its keypair; level 3 has no USDC token account, so its legs are
+    carried for it) and a 1.5 % platform fee. ``paid``: a 100 USDC close at 10 %, every leg
+    but level 3's paid in one transaction; ``owed``: a 40 USDC close of a second subscriber
+    whose agent lacks SOL, an IOU per leg."""
+
+    referrer: Keypair
+    treasury: str
+    levels: list[str]
+    paid_world: World
+    iou_world: World
+    paid: Distribution
+    owed: Distribution
+
+    @property
+    def creator(self) -> str:
+        """The creator's wallet address."""
+        return str(self.paid_world.creator)
+
+
+@pytest.fixture
+def split_payouts(localnet, gateway, settings) -> SplitPayouts:
+    """See ``SplitPayouts``: intake records the closes with the chain linked, the engine
+    (``process_distribution``) pays and owes the legs."""
+    from tests.pages.splits import address, configure, link_chain
+
+    referrer, treasury = Keypair(), address()
+    levels = [str(referrer.pubkey()), address(), address()]
+    configure(settings, treasury)
+    for owner in (treasury, *levels[:2]):  # level 3 has no USDC token account
+        localnet.rpc("localnet_fundUsdc", owner, 1)
+    paid_world = make_world(localnet, bot__name="Momentum")
+    link_chain(str(paid_world.creator), levels)
+    paid = pay(paid_world, gateway, 100_000_000)
+    iou_world = make_world(localnet, lamports=1_000_000, bot=paid_world.subscription.bot)
+    owed = pay(iou_world, gateway, 40_000_000)
+    return SplitPayouts(referrer, treasury, levels, paid_world, iou_world, paid, owed)
 
 
 @pytest.fixture

@@ -296,3 +296,21 @@ def test_every_legs_debt_blocks_the_subscribers_exit_like_the_creators(localnet,
     assert (answer.can_withdraw, answer.owed) == (True, 0)
     assert_legs_add_up(distribution)
     assert distribution.status == DistributionStatus.PAID
+
+
+def test_token_accounts_that_cannot_be_read_owe_every_leg_and_nothing_moves(localnet, gateway, splits):
+    world = splits["world"]()
+    before = balances(localnet, splits, world)
+    distribution = world.close(100_000_000).distribution
+    localnet.rpc("localnet_setFaults", {"httpErrorRate": 1.0, "httpErrorMethods": ["getMultipleAccounts"]})
+    try:
+        process_distribution(distribution.pk, gateway=gateway)
+    finally:
+        localnet.rpc("localnet_setFaults", {})
+    ious = IOU.objects.filter(distribution=distribution).select_related("leg")
+    assert {iou.leg.role: (iou.amount, iou.reason) for iou in ious} == {
+        role: (amount, IouReason.RPC_UNAVAILABLE) for role, amount in EXPECTED.items()}
+    assert all(iou.last_error.startswith("token accounts:") for iou in ious)
+    assert balances(localnet, splits, world) == before
+    assert not PayoutAttempt.objects.filter(distribution=distribution).exists()
+    assert not LegCarry.objects.filter(subscription=world.subscription).exists()  # nothing carried blind

@@ -101,19 +101,23 @@ def _load_legs(items: list[Item]) -> None:
     legs: dict[int, list[DistributionLeg]] = {}
     for leg in DistributionLeg.objects.filter(distribution__in=[i.dist.pk for i in items]).order_by("pk"):
         legs.setdefault(leg.distribution_id, []).append(leg)
-    missing = [i.dist for i in items if i.dist.pk not in legs]
-    if missing:  # recorded without legs: the creator is paid the whole share
-        for leg in DistributionLeg.objects.bulk_create([
-            DistributionLeg(
-                distribution=d, role=LegRole.CREATOR, wallet=d.creator.address, amount=d.share, carry_in=d.carry_in,
-                paid=d.paid, owed=d.owed, carried=d.carried, voided=d.voided, created_at=d.created_at,
-            )
-            for d in missing
-        ]):
-            legs[leg.distribution_id] = [leg]
+    for leg in creator_legs([i.dist for i in items if i.dist.pk not in legs]):
+        legs[leg.distribution_id] = [leg]
     for item in items:
         # the creator's leg first, then the others in the order they were made
         item.legs = sorted(legs.get(item.dist.pk, []), key=lambda leg: leg.role != LegRole.CREATOR)
+
+
+def creator_legs(distributions: list[Distribution]) -> list[DistributionLeg]:
+    """Make the one creator leg of each of ``distributions`` (recorded without legs: the
+    creator is paid the whole share) with the distribution's own amounts; returns them."""
+    return DistributionLeg.objects.bulk_create([
+        DistributionLeg(
+            distribution=d, role=LegRole.CREATOR, wallet=d.creator.address, amount=d.share, carry_in=d.carry_in,
+            paid=d.paid, owed=d.owed, carried=d.carried, voided=d.voided, created_at=d.created_at,
+        )
+        for d in distributions
+    ]) if distributions else []
 
 
 def refresh(items: list[Item]) -> None:

@@ -29,7 +29,7 @@ from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import append_events, event, record_event
 from profitshare.services.delinquency import watch_new_debt
 from profitshare.services.earnings import record_paid
-from profitshare.services.engine.batch import Batch, Item, group
+from profitshare.services.engine.batch import Batch, Item, creator_legs, group
 
 
 def apply_landed(
@@ -56,6 +56,8 @@ def apply_landed(
             return {}
         dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
         legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution__in=list(dists))}
+        with_legs = {leg.distribution_id for leg in legs.values()}
+        legs.update((leg.pk, leg) for leg in creator_legs([d for d in dists.values() if d.pk not in with_legs]))
         ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution__in=list(dists), status__in=IouStatus.ACTIVE), legs)
         events, paid_ious, changed_legs = [], [], set()
         for attempt, slot in fresh:

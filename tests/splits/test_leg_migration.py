@@ -1,0 +1,43 @@
+"""The data step of the migration that adds legs: every distribution recorded before legs
+existed gets one creator leg with its own amounts, its IOUs owe that leg and its payout
+attempts paid it."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.apps import apps
+
+from profitshare.models import IOU, Distribution, DistributionLeg, LegRole, PayoutAttempt
+from profitshare.services.engine import process_distribution
+from tests.world import make_world, owe_for_lack_of_sol
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+migration = importlib.import_module("profitshare.migrations.0012_legs")
+
+
+def test_old_distributions_get_a_creator_leg_with_their_amounts(localnet, gateway):
+    paid = make_world(localnet).close(30_000_000).distribution
+    process_distribution(paid.pk, gateway=gateway)
+    _, owed, iou = owe_for_lack_of_sol(localnet, gateway)
+    # the rows as they were before legs existed
+    IOU.objects.update(leg=None)
+    PayoutAttempt.objects.update(legs=[])
+    DistributionLeg.objects.all().delete()
+
+    migration.creator_legs(apps, None)
+
+    for dist in Distribution.objects.all():
+        (leg,) = DistributionLeg.objects.filter(distribution=dist)
+        assert (leg.role, leg.wallet, leg.bps) == (LegRole.CREATOR, dist.creator.address, None)
+        assert (leg.amount, leg.carry_in, leg.paid, leg.owed, leg.carried, leg.voided) == (
+            dist.share, dist.carry_in, dist.paid, dist.owed, dist.carried, dist.voided)
+        assert leg.created_at == dist.created_at
+    iou.refresh_from_db()
+    assert iou.leg.distribution_id == owed.pk
+    (attempt,) = PayoutAttempt.objects.filter(distribution=paid)
+    assert attempt.legs == [[DistributionLeg.objects.get(distribution=paid).pk, attempt.destination_owner, 3_000_000]]
+    migration.creator_legs(apps, None)  # run again (a retried deploy): nothing doubles
+    assert DistributionLeg.objects.count() == Distribution.objects.count()
