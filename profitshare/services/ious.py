@@ -14,7 +14,6 @@ from profitshare.models import (
     IOU,
     Distribution,
     DistributionLeg,
-    DistributionStatus,
     IouReason,
     IouStatus,
     LegRole,
@@ -175,7 +174,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         dist.owed -= remaining
         dist.voided += remaining
         if dist.owed == 0:
-            dist.status = DistributionStatus.PAID if dist.paid else DistributionStatus.OWED
+            dist.status = dist.resting_status()
         dist.save(update_fields=["owed", "voided", "status", "updated_at"])
         if leg is not None:
             voided = min(remaining, leg.owed)
