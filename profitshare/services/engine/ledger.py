@@ -15,7 +15,6 @@ from profitshare.models import (
     AttemptStatus,
     Distribution,
     DistributionLeg,
-    DistributionStatus,
     IouReason,
     IouStatus,
     LegRole,
@@ -95,7 +94,7 @@ def apply_landed(
             dist.withdrawn -= min(dist.withdrawn, attempt.amount - attempt.withdraw_amount)
             if attempt.path == PayoutPath.ATOMIC:  # its settle and withdraw happened inside it
                 dist.settled = True
-            before_status, dist.status = dist.status, settled_status(dist)
+            before_status, dist.status = dist.status, dist.resting_status()
             events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
                                  reason=reason, signature=attempt.signature, amount=credited,
                                  paid=dist.paid, owed=dist.owed))
@@ -141,13 +140,6 @@ def _ious_by_leg(ious, legs: dict[int, DistributionLeg]) -> dict[int, IOU]:
     return {iou.leg_id or creator_legs[iou.distribution_id]: iou for iou in ious}
 
 
-def settled_status(dist: Distribution) -> str:
-    """The status a distribution rests in once a run ends: paid, carried, partially paid or owed."""
-    if dist.owed == 0:
-        return DistributionStatus.PAID if dist.paid else DistributionStatus.CARRIED
-    return DistributionStatus.PARTIALLY_PAID if dist.paid else DistributionStatus.OWED
-
-
 def clear_delinquency(subscription_id: int, actor: str) -> None:
     """A delinquent subscription becomes active again once it has no active IOU (caller holds
     the transaction)."""
@@ -172,7 +164,8 @@ def retry_delay(attempts: int) -> timedelta:
 def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | None = None) -> None:
     """Whatever each leg of the distribution still owes becomes (or stays) that leg's one
     active IOU, all with the same reason and backoff (the legs are retried together: docs/design.md,
-    "All legs are paid together"); the item leaves the batch. ``sol_needed``: lamports the
+    "All legs are paid together") except the item's held legs, owed as ``no_token_account``
+    ("A recipient without a token account"); the item leaves the batch. ``sol_needed``: lamports the
     payout needs, for ``insufficient_sol`` (kept on the IOUs: what the subscriber tops up to,
     and what wakes their retry)."""
     item.stop()
@@ -184,7 +177,7 @@ def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | 
         legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution=dist)}
         ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution=dist, status__in=IouStatus.ACTIVE), legs)
         before_dist = dist.status
-        dist.status = settled_status(dist)
+        dist.status = dist.resting_status()
         dist.save(update_fields=["status", "updated_at"])
         status_changed = before_dist != dist.status
         if status_changed:
@@ -194,14 +187,17 @@ def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | 
         for leg in sorted(legs.values(), key=lambda leg: (leg.role != LegRole.CREATOR, leg.pk)):
             if leg.owed == 0:
                 continue
+            why, text, sol = reason, error, sol_needed
+            if leg.pk in item.held:
+                why, text, sol = IouReason.NO_TOKEN_ACCOUNT, item.held[leg.pk], None
             iou = ious.get(leg.pk)
             if iou is None:
-                iou = _open_iou(batch, dist, leg, reason, error, sol_needed, now, watch=not opened)
+                iou = _open_iou(batch, dist, leg, why, text, sol, now, watch=not opened)
                 opened = True
-                webhooks.share_owed(dist, iou, reason=reason, opened=True, status_changed=status_changed)
+                webhooks.share_owed(dist, iou, reason=why, opened=True, status_changed=status_changed)
             else:
-                _reopen_iou(batch, iou, reason, error, sol_needed, now)
-                webhooks.share_owed(dist, iou, reason=reason, opened=False, status_changed=status_changed)
+                _reopen_iou(batch, iou, why, text, sol, now)
+                webhooks.share_owed(dist, iou, reason=why, opened=False, status_changed=status_changed)
             status_changed = False  # the distribution's change is told once
 
 
