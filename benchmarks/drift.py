@@ -93,9 +93,10 @@ def main(argv=None) -> None:
     rows = {
         "settle_pnl": [], "withdraw": [], "transfer_checked (baseline)": [],
         "atomic, settle + new ATA": [], "atomic, no settle, ATA exists": [],
-        "atomic, no settle, 4 legs": [],
+        "atomic, no settle, 4 legs": [], "atomic, settle + new ATA, 5 legs": [],
+        "transfer, 1 leg, ATA exists": [], "transfer, new ATA, 5 legs": [],
     }
-    referrers = [Keypair().pubkey() for _ in range(3)]
+    referrers = [Keypair().pubkey() for _ in range(4)]
     for referrer in referrers:
         node.fund_usdc(referrer, 1)
     build = {"settle_pnl": [], "withdraw": []}
@@ -130,9 +131,30 @@ def main(argv=None) -> None:
         legs = payout_instructions(
             agent.pubkey(), creator, USDC_MINT, 920_000, "qv:bench", compute_unit_limit=DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT,
             compute_unit_price=0, create_destination_ata=False, drift=drift,
-            more_legs=list(zip(referrers, (50_000, 20_000, 10_000), strict=True)),
+            more_legs=list(zip(referrers[:3], (50_000, 20_000, 10_000), strict=True)),
         )
         rows["atomic, no settle, 4 legs"].append(_run(node, agent, [ix for _, ix in legs], budget=False))
+        # the most a split payout does: a settle, the creator's new ATA and five legs
+        node.drift.realize_pnl(agent.pubkey(), 0, 10_000_000, 1)
+        drift = adapter.build_payout_instructions(agent, 0, 1, 0, 1_000_000, user_token_account=ata)
+        most = payout_instructions(
+            agent.pubkey(), Keypair().pubkey(), USDC_MINT, 905_000, "qv:bench",
+            compute_unit_limit=DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT, compute_unit_price=0, create_destination_ata=True,
+            drift=drift, more_legs=list(zip(referrers, (15_000, 50_000, 20_000, 10_000), strict=True)),
+        )
+        rows["atomic, settle + new ATA, 5 legs"].append(_run(node, agent, [ix for _, ix in most], budget=False))
+        # the step-by-step path's transfer transaction (funds already in the agent's account)
+        node.fund_usdc(agent.pubkey(), 2_000_000)
+        for name, new_creator, more in (
+            ("transfer, 1 leg, ATA exists", False, []),
+            ("transfer, new ATA, 5 legs", True, list(zip(referrers, (15_000, 50_000, 20_000, 10_000), strict=True))),
+        ):
+            step = payout_instructions(
+                agent.pubkey(), Keypair().pubkey() if new_creator else creator, USDC_MINT, 905_000, "qv:bench",
+                compute_unit_limit=DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT, compute_unit_price=0,
+                create_destination_ata=new_creator, more_legs=more,
+            )
+            rows[name].append(_run(node, agent, [ix for _, ix in step], budget=False))
         node.advance_slots(1)
     print(f"{'transaction':<30} {'compute units (min-max)':>24} {'node ms p50':>12} {'p95':>8}")
     for name, samples in rows.items():

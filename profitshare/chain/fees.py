@@ -27,6 +27,8 @@ __all__ = [
     "MICRO_LAMPORTS_PER_LAMPORT",
     "DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT",
     "DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT",
+    "COMPUTE_UNITS_PER_EXTRA_LEG",
+    "payout_compute_unit_limit",
     "TxFeeBudget",
     "priority_fee_lamports",
     "transaction_fee_lamports",
@@ -48,6 +50,21 @@ DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT = 120_000
 #: ``QV_ATOMIC_COMPUTE_UNIT_LIMIT`` says otherwise; measured on the local node (see
 #: ``benchmarks/drift.py``).
 DEFAULT_ATOMIC_COMPUTE_UNIT_LIMIT = 200_000
+#: Compute units added to a payout's limit (either path) for each leg beyond the first: one
+#: more ``transfer_checked``, measured at 6.2k on the local node (``benchmarks/drift.py``: 60.8k
+#: for one leg, 79.3k for four; the step-by-step transfer with a new creator ATA and five legs
+#: 55.8-61.8k, over a flat 60k limit). A transaction that runs out of compute units fails whole
+#: (Solana docs, "Compute budget"), so the limit grows with the legs it pays.
+COMPUTE_UNITS_PER_EXTRA_LEG = 8_000
+
+
+def payout_compute_unit_limit(base: int, legs: int) -> int:
+    """The compute-unit limit of a payout paying ``legs`` (>= 1) legs whose one-leg limit is
+    ``base``: ``base + (legs - 1) × COMPUTE_UNITS_PER_EXTRA_LEG``. Raises ``ValueError`` for
+    fewer than one leg."""
+    if legs < 1:
+        raise ValueError(f"a payout pays at least one leg, got {legs}")
+    return base + (legs - 1) * COMPUTE_UNITS_PER_EXTRA_LEG
 
 
 def _non_negative_int(name: str, value: int) -> None:

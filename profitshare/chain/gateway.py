@@ -41,6 +41,7 @@ from profitshare.chain.fees import (
     DEFAULT_DRIFT_COMPUTE_UNIT_LIMIT,
     TOKEN_ACCOUNT_SIZE,
     TxFeeBudget,
+    payout_compute_unit_limit,
     payout_sol_needed,
 )
 from profitshare.chain.landed import LandedTransaction, parse_transaction
@@ -127,7 +128,7 @@ class ChainGateway(BatchOps):
 
     def payout_lamports_needed(
         self, *, include_withdraw: bool, missing_token_accounts: int, include_settle: bool = False,
-        atomic: bool = False,
+        atomic: bool = False, legs: int = 1,
     ) -> int:
         """Lamports a payout needs before it is attempted (docs/design.md, "SOL pre-flight"):
         the fees (signature + priority fee) of exactly the transactions it will send, and the
@@ -136,12 +137,13 @@ class ChainGateway(BatchOps):
         ``atomic``: one transaction (``atomic_compute_unit_limit``). Otherwise the step-by-step
         path: the Drift settle's transaction when ``include_settle`` and the withdraw's when
         ``include_withdraw`` (``drift_compute_unit_limit`` each), and the transfer's
-        (``payout_compute_unit_limit``)."""
+        (``payout_compute_unit_limit``). The payout's limit grows with the ``legs`` it pays
+        (``fees.payout_compute_unit_limit``)."""
         price = self.priority_fee_microlamports
         if atomic:
-            budgets = [TxFeeBudget(self.atomic_compute_unit_limit, price)]
+            budgets = [TxFeeBudget(payout_compute_unit_limit(self.atomic_compute_unit_limit, legs), price)]
         else:
-            budgets = [TxFeeBudget(self.payout_compute_unit_limit, price)]
+            budgets = [TxFeeBudget(payout_compute_unit_limit(self.payout_compute_unit_limit, legs), price)]
             budgets += [TxFeeBudget(self.drift_compute_unit_limit, price)] * (int(include_settle) + int(include_withdraw))
         return payout_sol_needed(
             budgets,
@@ -212,7 +214,7 @@ class ChainGateway(BatchOps):
             recent or self.transactions.latest_blockhash(),
             reference=reference,
             decimals=self.usdc_decimals,
-            compute_unit_limit=self.payout_compute_unit_limit,
+            compute_unit_limit=payout_compute_unit_limit(self.payout_compute_unit_limit, 1 + len(more_legs)),
             compute_unit_price=self.priority_fee_microlamports,
             create_destination_ata=create_destination_ata,
             more_legs=_legs(more_legs),
@@ -258,7 +260,8 @@ class ChainGateway(BatchOps):
             raise WithdrawFailed(f"AccountNotFound: {exc}", None) from exc
         return sign_payout(
             agent_keypair, creator, self.usdc_mint, amount, recent, reference=reference, decimals=self.usdc_decimals,
-            compute_unit_limit=self.atomic_compute_unit_limit, compute_unit_price=self.priority_fee_microlamports,
+            compute_unit_limit=payout_compute_unit_limit(self.atomic_compute_unit_limit, 1 + len(legs)),
+            compute_unit_price=self.priority_fee_microlamports,
             create_destination_ata=create_destination_ata, drift=drift, withdraw_amount=withdraw_amount,
             more_legs=legs,
         )

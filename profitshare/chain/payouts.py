@@ -3,8 +3,9 @@
 A payout is one legacy transaction, paid and signed by the subscriber's agent wallet
 (docs/design.md, "Pay the creator's own wallet": any valid address can receive, it need not be an agent):
 
-1. ``SetComputeUnitLimit(QV_PAYOUT_COMPUTE_UNIT_LIMIT)`` and
-   ``SetComputeUnitPrice(QV_PRIORITY_FEE_MICROLAMPORTS)`` (Solana docs, "Compute budget");
+1. ``SetComputeUnitLimit(QV_PAYOUT_COMPUTE_UNIT_LIMIT``, plus ``fees.COMPUTE_UNITS_PER_EXTRA_LEG``
+   per leg beyond the first) and ``SetComputeUnitPrice(QV_PRIORITY_FEE_MICROLAMPORTS)`` (Solana
+   docs, "Compute budget");
 2. ``CreateIdempotent`` of the creator's USDC associated token account, payer = the agent
    (SPL Associated Token Account docs: a no-op when it exists; when it does not, the payer funds
    its rent, 2,039,280 lamports for 165 bytes); left out when the caller knows it exists;

@@ -126,6 +126,30 @@ def test_pay_a_fresh_wallet_creates_its_ata_and_charges_rent_plus_fee(localnet):
     assert sol(localnet, creator) == 0  # the creator paid nothing
 
 
+def test_a_payout_of_five_legs_to_a_new_creator_account_has_the_compute_units_it_needs(localnet):
+    """Five legs and the creator's new ATA cost up to ~62k compute units (the ATA's bump search
+    depends on the address): over a flat 60k limit, so the limit grows by
+    ``COMPUTE_UNITS_PER_EXTRA_LEG`` per leg, and every such payout lands."""
+    from profitshare.chain.fees import COMPUTE_UNITS_PER_EXTRA_LEG
+
+    gateway = make_gateway(localnet)
+    agent = funded_agent(localnet, lamports=10**9, usdc=100_000_000)
+    others = [Keypair().pubkey() for _ in range(4)]
+    for owner in others:
+        localnet.rpc("localnet_fundUsdc", str(owner), 1)
+    for n in range(12):  # a dozen random creator addresses: under a flat 60k, some would fail
+        creator = Keypair().pubkey()
+        signed = gateway.build_payout(
+            agent, creator, 905_000, reference=f"qv:legs:{n}", more_legs=list(zip(others, (15_000, 50_000, 20_000, 10_000), strict=True)),
+        )
+        budget = Transaction.from_bytes(signed.raw).message.instructions[0]
+        assert int.from_bytes(bytes(budget.data)[1:5], "little") == 60_000 + 4 * COMPUTE_UNITS_PER_EXTRA_LEG
+        send(gateway, signed)
+        assert confirm(gateway, signed).state == "landed"
+        assert usdc(localnet, creator) == 905_000
+    assert [usdc(localnet, owner) for owner in others] == [1 + 12 * a for a in (15_000, 50_000, 20_000, 10_000)]
+
+
 def test_read_payout_equals_what_was_sent(localnet):
     gateway = make_gateway(localnet)
     agent = funded_agent(localnet, usdc=3_000_000)

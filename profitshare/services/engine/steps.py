@@ -423,7 +423,7 @@ def preflight(batch: Batch, items: list[Item] | None = None, *, atomic: bool = F
         missing = int(not item.creator_ata_exists) + int(need_withdraw and not item.agent_ata_exists)
         needed = gateway.payout_lamports_needed(
             atomic=atomic, include_settle=not item.dist.settled, include_withdraw=need_withdraw,
-            missing_token_accounts=missing,
+            missing_token_accounts=missing, legs=max(1, len(item.payable_legs())),
         )
         if state.lamports < needed:
             owe(batch, item, IouReason.INSUFFICIENT_SOL, str(InsufficientSol(needed, state.lamports)), sol_needed=needed)
