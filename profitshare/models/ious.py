@@ -20,6 +20,7 @@ class IouReason(models.TextChoices):
     BLOCKHASH_EXPIRED = "blockhash_expired", "Transfer expired unlanded"
     TRANSFER_FAILED = "transfer_failed", "Transfer failed on chain"
     INSUFFICIENT_USDC = "insufficient_usdc", "Agent token account lacks USDC"
+    NO_TOKEN_ACCOUNT = "no_token_account", "Recipient has no USDC token account"
 
 
 class IouStatus(models.TextChoices):

@@ -21,10 +21,13 @@ from django.utils import timezone
 
 from profitshare.filters import LegHistoryFilter
 from profitshare.models import (
+    IOU,
     AttemptStatus,
     CarryReason,
     DistributionLeg,
     DistributionStatus,
+    IouReason,
+    IouStatus,
     LegCarry,
     LegRole,
     PayoutAttempt,
@@ -66,7 +69,9 @@ class RoleTotals:
     carried dust folded in); ``paid``: landed payouts; ``owed``: not paid yet (payouts on their
     way and IOUs, both retried); ``voided``: forgiven by an admin; ``carried``: what the
     subscriptions carry for the wallet right now, of which ``carried_no_token_account`` waits for
-    the wallet's USDC token account (the rest is dust below the payout threshold)."""
+    the wallet's USDC token account (the rest is dust below the payout threshold);
+    ``owed_no_token_account``: of ``owed``, what active IOUs hold back until that account exists
+    (docs/design.md, "A recipient without a token account")."""
 
     role: str
     label: str
@@ -77,13 +82,19 @@ class RoleTotals:
     voided: int
     carried: int
     carried_no_token_account: int
+    owed_no_token_account: int = 0
+
+
+#: The amounts of ``RoleTotals`` that add up over roles.
+TOTAL_KEYS = ("legs", "earned", "paid", "owed", "voided", "carried", "carried_no_token_account", "owed_no_token_account")
 
 
 def role_totals(wallet: str) -> list[RoleTotals]:
     """The wallet's totals per role it earned in (``RoleTotals``), in the order creator,
-    platform, referral levels 1-3; empty for a wallet that never earned a leg. Three
-    statements at most: the legs grouped by role, ``LegCarry`` grouped by role and reason, and
-    (when the wallet earned a creator's leg) the dust its bots' subscriptions carry."""
+    platform, referral levels 1-3; empty for a wallet that never earned a leg. Four
+    statements at most: the legs grouped by role, ``LegCarry`` grouped by role and reason, the
+    IOUs owed for lack of the wallet's token account, and (when the wallet earned a creator's
+    leg) the dust its bots' subscriptions carry."""
     legs = {
         row["role"]: row
         for row in DistributionLeg.objects.filter(wallet=wallet)
@@ -109,6 +120,13 @@ def role_totals(wallet: str) -> list[RoleTotals]:
         acc[0] += row["total"]
         if row["reason"] == CarryReason.NO_TOKEN_ACCOUNT:
             acc[1] += row["total"]
+    waiting = dict(
+        IOU.objects.filter(leg__wallet=wallet, reason=IouReason.NO_TOKEN_ACCOUNT, status__in=IouStatus.ACTIVE)
+        .values("leg__role")
+        .annotate(total=Sum(F("amount") - F("paid_amount")))
+        .values_list("leg__role", "total")
+        .order_by()
+    ) if legs else {}
     if LegRole.CREATOR in legs:
         dust = Subscription.objects.filter(
             bot__creator__address=wallet, dust_carry__gt=0
@@ -130,16 +148,16 @@ def role_totals(wallet: str) -> list[RoleTotals]:
                 voided=row.get("voided") or 0,
                 carried=total,
                 carried_no_token_account=no_account,
+                owed_no_token_account=waiting.get(role) or 0,
             )
         )
     return out
 
 
 def overall(totals: list[RoleTotals]) -> dict:
-    """The sums over every role of ``role_totals``: ``{"legs", "earned", "paid", "owed",
-    "voided", "carried", "carried_no_token_account"}``."""
-    keys = ("legs", "earned", "paid", "owed", "voided", "carried", "carried_no_token_account")
-    return {key: sum(getattr(t, key) for t in totals) for key in keys}
+    """The sums over every role of ``role_totals``: ``{key: base units}`` for each of
+    ``TOTAL_KEYS`` (``legs`` counts)."""
+    return {key: sum(getattr(t, key) for t in totals) for key in TOTAL_KEYS}
 
 
 def _window_start(days: int, now: datetime | None) -> date:
@@ -379,10 +397,9 @@ def creator_split(creator_id: int) -> CreatorSplit:
 
 def treasury_totals(treasury: str) -> dict | None:
     """The platform's legs paid to ``treasury`` (``QV_PLATFORM_TREASURY``; None when it is
-    empty, no fee configured): ``{"wallet", "legs", "earned", "paid", "owed", "voided",
-    "carried", "carried_no_token_account"}``, from ``role_totals`` (platform role only)."""
+    empty, no fee configured): ``{"wallet", and each of TOTAL_KEYS}``, from ``role_totals``
+    (platform role only)."""
     if not treasury:
         return None
     platform = next((t for t in role_totals(treasury) if t.role == LegRole.PLATFORM), None)
-    keys = ("legs", "earned", "paid", "owed", "voided", "carried", "carried_no_token_account")
-    return {"wallet": treasury, **{k: getattr(platform, k) if platform else 0 for k in keys}}
+    return {"wallet": treasury, **{k: getattr(platform, k) if platform else 0 for k in TOTAL_KEYS}}

@@ -19,10 +19,12 @@ from django.utils import timezone
 from solders.keypair import Keypair
 
 from profitshare.models import (
+    IOU,
     AttemptStatus,
     CarryReason,
     Distribution,
     DistributionLeg,
+    IouReason,
     LegCarry,
     LegRole,
     PayoutAttempt,
@@ -208,6 +210,21 @@ def test_totals_per_role_and_why_it_is_carried(client, referrer):
     level2 = next(t for t in second.context["roles"] if t.role == LegRole.REFERRAL_2)
     assert (level2.carried, level2.carried_no_token_account) == (8_000, 0)
     assert "token account" not in text(second)
+
+
+def test_what_is_owed_until_the_wallet_has_a_token_account_is_said_so(client, referrer):
+    IOU.objects.filter(leg__distribution=referrer.owed).update(reason=IouReason.NO_TOKEN_ACCOUNT)
+    sign_in_as(client, referrer.wallet)
+    response = client.get("/earnings/")
+    level1 = next(t for t in response.context["roles"] if t.role == LegRole.REFERRAL_1)
+    assert (level1.owed, level1.owed_no_token_account, level1.carried_no_token_account) == (100_000, 100_000, 20_000)
+    body = text(response)
+    assert "0.100000 owed until your wallet has a USDC token account" in body
+    assert ("0.020000 USDC is carried and 0.100000 USDC is owed until your wallet has a USDC token account"
+            in body)
+    IOU.objects.filter(leg__distribution=referrer.owed).update(status="paid")  # a paid IOU waits for nothing
+    level1 = next(t for t in client.get("/earnings/").context["roles"] if t.role == LegRole.REFERRAL_1)
+    assert level1.owed_no_token_account == 0
 
 
 def test_the_chart_shows_the_last_30_days_per_role(client, referrer):

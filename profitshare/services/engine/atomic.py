@@ -35,16 +35,17 @@ from profitshare.chain.batch import Simulation
 from profitshare.chain.errors import ChainError
 from profitshare.chain.payouts import SignedPayout
 from profitshare.chain.transactions import describe_error
-from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind
+from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind, IouReason
 from profitshare.services.audit import append_events, event
 from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, Item, refresh
+from profitshare.services.engine.ledger import owe
 from profitshare.services.engine.payouts import (
     attempt_numbers,
     payout_reference,
     record_attempts,
     send_and_decide,
 )
-from profitshare.services.engine.steps import NOTHING_TO_SETTLE, preflight
+from profitshare.services.engine.steps import NO_ACCOUNT, NOTHING_TO_SETTLE, preflight
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def _eligible(batch: Batch) -> list[Item]:
     no earlier withdraw of theirs undecided (the step-by-step path resolves it first), and no
     other distribution of the same agent holding withdrawn funds (the transfer must spend only
     this payout's USDC, even if Drift delivered less than it simulated)."""
-    items = [i for i in batch.live() if i.dist.withdrawn < i.dist.owed]
+    items = [i for i in batch.live() if i.dist.withdrawn < i.payable]
     if not items:
         return []
     open_withdraws = set(
@@ -138,8 +139,8 @@ def _sign(batch: Batch, item: Item, recent, numbers: dict[int, int]) -> SignedPa
         market = dist.close.market_index if dist.close else 0
     return batch.gateway.build_atomic_payout(
         item.keypair, subaccount_id=dist.subscription.drift_subaccount_id, settle_market_index=market,
-        withdraw_amount=dist.owed - dist.withdrawn, reference=payout_reference(item, numbers), recent=recent,
-        **item.payout_legs(item.transfers(dist.owed), item.creator_ata_exists),
+        withdraw_amount=item.payable - dist.withdrawn, reference=payout_reference(item, numbers), recent=recent,
+        **item.payout_legs(item.transfers(item.payable), item.creator_ata_exists),
     )
 
 
@@ -221,6 +222,8 @@ def _send(batch: Batch, items: list[Item], chosen: dict[int, SignedPayout]) -> N
         if attempt.status in UNRESOLVED_ATTEMPTS:
             item.stop()  # outcome unknown: the resolver finishes it from the chain
         elif attempt.status == AttemptStatus.LANDED:
+            if item.held and item.dist.owed:  # what its held legs owe stays owed
+                owe(batch, item, IouReason.NO_TOKEN_ACCOUNT, NO_ACCOUNT)
             item.stop()
         else:
             retry.append(item)

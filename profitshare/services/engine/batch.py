@@ -32,23 +32,36 @@ class Item:
     legs: list[DistributionLeg] = field(default_factory=list)  # the creator's first
     #: The legs the payout being signed pays, ``[[leg id, wallet, base units]]`` (its attempt's ``legs``).
     paying: list[list] = field(default_factory=list)
+    #: Legs left out of this run's payout, ``{leg id: why}``: their recipient has no USDC token
+    #: account (docs/design.md, "A recipient without a token account"); they stay owed.
+    held: dict[int, str] = field(default_factory=dict)
 
     def owed_legs(self) -> list[DistributionLeg]:
         """The legs that still owe something, the creator's first."""
         return [leg for leg in self.legs if leg.owed > 0]
 
+    def payable_legs(self) -> list[DistributionLeg]:
+        """The owed legs this run may pay (not ``held``), the creator's first."""
+        return [leg for leg in self.owed_legs() if leg.pk not in self.held]
+
+    @property
+    def payable(self) -> int:
+        """Base units this run may pay: the distribution's ``owed`` less what its held legs owe
+        (what a withdraw asks Drift for, with what is already ``withdrawn``)."""
+        return self.dist.owed - sum(leg.owed for leg in self.owed_legs() if leg.pk in self.held)
+
     def transfers(self, available: int) -> list[tuple[DistributionLeg, int]]:
-        """What a payout of at most ``available`` base units pays each owed leg, ``[(leg, base
+        """What a payout of at most ``available`` base units pays each payable leg, ``[(leg, base
         units)]`` without zeros, the creator's first: every leg in full when ``available``
-        covers the distribution's ``owed``; otherwise each leg ``floor(leg.owed × available /
-        owed)``, so no leg is favoured and the remainder (< the number of legs) stays for the
-        next payout (docs/design.md, "All legs are paid together")."""
-        owed = self.dist.owed
-        if owed <= 0 or available <= 0:
+        covers ``payable``; otherwise each leg ``floor(leg.owed × available / payable)``, so no
+        leg is favoured and the remainder (< the number of legs) stays for the next payout
+        (docs/design.md, "All legs are paid together")."""
+        payable = self.payable
+        if payable <= 0 or available <= 0:
             return []
-        if available >= owed:
-            return [(leg, leg.owed) for leg in self.owed_legs()]
-        shares = [(leg, leg.owed * available // owed) for leg in self.owed_legs()]
+        if available >= payable:
+            return [(leg, leg.owed) for leg in self.payable_legs()]
+        shares = [(leg, leg.owed * available // payable) for leg in self.payable_legs()]
         return [(leg, amount) for leg, amount in shares if amount > 0]
 
     def payout_legs(self, transfers: list[tuple[DistributionLeg, int]], creator_ata_exists: bool | None) -> dict:

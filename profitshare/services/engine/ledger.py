@@ -172,7 +172,8 @@ def retry_delay(attempts: int) -> timedelta:
 def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | None = None) -> None:
     """Whatever each leg of the distribution still owes becomes (or stays) that leg's one
     active IOU, all with the same reason and backoff (the legs are retried together: docs/design.md,
-    "All legs are paid together"); the item leaves the batch. ``sol_needed``: lamports the
+    "All legs are paid together") except the item's held legs, owed as ``no_token_account``
+    ("A recipient without a token account"); the item leaves the batch. ``sol_needed``: lamports the
     payout needs, for ``insufficient_sol`` (kept on the IOUs: what the subscriber tops up to,
     and what wakes their retry)."""
     item.stop()
@@ -194,14 +195,17 @@ def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | 
         for leg in sorted(legs.values(), key=lambda leg: (leg.role != LegRole.CREATOR, leg.pk)):
             if leg.owed == 0:
                 continue
+            why, text, sol = reason, error, sol_needed
+            if leg.pk in item.held:
+                why, text, sol = IouReason.NO_TOKEN_ACCOUNT, item.held[leg.pk], None
             iou = ious.get(leg.pk)
             if iou is None:
-                iou = _open_iou(batch, dist, leg, reason, error, sol_needed, now, watch=not opened)
+                iou = _open_iou(batch, dist, leg, why, text, sol, now, watch=not opened)
                 opened = True
-                webhooks.share_owed(dist, iou, reason=reason, opened=True, status_changed=status_changed)
+                webhooks.share_owed(dist, iou, reason=why, opened=True, status_changed=status_changed)
             else:
-                _reopen_iou(batch, iou, reason, error, sol_needed, now)
-                webhooks.share_owed(dist, iou, reason=reason, opened=False, status_changed=status_changed)
+                _reopen_iou(batch, iou, why, text, sol, now)
+                webhooks.share_owed(dist, iou, reason=why, opened=False, status_changed=status_changed)
             status_changed = False  # the distribution's change is told once
 
 

@@ -35,7 +35,7 @@ def transfer(batch: Batch) -> None:
     """Sign, record, send and confirm the payouts; re-sign only those that expired unlanded."""
     gateway = batch.gateway
     for _ in range(MAX_SIGNINGS_PER_RUN):
-        items = [i for i in batch.live() if min(i.dist.withdrawn, i.dist.owed) > 0]
+        items = [i for i in batch.live() if min(i.dist.withdrawn, i.payable) > 0]
         if not items:
             return
         try:
@@ -45,7 +45,7 @@ def transfer(batch: Batch) -> None:
                 item.fall_short(IouReason.RPC_UNAVAILABLE, f"transfer: {exc}")
             return
         numbers = attempt_numbers(items)
-        transfers = {item.dist.pk: item.transfers(min(item.dist.withdrawn, item.dist.owed)) for item in items}
+        transfers = {item.dist.pk: item.transfers(min(item.dist.withdrawn, item.payable)) for item in items}
         items = [item for item in items if transfers[item.dist.pk]]  # too little for any leg: owed
         signed = {
             item.dist.pk: gateway.build_payout(
@@ -69,7 +69,7 @@ def transfer(batch: Batch) -> None:
         if not expired:
             return
     for item in batch.live():
-        if min(item.dist.withdrawn, item.dist.owed) > 0:
+        if min(item.dist.withdrawn, item.payable) > 0:
             item.fall_short(IouReason.BLOCKHASH_EXPIRED, "transfer expired unlanded")
 
 

@@ -19,6 +19,7 @@ from profitshare.services.engine.ledger import owe
 from profitshare.services.engine.payouts import resolve_attempts, transfer
 from profitshare.services.engine.steps import (
     fold_dust_and_check,
+    hold_legs_without_accounts,
     preflight,
     settle,
     start,
@@ -195,6 +196,7 @@ def collect_ious(batch: Batch, ious: list[IOU]) -> None:
             parse_address(item.dist.creator.address)
         except InvalidAddress as exc:
             owe(batch, item, IouReason.INVALID_CREATOR_WALLET, str(exc))
+    hold_legs_without_accounts(batch)
     if batch.live():
         collect(batch)
 

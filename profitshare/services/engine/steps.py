@@ -66,7 +66,9 @@ def fold_dust_and_check(batch: Batch) -> None:
     legs that are not paid now (docs/design.md, "Dust is carried", "Dust is carried per
     recipient"): a leg below the dust threshold (the creator's: the higher one when its ATA
     does not exist yet), and a platform or referral leg whose wallet has no USDC token account
-    (whatever its amount: the subscriber pays the rent of the creator's account only)."""
+    (whatever its amount: the subscriber pays the rent of the creator's account only). Such a
+    leg of a distribution that already holds withdrawn USDC is held instead: it stays owed
+    (docs/design.md, "A recipient without a token account")."""
     items = [i for i in batch.live() if i.iou is None]
     if not items:
         return
@@ -96,7 +98,10 @@ def fold_dust_and_check(batch: Batch) -> None:
         fresh = not (dist.paid or dist.withdrawn or dist.subscription.status == SubscriptionStatus.ENDED)
         for leg in item.owed_legs():
             if leg.role != LegRole.CREATOR and not has_account[leg.wallet]:
-                carried.append((item, leg, CarryReason.NO_TOKEN_ACCOUNT, "no USDC token account"))
+                if dist.withdrawn:  # its USDC may sit in the agent's account already: it stays owed
+                    item.held[leg.pk] = NO_ACCOUNT
+                else:
+                    carried.append((item, leg, CarryReason.NO_TOKEN_ACCOUNT, NO_ACCOUNT))
                 continue
             if not fresh:
                 continue  # a resumed run, or the final flush of an ended subscription: pay it
@@ -107,6 +112,52 @@ def fold_dust_and_check(batch: Batch) -> None:
                 carried.append((item, leg, CarryReason.DUST, f"below dust threshold {threshold}"))
     if carried:
         _carry(batch, carried)
+    _note_held(batch, items)
+
+
+#: Why a leg is carried or held when its recipient has no USDC token account.
+NO_ACCOUNT = "no USDC token account"
+
+
+def hold_legs_without_accounts(batch: Batch) -> None:
+    """Before an IOU retry pays: hold each platform or referral leg whose wallet has no USDC
+    token account now (its recipient may have closed it since the IOU was opened): the
+    payout pays the other legs without it, and it stays owed on its IOU, reason
+    ``no_token_account``, until the account exists (docs/design.md, "A recipient without a
+    token account"). A distribution left with nothing payable is owed at once, with nothing
+    sent. One ``getMultipleAccounts`` for the batch; unread, the batch owes ``rpc_unavailable``."""
+    items = [i for i in batch.live() if i.iou is not None]
+    others = sorted({leg.wallet for i in items for leg in i.owed_legs() if leg.role != LegRole.CREATOR})
+    if not others:
+        return
+    mint = batch.gateway.usdc_mint
+    try:
+        accounts = batch.gateway.multiple_accounts([usdc_ata(parse_address(w), mint) for w in others])
+    except ChainError as exc:
+        for item in items:
+            owe(batch, item, IouReason.RPC_UNAVAILABLE, f"token accounts: {exc}")
+        return
+    missing = {w for w, account in zip(others, accounts, strict=True) if account is None}
+    for item in items:
+        for leg in item.owed_legs():
+            if leg.role != LegRole.CREATOR and leg.wallet in missing:
+                item.held[leg.pk] = NO_ACCOUNT
+    _note_held(batch, items)
+
+
+def _note_held(batch: Batch, items: list[Item]) -> None:
+    """The audit trail of the items' held legs; an item with nothing left to pay is owed now."""
+    held = [(item, leg) for item in items if item.active for leg in item.owed_legs() if leg.pk in item.held]
+    if not held:
+        return
+    append_events([
+        event("distribution", item.dist.pk, actor=batch.actor, reason=f"{leg.role} leg held: {item.held[leg.pk]}",
+              owed=leg.owed, **_whose(leg))
+        for item, leg in held
+    ])
+    for item in {id(i): i for i, _ in held}.values():
+        if item.payable == 0:
+            owe(batch, item, IouReason.NO_TOKEN_ACCOUNT, NO_ACCOUNT)
 
 
 def _fold_carries(batch: Batch, items: list[Item]) -> None:
@@ -368,7 +419,7 @@ def preflight(batch: Batch, items: list[Item] | None = None, *, atomic: bool = F
         state = states[str(item.agent)]
         item.usdc_before = state.usdc or 0
         item.agent_ata_exists = state.usdc is not None
-        need_withdraw = item.dist.withdrawn < item.dist.owed
+        need_withdraw = item.dist.withdrawn < item.payable
         missing = int(not item.creator_ata_exists) + int(need_withdraw and not item.agent_ata_exists)
         needed = gateway.payout_lamports_needed(
             atomic=atomic, include_settle=not item.dist.settled, include_withdraw=need_withdraw,
@@ -383,12 +434,12 @@ def withdraw(batch: Batch) -> None:
     """Withdraw what each item still needs from Drift; what arrived is measured on the agent's
     USDC token account (under the wallet lock) and kept as ``withdrawn``; a shortfall is
     remembered as the reason for what stays owed."""
-    items = [i for i in batch.live() if i.dist.withdrawn < i.dist.owed]
+    items = [i for i in batch.live() if i.dist.withdrawn < i.payable]
     if not items:
         return
     gateway = batch.gateway
     blocked, earlier = drift_actions.resolve_withdraws(batch, items)
-    items = [i for i in items if i.dist.pk not in blocked and i.dist.withdrawn < i.dist.owed]
+    items = [i for i in items if i.dist.pk not in blocked and i.dist.withdrawn < i.payable]
     if not items:
         return
     if earlier:  # an earlier withdraw may have landed since pre-flight read the balances
@@ -400,7 +451,7 @@ def withdraw(batch: Batch) -> None:
             return
         for item in items:
             item.usdc_before = states[str(item.agent)].usdc or 0
-    asked = {i.dist.pk: i.dist.owed - i.dist.withdrawn for i in items}
+    asked = {i.dist.pk: i.payable - i.dist.withdrawn for i in items}
 
     def sign(item: Item, recent):
         return gateway.build_withdraw(
