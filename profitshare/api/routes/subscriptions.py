@@ -52,8 +52,8 @@ def end(request, subscription_id: PathId):
     """End the subscription: it takes no new closes (409), its open debts stay owed and keep
     being retried, and what it carried (dust, legs of recipients without a USDC token account) is
     paid by a flush distribution queued after commit (``flush_distribution_id``; null when it
-    carried nothing). Ending it again: 200 with the first answer, nothing new. Empty body. 404
-    unknown subscription."""
+    carried nothing, or a payout still in flight takes the carries). Ending it again: 200 with the
+    first answer, nothing new. Empty body. 404 unknown subscription."""
     refuse_unknown_query(request)
     result = end_subscription(subscription_id, actor=actor(request), on_commit=enqueue_or_leave_for_resolver)
     sub = result.subscription
