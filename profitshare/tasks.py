@@ -107,8 +107,11 @@ def retry_claimed_iou_task(iou_id: int, actor: str = "engine") -> str:
 def retry_due_ious_task(limit: int = 50) -> int:
     """Claim due IOUs (SKIP LOCKED) and retry them in batches (one per agent wallet per
     round); returns how many were claimed. IOUs owed for lack of SOL whose agent wallet has been
-    topped up are made due first."""
-    ious.wake_topped_up(engine.default_gateway())
+    topped up, and those owed for lack of a recipient's token account that now exists, are made
+    due first."""
+    gateway = engine.default_gateway()
+    ious.wake_topped_up(gateway)
+    ious.wake_accounts_opened(gateway)
     claimed = ious.claim_due_ious(limit=limit)
     engine.retry_ious(claimed)
     return len(claimed)

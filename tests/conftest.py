@@ -106,3 +106,12 @@ def _fresh_cache():
     yield
     if local:
         cache.clear()
+
+
+@pytest.fixture
+def splits(localnet, settings):
+    """Splits on, on the node: a 1.5 % platform fee and a three-level referral chain whose
+    recipients hold USDC token accounts (``tests.splits.legs.split_world``)."""
+    from tests.splits.legs import split_world
+
+    return split_world(localnet, settings)

@@ -80,7 +80,9 @@ PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE_PATT
 PolicyName = Literal["per_trade", "high_water_mark"]
 KindName = Literal["full", "partial", "flip"]
 IouStatusName = Literal["open", "processing", "expired", "paid", "voided"]
-CloseStatusName = Literal["pending", "processing", "paid", "partially_paid", "owed", "carried", "nothing_owed"]
+CloseStatusName = Literal[
+    "pending", "processing", "paid", "partially_paid", "owed", "carried", "voided", "nothing_owed"
+]
 LegRoleName = Literal["creator", "platform", "referral_1", "referral_2", "referral_3"]
 
 # These literals mirror the model choices (``Policy``, ``CloseKind``, ``IouStatus``,

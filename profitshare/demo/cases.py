@@ -5,20 +5,25 @@ run skips what happened before) and does only the next step. They run one after 
 before the close stream starts, in this order:
 
 * ``newata``: a creator whose USDC token account does not exist yet; the first payout creates it
-  (rent paid by the agent) and the pre-flight counted that rent;
+  (rent paid by the agent) and the pre-flight counted that rent; the creator's referrer (kai)
+  has no USDC token account, so its referral leg is carried, not paid;
+* ``split``: a share split into its legs, all paid in one transaction: the platform fee to the
+  treasury (when the fee is on) and referral levels 1-3 up the creator's chain (rhea, ines,
+  bao: see ``splits``), the creator the rest;
 * ``dust``: a share below the dust threshold is carried on the subscription, not paid;
 * ``invalid``: publishing a bot with an invalid creator address (the all-zero System Program
   address) is refused by the API with 422 and nothing is written; the product never holds an
   invalid creator wallet, so this refusal is the case;
-* ``expired``: an IOU (too little SOL) passes its TTL: the TTL service is run at the IOU's
-  ``expires_at`` (only when it is the oldest open IOU, so no other debt is touched); it stops
-  blocking (the guard allows withdrawal) but stays owed; SOL is then topped up and the retry
-  sweep collects it;
-* ``lowsol``: an agent with too little SOL: the payout becomes an ``insufficient_sol`` IOU; the
-  subscriber tops up SOL and asks to withdraw (``POST /subscriptions/{id}/guard`` retries the
-  open IOUs first), which pays it;
+* ``expired``: a share's IOUs (too little SOL; one per leg) pass their TTL: the TTL service is
+  run at their ``expires_at`` (only when they are the oldest open IOUs, so no other debt is
+  touched); they stop blocking (the guard allows withdrawal) but stay owed; SOL is then topped
+  up and the retry sweep collects them;
+* ``lowsol``: an agent with too little SOL: the payout becomes an ``insufficient_sol`` IOU per
+  leg; the subscriber tops up SOL and asks to withdraw (``POST /subscriptions/{id}/guard``
+  retries the open IOUs first), which pays them all in one transaction;
 * ``short``: Drift delivers only half of a withdraw (the node's ``partialWithdrawRatio`` fault,
-  on for this one payout): half is paid, the rest is a ``withdraw_short`` IOU (retried later);
+  on for this one payout): half of each leg is paid, the rest is a ``withdraw_short`` IOU per
+  leg (retried later);
 * ``delinquent``: while an IOU is open the subscriber moves 100 USDC out of the Drift
   subaccount on-chain, behind the platform's back (``localnet_driftTransferOut``); the
   delinquency watch marks the subscription delinquent (the demo queues the watch task instead of
@@ -30,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from profitshare.demo import splits
 from profitshare.demo.clients import ApiError
 from profitshare.demo.stage import Stage, run_task_now
 from profitshare.demo.world import AGENT_SOL, DRIFT_SUBACCOUNT, LOW_SOL, bot_id
@@ -72,6 +78,20 @@ def _newata(stage: Stage) -> bool:
         f"{'did not exist' if before is None else 'existed'} before; payout {body['status']}, "
         f"{usdc(body['paid'])} in {body['signatures'][:1]}; token account now holds {usdc(after or 0)}"
     )
+    stage.say(f"[newata] legs: {_legs(stage, body['legs'])}")
+    return True
+
+
+def _legs(stage: Stage, legs: list[dict]) -> str:
+    """The legs of a ``GET /trade-closes`` answer on one line, named, with why a leg is carried."""
+    return splits.legs_text(legs, splits.wallet_names(stage.world.seed), splits.no_account_reasons(stage.node, legs))
+
+
+def _split(stage: Stage) -> bool:
+    if stage.has_closes("split"):
+        return True
+    body = stage.resolved(stage.close("split", 100 * USDC))  # 100 USDC at 10 %: a 10 USDC share
+    stage.say(f"[split] share {usdc(body['share'])} {body['status']} in {body['signatures'][:1]}: {_legs(stage, body['legs'])}")
     return True
 
 
@@ -104,19 +124,22 @@ def _expired(stage: Stage) -> bool:
         IouStatus.EXPIRED, IouStatus.PAID,
     ]).exists():
         return True
-    iou = stage.wait_for("the IOU of the expired case", lambda: IOU.objects.filter(
-        subscription__subscription_id=sub.subscription_id, status=IouStatus.OPEN).first())
-    oldest = IOU.objects.filter(status=IouStatus.OPEN).order_by("expires_at", "id").first()
-    if oldest is None or oldest.pk != iou.pk:
-        stage.say(f"[expired] IOU {iou.pk} is not the oldest open IOU: not fast-forwarding its TTL")
+    # one IOU per unpaid leg of the share (docs/design.md, "All legs are paid together"), all
+    # written together with the same expiry
+    ious = stage.wait_for("the IOUs of the expired case", lambda: list(IOU.objects.filter(
+        subscription__subscription_id=sub.subscription_id, status=IouStatus.OPEN).order_by("expires_at", "id")))
+    ids = [iou.pk for iou in ious]
+    oldest = list(IOU.objects.filter(status=IouStatus.OPEN).order_by("expires_at", "id").values_list("pk", flat=True)[:len(ids)])
+    if oldest != ids:
+        stage.say(f"[expired] IOUs {ids} are not the oldest open IOUs: not fast-forwarding their TTL")
         return False
-    expired = ttl.expire_due_ious(now=iou.expires_at, limit=1)
-    if expired != [iou.pk]:
+    expired = ttl.expire_due_ious(now=max(iou.expires_at for iou in ious), limit=len(ids))
+    if expired != ids:
         return False
     guard = stage.api.get(f"/subscriptions/{sub.subscription_id}/guard")
     stage.say(
-        f"[expired] IOU {iou.pk} reached its TTL: can_withdraw={guard['can_withdraw']}, still owed "
-        f"{usdc(guard['owed'])}; topping up SOL so the retry sweep collects it"
+        f"[expired] IOUs {ids} (one per leg) reached their TTL: can_withdraw={guard['can_withdraw']}, still owed "
+        f"{usdc(guard['owed'])}; topping up SOL so the retry sweep collects them"
     )
     stage.node.rpc("requestAirdrop", sub.agent_wallet, AGENT_SOL)
     return True
@@ -135,8 +158,8 @@ def _lowsol(stage: Stage) -> bool:
         stage.api.request("POST", f"/subscriptions/{sub.subscription_id}/guard")  # retries open IOUs first
         return stage.ious("lowsol", "paid")
 
-    ious = stage.wait_for("the low-SOL IOU to be paid", paid, poll=1.0)
-    stage.say(f"[lowsol] withdrawal guard retried IOU {ious[0]['iou_id']}: paid")
+    ious = stage.wait_for("the low-SOL IOUs to be paid", paid, poll=1.0)
+    stage.say(f"[lowsol] withdrawal guard retried IOUs {[i['iou_id'] for i in ious]} (one per leg): paid")
     return True
 
 
@@ -173,6 +196,7 @@ def _delinquent(stage: Stage) -> bool:
 
 CASES: tuple[Case, ...] = (
     Case("newata", "A creator's token account created by its first payout", "breakout", AGENT_SOL, _newata),
+    Case("split", "A share split: platform fee and three referral levels", "momentum", AGENT_SOL, _split),
     Case("dust", "Dust carried, not paid", "carry", AGENT_SOL, _dust),
     Case("invalid", "An invalid creator address is refused", None, 0, _invalid),
     Case("expired", "An IOU past its TTL: no longer blocking, still owed", "momentum", LOW_SOL, _expired),

@@ -3,12 +3,20 @@ local node's JSON-RPC (standard and ``localnet_*`` world-building methods)."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import httpx
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
-from spl.token.instructions import get_associated_token_address
+from solders.transaction import Transaction
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+)
 
 from profitshare.api.auth import signed_headers
 from profitshare.chain.errors import RpcRequestError, RpcUnavailable
@@ -103,6 +111,19 @@ class NodeClient:
         if self.rpc("getAccountInfo", str(ata), {"encoding": "base64"})["value"] is None:
             return None
         return int(self.rpc("getTokenAccountBalance", str(ata))["value"]["amount"])
+
+    def open_usdc_account(self, owner: str, payer: Keypair) -> bool:
+        """Create ``owner``'s USDC associated token account (empty) when it does not exist, by a
+        real transaction of the ATA program's idempotent create, signed by ``payer`` (who pays
+        the fee and the rent, 2,039,280 lamports). Returns True when this call created it.
+        Raises ``NodeError`` when the node refuses the transaction."""
+        if self.usdc_balance(owner) is not None:
+            return False
+        ix = create_idempotent_associated_token_account(payer.pubkey(), Pubkey.from_string(owner), self.usdc_mint())
+        blockhash = Hash.from_string(self.rpc("getLatestBlockhash")["value"]["blockhash"])
+        tx = Transaction([payer], Message([ix], payer.pubkey()), blockhash)
+        self.rpc("sendTransaction", base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"})
+        return True
 
     def lamports(self, owner: str) -> int:
         """SOL balance of ``owner`` in lamports."""

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from profitshare.demo import cases, world
+from profitshare.demo import cases, splits, world
 from profitshare.demo.clients import ApiError, IntakeClient, NodeClient, NodeError
 from profitshare.demo.stage import UNRESOLVED, Stage, StageTimeout
 from profitshare.demo.stream import report, traded_close
 from profitshare.demo.trading import DemoTrader
 from profitshare.models import Subscription, SubscriptionStatus
-from profitshare.money import USDC
+from profitshare.money import USDC, format_bps, format_usdc
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ STATUS_EVERY_SECONDS = 30.0
 @dataclass
 class Options:
     """``seed``; ``subscribers`` in the stream; ``rate`` closes per second (> 0); ``once``:
-    build, stage, one round, wait for it, return; ``timeout``: seconds allowed to one wait."""
+    build, stage, one round, wait for it, return; ``timeout``: seconds allowed to one wait;
+    ``platform_fee_bps`` and ``treasury``: the platform fee in force (``QV_PLATFORM_FEE_BPS``,
+    basis points) and the wallet it pays (``QV_PLATFORM_TREASURY``; None without a fee)."""
 
     seed: int = 1
     subscribers: int = 36
@@ -37,6 +39,8 @@ class Options:
     once: bool = False
     timeout: float = 60.0
     round_size: int = 12
+    platform_fee_bps: int = 0
+    treasury: str | None = None
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Market:
             f"{len(self.world.subscriptions)} subscriptions (new: {counts['bots']} bots, "
             f"{counts['subscriptions']} subscriptions, {counts['funded']} agent wallets funded)"
         )
+        self.link_referrals()
         self.stage_cases()
         # one round (``--once``: tests, a look at the product) replays the same closes for the
         # same seed; the endless stream differs from run to run
@@ -79,6 +84,20 @@ class Market:
                 raise StageTimeout(f"staged cases not completed: {self.failed_cases}")
             return
         self.trade(rng)
+
+    def link_referrals(self) -> None:
+        """Record the demo's referral chain through the API and open the referrers' and the
+        treasury's USDC token accounts (``splits``), before any share is split; say what."""
+        seed = self.options.seed
+        linked = splits.link_referrals(seed, self.api, self.say)
+        opened = splits.open_accounts(seed, self.node, self.trader.delegate, self.options.treasury)
+        chains = ", ".join(f"{r} referred {w}" for w, r in splits.REFERRALS)
+        fee = (f"platform fee {format_bps(self.options.platform_fee_bps)} to treasury {self.options.treasury[:8]}…"
+               if self.options.treasury else "no platform fee (QV_PLATFORM_FEE_BPS is 0)")
+        self.say(
+            f"splits: {chains} (new: {linked} links, {opened} USDC accounts opened; "
+            f"{', '.join(splits.NO_ACCOUNT)} has none: its legs are carried); {fee}"
+        )
 
     def stage_cases(self) -> None:
         """Run every staged case in order; a case that fails is logged and retried next start
@@ -151,8 +170,15 @@ class Market:
         pool = self.node.rpc("localnet_driftConfigure", {})["pnlPool"]
         if pool < PNL_POOL_FLOOR:
             self.node.rpc("localnet_driftConfigure", {"pnlPool": PNL_POOL_REFILL})
-        from profitshare.models import IOU, Distribution, IouStatus
+        from django.db.models import Sum
 
-        paid = Distribution.objects.filter(bot__bot_id__startswith=f"demo{self.options.seed}-", paid__gt=0).count()
+        from profitshare.models import IOU, Distribution, DistributionLeg, IouStatus
+
+        demo_bots = f"demo{self.options.seed}-"
+        paid = Distribution.objects.filter(bot__bot_id__startswith=demo_bots, paid__gt=0).count()
         open_ious = IOU.objects.filter(status__in=IouStatus.ACTIVE).count()
-        self.say(f"demo market: {self.reported} closes reported this run; {paid} payouts so far; {open_ious} IOUs owed")
+        legs = dict(DistributionLeg.objects.filter(distribution__bot__bot_id__startswith=demo_bots).exclude(
+            role="creator").values("role").annotate(paid=Sum("paid")).values_list("role", "paid"))
+        split = ", ".join(f"{role} {format_usdc(amount)}" for role, amount in sorted(legs.items()))
+        self.say(f"demo market: {self.reported} closes reported this run; {paid} payouts so far; {open_ious} IOUs owed"
+                 + (f"; legs paid (USDC): {split}" if split else ""))

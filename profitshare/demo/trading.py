@@ -30,10 +30,9 @@ from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 
 from profitshare.demo.clients import NodeClient, NodeError
-from profitshare.demo.wallets import keypair
+from profitshare.demo.wallets import PLATFORM, keypair
 from profitshare.localnet import drift_program as dp
 
-PLATFORM = "platform"
 ORDER_STEP = AMM_RESERVE_PRECISION // 10_000  # the node's perp markets' order step size
 CROWD_COLLATERAL = 50_000_000 * 1_000_000  # 50M USDC: the crowd never runs out of margin
 TRADER_SOL = 100 * 1_000_000_000

@@ -1,4 +1,5 @@
-"""The demo's own wallets: creators and subscribers, derived from the demo seed.
+"""The demo's own wallets: creators, subscribers, referrers and the platform's, derived from the
+demo seed.
 
 Deterministic (ed25519 seed = SHA-256 of ``quantumvault-demo/{seed}/{role}/{label}``) so a re-run
 finds the same world, and so the web server can sign Sign-In With Solana messages for them
@@ -15,6 +16,8 @@ from solders.keypair import Keypair
 
 CREATOR = "creator"
 SUBSCRIBER = "subscriber"
+REFERRER = "referrer"
+PLATFORM = "platform"
 DEFAULT_SEED = 1
 
 
@@ -30,18 +33,21 @@ def demo_seed() -> int:
 
 
 def keypair(seed: int, role: str, label: str) -> Keypair:
-    """The demo keypair of ``role`` (creator / subscriber) named ``label`` for ``seed``."""
+    """The demo keypair of ``role`` (creator / subscriber / referrer / platform) named ``label``
+    for ``seed``."""
     digest = hashlib.sha256(f"quantumvault-demo/{seed}/{role}/{label}".encode()).digest()
     return Keypair.from_seed(digest)
 
 
 @dataclass(frozen=True)
 class DemoWallet:
-    """A demo wallet: ``role``, ``label`` (a name for people), ``address`` (base58)."""
+    """A demo wallet: ``role``, ``label`` (a name for people), ``address`` (base58) and ``note``
+    (what else it is, e.g. whom it referred; empty when nothing)."""
 
     role: str
     label: str
     address: str
+    note: str = ""
 
 
 def find_keypair(seed: int, address: str, labels: dict[str, list[str]]) -> Keypair | None:

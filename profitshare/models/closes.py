@@ -47,6 +47,7 @@ class DistributionStatus(models.TextChoices):
     PARTIALLY_PAID = "partially_paid", "Partially paid"
     OWED = "owed", "Owed"
     CARRIED = "carried", "Carried (dust)"
+    VOIDED = "voided", "Voided by an admin"
 
 
 class LegRole(models.TextChoices):
@@ -129,6 +130,17 @@ class Distribution(models.Model):
 
     def __str__(self) -> str:
         return f"distribution {self.pk} ({self.status})"
+
+    def resting_status(self) -> str:
+        """The status this distribution rests in when no run holds it, from its amounts:
+        ``paid`` (nothing owed, something paid), ``voided`` (nothing owed or paid, an admin
+        voided a debt of it), ``carried`` (all of it carried forward), ``partially_paid`` or
+        ``owed``."""
+        if self.owed == 0:
+            if self.paid:
+                return DistributionStatus.PAID
+            return DistributionStatus.VOIDED if self.voided else DistributionStatus.CARRIED
+        return DistributionStatus.PARTIALLY_PAID if self.paid else DistributionStatus.OWED
 
     @property
     def due(self) -> int:

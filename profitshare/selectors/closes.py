@@ -20,7 +20,7 @@ def close_status(close_id: str) -> dict | None:
 
     Returns ``{"close_id": str, "status": str, "share": int, "paid": int, "owed": int,
     "carried": int, "signatures": [str, ...], "legs": [leg, ...]}``: ``status`` is the
-    distribution's status (``pending|processing|paid|partially_paid|owed|carried``) or
+    distribution's status (``pending|processing|paid|partially_paid|owed|carried|voided``) or
     ``"nothing_owed"`` when the close owes nothing (no distribution); amounts in USDC base units
     from the distribution (0 when none); ``signatures`` of its landed payout attempts, oldest
     first. Each leg (docs/design.md, "Splits add up": the recipients of the share, creator first,

@@ -1,5 +1,5 @@
 """IOUs: claiming them for retry (SKIP LOCKED), waking those whose wallet was topped up with
-SOL, voiding (admins, with a reason), expiry."""
+SOL or whose recipient opened its token account, voiding (admins, with a reason), expiry."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from profitshare.chain.addresses import parse_address, usdc_ata
 from profitshare.chain.errors import ChainError
 from profitshare.models import (
     IOU,
     Distribution,
     DistributionLeg,
-    DistributionStatus,
     IouReason,
     IouStatus,
     LegRole,
@@ -89,6 +89,39 @@ def wake_topped_up(gateway, *, actor: str = "schedule:iou-retry", now=None, limi
     return [pk for pk, _, _ in woken]
 
 
+def wake_accounts_opened(gateway, *, actor: str = "schedule:iou-retry", now=None, limit: int = 500) -> list[int]:
+    """Make ``no_token_account`` IOUs due now when their recipient's USDC token account exists
+    although their backoff has not run out: a referrer or treasury that opens its account is
+    paid on the next sweep (docs/design.md, "A recipient without a token account").
+    ``gateway``: a ``ChainGateway`` (one ``getMultipleAccounts`` round per 100 accounts).
+    Returns the ids woken; none when the accounts cannot be read (the backoff still retries
+    them)."""
+    now = now or timezone.now()
+    waiting = list(
+        IOU.objects.filter(
+            reason=IouReason.NO_TOKEN_ACCOUNT, status__in=IouStatus.RETRYABLE, next_retry_at__gt=now,
+            leg__isnull=False,
+        ).values_list("pk", "leg__wallet").order_by("next_retry_at")[:limit]
+    )
+    if not waiting:
+        return []
+    wallets = sorted({wallet for _, wallet in waiting})
+    try:
+        accounts = gateway.multiple_accounts([usdc_ata(parse_address(w), gateway.usdc_mint) for w in wallets])
+    except ChainError as exc:
+        logger.info("token accounts of %d IOUs owed for lack of one unread: %s", len(waiting), exc)
+        return []
+    opened = {w for w, account in zip(wallets, accounts, strict=True) if account is not None}
+    woken = [(pk, wallet) for pk, wallet in waiting if wallet in opened]
+    if not woken:
+        return []
+    with transaction.atomic():
+        IOU.objects.filter(pk__in=[pk for pk, _ in woken], status__in=IouStatus.RETRYABLE).update(next_retry_at=now)
+        for pk, wallet in woken:
+            record_event("iou", pk, actor=actor, reason="recipient's token account opened", wallet=wallet)
+    return [pk for pk, _ in woken]
+
+
 def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:
     """Claim one IOU now whatever its backoff (admin "retry now", guards), with the other
     retryable IOUs of its distribution. False when it is not retryable or another worker holds
@@ -141,7 +174,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         dist.owed -= remaining
         dist.voided += remaining
         if dist.owed == 0:
-            dist.status = DistributionStatus.PAID if dist.paid else DistributionStatus.OWED
+            dist.status = dist.resting_status()
         dist.save(update_fields=["owed", "voided", "status", "updated_at"])
         if leg is not None:
             voided = min(remaining, leg.owed)

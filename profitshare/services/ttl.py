@@ -34,7 +34,7 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
     with transaction.atomic():
         due = list(
             IOU.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("subscription", "creator")
+            .select_related("subscription", "creator", "leg")
             .filter(status=IouStatus.OPEN, expires_at__lte=now)
             .order_by("expires_at", "id")[:limit]
         )
@@ -48,7 +48,9 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
             record_event("iou", iou.pk, actor=ACTOR, from_status=IouStatus.OPEN, to_status=IouStatus.EXPIRED,
                          reason="TTL reached: no longer blocks, still owed", **facts)
             raise_alert("iou_expired",
-                        f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to {iou.creator.address}",
-                        amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id)
+                        f"IOU {iou.pk} of {iou.subscription.subscription_id} expired: {iou.remaining} still owed to "
+                        f"{iou.recipient_wallet} ({iou.recipient_role})",
+                        amount=iou.remaining, iou=iou.pk, subscription=iou.subscription.subscription_id,
+                        role=iou.recipient_role)
         webhooks.ious_expired(due)
     return [iou.pk for iou in due]

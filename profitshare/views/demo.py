@@ -15,17 +15,21 @@ from django.contrib.auth import get_user_model, login
 from django.http import Http404
 from django.shortcuts import redirect, render
 
-from profitshare.demo.status import case_views, demo_wallets, wallet_keypair
-from profitshare.demo.wallets import CREATOR, demo_enabled, demo_seed
+from profitshare.demo.status import case_views, demo_wallets, split_facts, wallet_keypair
+from profitshare.demo.wallets import CREATOR, REFERRER, SUBSCRIBER, demo_enabled, demo_seed
 from profitshare.services import siws
 from profitshare.services.errors import InvalidInput
 from profitshare.views.common import current_wallet, development_only, sign_in_wallet
 
+#: Where a demo wallet lands once signed in, by role.
+LANDING = {CREATOR: "pages:creator", REFERRER: "pages:earnings", SUBSCRIBER: "pages:subscriber"}
+
 
 def demo_page(request):
-    """GET: the demo wallets (creators, subscribers) and the staged cases. POST ``address``:
-    sign in as that demo wallet through SIWS, then go to its dashboard. 404 when the demo is off
-    or the address is not a demo wallet; 400 if verification refuses the signature."""
+    """GET: the demo wallets (creators, referrers, subscribers), the demo's splits and the staged
+    cases. POST ``address``: sign in as that demo wallet through SIWS, then go to its page (a
+    creator's dashboard, a referrer's ``/earnings/``, a subscriber's trades). 404 when the demo
+    is off or the address is not a demo wallet; 400 if verification refuses the signature."""
     if not demo_enabled():
         raise Http404("no such page")
     development_only(request)
@@ -46,7 +50,7 @@ def demo_page(request):
         except InvalidInput as exc:
             return render(request, "profitshare/demo/page.html", _context(request, seed, exc.message), status=400)
         sign_in_wallet(request, address)
-        return redirect("pages:creator" if role == CREATOR else "pages:subscriber")
+        return redirect(LANDING[role])
     if request.method != "GET":
         raise Http404("no such page")
     return render(request, "profitshare/demo/page.html", _context(request, seed))
@@ -75,7 +79,9 @@ def _context(request, seed: int, error: str = "") -> dict:
     return {
         "seed": seed,
         "creators": [w for w in wallets if w.role == CREATOR],
-        "subscribers": [w for w in wallets if w.role != CREATOR],
+        "referrers": [w for w in wallets if w.role == REFERRER],
+        "subscribers": [w for w in wallets if w.role == SUBSCRIBER],
+        "splits": split_facts(seed),
         "cases": case_views(seed),
         "wallet": current_wallet(request),
         "error": error,

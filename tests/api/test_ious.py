@@ -109,6 +109,13 @@ def test_void_forgives_the_rest_and_records_who_and_why(api, subscription):
     assert (event.actor, event.reason) == ("api:admin", "creator waived it")
 
 
+def test_a_close_whose_whole_debt_was_voided_reads_voided(api, subscription):
+    iou = make_iou(api, "close-1")
+    assert admin_post(api, f"/api/v1/ious/{iou.pk}/void", {"reason": "creator waived it"}).status_code == 200
+    body = api.get("/api/v1/trade-closes/close-1").json()
+    assert (body["status"], body["paid"], body["owed"]) == ("voided", 0, 0)
+
+
 @pytest.mark.parametrize("body", [{"reason": ""}, {"reason": "   "}, {}, {"reason": 7}, {"reason": None}])
 def test_void_without_a_reason_is_422_and_writes_nothing(api, subscription, body):
     iou = make_iou(api, "close-1")

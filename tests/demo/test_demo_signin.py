@@ -7,8 +7,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from solders.keypair import Keypair
 
+from profitshare.demo import splits
 from profitshare.demo.wallets import CREATOR, keypair
 from profitshare.models import CreatorWallet, SiwsNonce
+from profitshare.services.referrals import link_referral
 
 
 @pytest.fixture
@@ -92,3 +94,19 @@ def test_demo_answers_loopback_clients_only(client, settings, remote_addr):
     assert "qv_wallet" not in client.session and "_auth_user_id" not in client.session
     assert not SiwsNonce.objects.exists()
     assert client.get("/demo/", REMOTE_ADDR="::1").status_code == 200
+
+
+@pytest.mark.django_db
+def test_demo_on_signs_in_a_referrer_to_its_earnings_once_its_link_is_recorded(client, settings):
+    settings.QV_DEMO, settings.QV_DEMO_SEED, settings.DEBUG = True, 1, True
+    rhea, ada = splits.wallet(1, "rhea"), splits.wallet(1, "ada")
+    assert client.post("/demo/", {"address": rhea}).status_code == 404  # not a referrer yet
+    link_referral(ada, rhea, actor="test")
+    page = client.get("/demo/").content.decode()
+    assert "Sign in as rhea" in page and "refers ada" in page and "rhea referred ada" in page
+    assert "Sign in as kai" not in page  # kai's link is not recorded
+    response = client.post("/demo/", {"address": rhea})
+    assert response.status_code == 302 and response["Location"] == "/earnings/"
+    assert client.session["qv_wallet"] == rhea
+    assert SiwsNonce.objects.get(address=rhea).used_at is not None
+    assert client.get("/earnings/").status_code == 200

@@ -105,6 +105,7 @@ def test_void_needs_a_reason_and_moves_the_debt_to_voided(localnet, gateway):
     distribution.refresh_from_db()
     assert (iou.status, iou.voided_by) == (IouStatus.VOIDED, "admin:alice")
     assert (distribution.owed, distribution.voided) == (0, 4_000_000)
+    assert distribution.status == DistributionStatus.VOIDED  # nothing was paid of it: not "owed"
     event = AuditEvent.objects.filter(entity="iou", entity_id=str(iou.pk), to_status="voided").get()
     assert event.reason == "creator asked to waive" and event.actor == "admin:alice"
     with pytest.raises(Conflict):

@@ -97,3 +97,19 @@ def test_the_scheduled_task_expires_what_is_due_now(localnet, gateway):
     IOU.objects.filter(pk=iou.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert expire_ious_task() == 1
     assert IOU.objects.get(pk=iou.pk).status == IouStatus.EXPIRED
+
+
+def test_an_expired_referral_legs_iou_names_whom_it_is_still_owed_to(localnet, gateway, splits):
+    world = splits["world"](lamports=1_000_000)  # every leg owed for lack of SOL
+    distribution = world.close(100_000_000).distribution
+    from profitshare.services.engine import process_distribution
+
+    process_distribution(distribution.pk, gateway=gateway)
+    referral = IOU.objects.get(distribution=distribution, leg__role="referral_2")
+    expire_due_ious(referral.expires_at + timedelta(seconds=1))
+    alert = Alert.objects.get(kind="iou_expired", data__iou=referral.pk)
+    level2 = str(splits["referral_2"])
+    assert f"{referral.remaining} still owed to {level2} (referral_2)" in alert.subject
+    assert alert.data["role"] == "referral_2"
+    creator = Alert.objects.get(kind="iou_expired", data__role="creator")
+    assert f"still owed to {world.creator} (creator)" in creator.subject

@@ -3,7 +3,6 @@ conftest), recipients' balances, legs and the transfers of a landed transaction.
 
 from __future__ import annotations
 
-import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
@@ -19,9 +18,8 @@ def wallet() -> Pubkey:
     return Keypair().pubkey()
 
 
-@pytest.fixture
-def splits(localnet, settings):
-    """Splits on: a 1.5 % platform fee and a creator with a full three-level chain, every
+def split_world(localnet, settings) -> dict:
+    """(The ``splits`` fixture.) Splits on: a 1.5 % platform fee and a creator with a full three-level chain, every
     recipient holding a USDC token account (1 base unit in it). ``splits["keys"]``: each
     recipient's keypair by role."""
     keys = {role: Keypair() for role in (LegRole.PLATFORM, LegRole.REFERRAL_1, LegRole.REFERRAL_2, LegRole.REFERRAL_3)}

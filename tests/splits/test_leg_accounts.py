@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from django.utils import timezone
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import Message
@@ -21,6 +22,7 @@ from spl.token.instructions import (
     get_associated_token_address,
 )
 
+from profitshare import tasks
 from profitshare.models import (
     IOU,
     AttemptStatus,
@@ -33,6 +35,7 @@ from profitshare.models import (
     LegRole,
     PayoutAttempt,
 )
+from profitshare.services import ious as iou_service
 from profitshare.services.engine import process_distribution, retry_iou_now
 from tests.splits.legs import EXPECTED, SHARE, assert_legs_add_up, balances, transfers_in
 from tests.world import USDC, token_balance
@@ -102,11 +105,16 @@ def test_a_referrer_who_closed_its_account_after_the_iou_opened_is_held_and_the_
     held.refresh_from_db()
     assert (held.status, held.reason, held.attempts) == (IouStatus.OPEN, IouReason.NO_TOKEN_ACCOUNT, 2)
 
+    assert held.next_retry_at > timezone.now()  # backing off
+    assert iou_service.wake_accounts_opened(gateway) == []  # still no account: nothing to wake
+    assert tasks.retry_due_ious_task() == 0
     localnet.rpc("localnet_fundUsdc", str(referrer.pubkey()), 1)  # the account exists again (1 base unit)
-    retry_iou_now(held.pk, actor="test", gateway=gateway)
+    assert tasks.retry_due_ious_task() == 1  # woken and paid on the next sweep
     assert token_balance(localnet, referrer.pubkey()) == 1 + 500_000
     held.refresh_from_db()
     assert held.status == IouStatus.PAID
+    assert AuditEvent.objects.filter(entity="iou", entity_id=str(held.pk), reason="recipient's token account opened",
+                                     data__wallet=str(referrer.pubkey())).exists()
     distribution.refresh_from_db()
     assert (distribution.status, distribution.paid, distribution.owed) == (DistributionStatus.PAID, SHARE, 0)
     assert_legs_add_up(distribution)
@@ -143,6 +151,25 @@ def test_a_run_resumed_after_its_withdraw_holds_a_leg_without_an_account_and_pay
     distribution.refresh_from_db()
     assert (distribution.status, distribution.owed, distribution.withdrawn) == (DistributionStatus.PAID, 0, 0)
     assert_legs_add_up(distribution)
+
+
+def test_recipients_accounts_unread_wake_nothing(localnet, gateway, splits, settings):
+    from tests.chain.gateway_support import make_gateway
+
+    treasury = Keypair()
+    settings.QV_PLATFORM_TREASURY = str(treasury.pubkey())
+    world = splits["world"]()
+    distribution = world.close(100_000_000).distribution
+    localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), SHARE)
+    Distribution.objects.filter(pk=distribution.pk).update(withdrawn=SHARE, status=DistributionStatus.PROCESSING)
+    process_distribution(distribution.pk, gateway=gateway)
+    (iou,) = IOU.objects.filter(distribution=distribution, reason=IouReason.NO_TOKEN_ACCOUNT)
+    localnet.rpc("localnet_fundUsdc", str(treasury.pubkey()), 1)
+    dead = make_gateway(type("Dead", (), {"url": "http://127.0.0.1:9"})(), max_attempts=1)
+    assert iou_service.wake_accounts_opened(dead) == []
+    iou.refresh_from_db()
+    assert iou.next_retry_at > timezone.now()
+    assert iou_service.wake_accounts_opened(gateway) == [iou.pk]
 
 
 def test_token_accounts_unread_at_a_retry_owe_it_again_and_nothing_moves(localnet, gateway, splits):

@@ -1,9 +1,11 @@
 """``python manage.py demo_market``: a live market on the local node, traded through the real
 intake API (see ``profitshare.demo``). ``make run`` starts it; Ctrl-C / SIGTERM stop it cleanly.
 
-A re-run resumes: bots and subscriptions that exist are reused (the API answers 200), agent
-wallets already funded on the node are not funded again, staged cases already played are
-skipped.
+A re-run resumes: bots, subscriptions and referral links that exist are reused (the API answers
+200), agent wallets already funded and USDC accounts already opened on the node are not funded
+or opened again, staged cases already played are skipped. The platform fee is the settings'
+(``QV_PLATFORM_FEE_BPS`` to ``QV_PLATFORM_TREASURY``, whose USDC account the demo opens), as the
+web server that splits the shares has them; ``run_product`` sets the demo's.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ class Command(BaseCommand):
         market = Market(
             api, node,
             Options(seed=options["seed"], subscribers=options["subscribers"], rate=options["rate"],
-                    once=options["once"], timeout=options["timeout"], round_size=options["round"]),
+                    once=options["once"], timeout=options["timeout"], round_size=options["round"],
+                    platform_fee_bps=settings.QV_PLATFORM_FEE_BPS,
+                    treasury=settings.QV_PLATFORM_TREASURY if settings.QV_PLATFORM_FEE_BPS else None),
             say=lambda line: self.stdout.write(line),
             stopping=stop.is_set,
         )

@@ -5,7 +5,10 @@ Starts, each in its own process group: the local node (``localnet``, state kept 
 web server on http://127.0.0.1:8000 and the demo market (``demo_market``: a live world traded
 through the intake API; ``--no-demo`` leaves it out). The demo's sign-ins (``/demo/``) are on
 only in this process tree (``QV_DEMO=1`` in the children's environment) and only with DEBUG on
-(``make run`` sets ``QV_DEBUG=1``; without it ``--no-demo`` is required). Ctrl-C stops all of
+(``make run`` sets ``QV_DEBUG=1``; without it ``--no-demo`` is required). With the demo, and
+unless ``QV_PLATFORM_FEE_BPS`` or ``QV_PLATFORM_TREASURY`` is set (or ``QV_REFERRAL_BPS`` leaves
+no room for it), the children also get the demo's platform fee (1 %) to the demo treasury
+(``profitshare.demo.splits``). Ctrl-C stops all of
 them: SIGTERM, a bounded wait, then SIGKILL of any process group still alive (a ``qcluster`` can
 linger for minutes after SIGTERM). A port already in use is a clear message, not a traceback.
 """
@@ -24,6 +27,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from profitshare.demo import splits
 from profitshare.management.processes import stop_process_groups, wait_until_answering
 
 STOP_GRACE_SECONDS = 10
@@ -71,6 +75,8 @@ class Command(BaseCommand):
         }
         if demo:
             env.update({"QV_DEMO": "1", "QV_DEMO_SEED": str(options["demo_seed"])})
+            # the demo's platform fee, to its own treasury (the setting's default stays 0)
+            env.update(splits.platform_env(os.environ, options["demo_seed"], settings.QV_REFERRAL_BPS))
         children: list[tuple[str, subprocess.Popen]] = []
         stopping = False
 
@@ -102,7 +108,7 @@ class Command(BaseCommand):
                     f"\nQuantumVault profit share is running:\n"
                     f"  web     http://127.0.0.1:{web_port}/  (admin: /admin/, API: /api/v1/docs)\n"
                     f"  node    http://127.0.0.1:{rpc_port}   (Solana JSON-RPC; the real Drift v2.84.0 program)\n"
-                    + (self._demo_banner(web_port, options["demo_seed"]) if demo else "")
+                    + (self._demo_banner(web_port, options["demo_seed"], env) if demo else "")
                     + "Ctrl-C stops everything.\n"
                 )
             )
@@ -120,16 +126,23 @@ class Command(BaseCommand):
         finally:
             self._stop_all(children)
 
-    def _demo_banner(self, web_port: int, seed: int) -> str:
-        """The demo sign-ins: the page, and the demo creators' and a few subscribers' wallets."""
+    def _demo_banner(self, web_port: int, seed: int, env: dict) -> str:
+        """The demo sign-ins: the page, the demo creators', referrers' and a few subscribers'
+        wallets, and the platform fee the children run with."""
         from profitshare.demo import cases, world
 
         plan = world.plan(seed, 3, cases.staged_subscriptions())
         lines = [f"  demo    http://127.0.0.1:{web_port}/demo/  (sign in as a demo wallet: the server signs SIWS with its key)"]
         for label, address in plan.creators.items():
             lines.append(f"          creator    {label:<10} {address}")
+        for label in splits.referrer_labels():
+            refers = ", ".join(splits.referred_by(label))
+            lines.append(f"          referrer   {label:<10} {splits.wallet(seed, label)}  (refers {refers}; /earnings/)")
         for label, sub in list(plan.subscriptions.items())[:3] + [("lowsol", plan.subscriptions["lowsol"])]:
             lines.append(f"          subscriber {label:<10} {sub.subscriber_wallet}")
+        fee = env.get("QV_PLATFORM_FEE_BPS") or "0"
+        lines.append(f"          platform fee {fee} bps to {env.get('QV_PLATFORM_TREASURY') or '(no treasury)'}"
+                     f"  (the demo admin's console: /console/treasury/)")
         return "\n".join(lines) + "\n"
 
     def _wait_for(self, url: str, what: str, timeout: float = 60) -> None:

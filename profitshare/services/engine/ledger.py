@@ -15,7 +15,6 @@ from profitshare.models import (
     AttemptStatus,
     Distribution,
     DistributionLeg,
-    DistributionStatus,
     IouReason,
     IouStatus,
     LegRole,
@@ -95,7 +94,7 @@ def apply_landed(
             dist.withdrawn -= min(dist.withdrawn, attempt.amount - attempt.withdraw_amount)
             if attempt.path == PayoutPath.ATOMIC:  # its settle and withdraw happened inside it
                 dist.settled = True
-            before_status, dist.status = dist.status, settled_status(dist)
+            before_status, dist.status = dist.status, dist.resting_status()
             events.append(event("distribution", dist.pk, actor=batch.actor, from_status=before_status, to_status=dist.status,
                                  reason=reason, signature=attempt.signature, amount=credited,
                                  paid=dist.paid, owed=dist.owed))
@@ -141,13 +140,6 @@ def _ious_by_leg(ious, legs: dict[int, DistributionLeg]) -> dict[int, IOU]:
     return {iou.leg_id or creator_legs[iou.distribution_id]: iou for iou in ious}
 
 
-def settled_status(dist: Distribution) -> str:
-    """The status a distribution rests in once a run ends: paid, carried, partially paid or owed."""
-    if dist.owed == 0:
-        return DistributionStatus.PAID if dist.paid else DistributionStatus.CARRIED
-    return DistributionStatus.PARTIALLY_PAID if dist.paid else DistributionStatus.OWED
-
-
 def clear_delinquency(subscription_id: int, actor: str) -> None:
     """A delinquent subscription becomes active again once it has no active IOU (caller holds
     the transaction)."""
@@ -185,7 +177,7 @@ def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | 
         legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution=dist)}
         ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution=dist, status__in=IouStatus.ACTIVE), legs)
         before_dist = dist.status
-        dist.status = settled_status(dist)
+        dist.status = dist.resting_status()
         dist.save(update_fields=["status", "updated_at"])
         status_changed = before_dist != dist.status
         if status_changed:

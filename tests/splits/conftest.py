@@ -1,5 +1,0 @@
-"""Fixtures of the split-payout tests."""
-
-from tests.splits.legs import splits
-
-__all__ = ["splits"]
