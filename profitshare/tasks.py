@@ -4,7 +4,9 @@
 * ``retry_due_ious_task``: the IOU retry sweep (schedule, every minute);
 * ``resolve_stale_task``: the stale-work resolver (schedule, every minute);
 * ``deliver_webhooks_task``: webhook deliveries (queued after each commit that emits events,
-  and a schedule every minute).
+  and a schedule every minute);
+* ``flush_ended_carries_task``: carries of ended subscriptions flushed once payable (schedule,
+  hourly).
 
 Schedules are created by ``python manage.py setup_schedules`` (idempotent; ``make run`` runs it).
 """
@@ -28,6 +30,7 @@ from profitshare.services import (
     reconciliation,
     resolver,
     siws,
+    subscription_end,
     telegram_links,
     ttl,
     webhook_delivery,
@@ -112,6 +115,14 @@ def retry_due_ious_task(limit: int = 50) -> int:
     claimed = ious.claim_due_ious(limit=limit)
     engine.retry_ious(claimed)
     return len(claimed)
+
+
+def flush_ended_carries_task(limit: int = 200) -> int:
+    """Flush what ended subscriptions still carry once it is payable (docs/design.md, "A
+    subscription ends"): a flush distribution per subscription, its payout queued after commit;
+    returns how many were made (0 when the token accounts could not be read: nothing changed)."""
+    made = subscription_end.flush_ended_carries(engine.default_gateway(), limit=limit, on_commit=enqueue_distribution)
+    return len(made)
 
 
 def resolve_stale_task() -> dict[str, int]:

@@ -160,6 +160,18 @@ class SubscriptionOut(Schema):
     agent_wallet: str
 
 
+class SubscriptionEndOut(Schema):
+    """``POST /subscriptions/{id}/end``: the subscription has ended (at ``ended_at``, UTC);
+    ``flush_distribution_id``: the distribution paying what it carried (dust, legs of recipients
+    without a token account then), or null when it carried nothing or a payout still in flight
+    takes the carries."""
+
+    subscription_id: str
+    status: Literal["ended"]
+    ended_at: datetime
+    flush_distribution_id: int | None
+
+
 class GuardOut(Schema):
     """May the subscriber withdraw / delete the bot now. ``owed``: USDC base units still owed
     (open, processing and expired IOUs); ``delinquent``: no new copied entries."""

@@ -19,6 +19,7 @@ from profitshare.models import (
     Policy,
     PublishedBot,
     Subscription,
+    SubscriptionStatus,
     TradeClose,
 )
 from profitshare.services.audit import PLATFORM, append_events, event
@@ -84,8 +85,10 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
     (``services.splits.terms_in_force``: the settings' rates and the creator's referral chain;
     docs/design.md, "Split terms are snapshotted"). ``on_commit(distribution_id)`` runs after
     commit (the engine task is enqueued there). The same close id with the same body returns the
-    first result (``created=False``); with another body raises ``Conflict``. Raises
-    ``InvalidInput``, ``NotFound``; nothing is written on error.
+    first result (``created=False``); with another body raises ``Conflict``. A new close of an
+    ended subscription raises ``Conflict`` (docs/design.md, "A subscription ends"); a replay of
+    one recorded before the end still answers as first. Raises ``InvalidInput``, ``NotFound``;
+    nothing is written on error.
     """
     _validate(report)
     digest = report.sha256()
@@ -102,6 +105,8 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
             existing = TradeClose.objects.filter(close_id=report.close_id).first()
         if existing is not None:
             return _replay(existing, digest)
+        if sub.status == SubscriptionStatus.ENDED:  # docs/design.md, "A subscription ends"
+            raise Conflict(f"subscription {report.subscription_id!r} has ended: it takes no new closes")
         changed = apply_due_terms(sub)
         if sub.policy == Policy.HIGH_WATER_MARK:
             step = high_water_mark_step(sub.cumulative_pnl, sub.high_water_mark, report.realized_pnl, sub.profit_share_bps)
@@ -175,7 +180,7 @@ def _lock_subscription(subscription_id: str) -> Subscription | None:
     creator_table = connection.ops.quote_name(CreatorWallet._meta.db_table)
     lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
     rows = list(Subscription.objects.raw(
-        "SELECT s.id, s.subscription_id, s.bot_id, s.profit_share_bps, s.policy, s.pending_bps, s.pending_policy, "
+        "SELECT s.id, s.subscription_id, s.status, s.bot_id, s.profit_share_bps, s.policy, s.pending_bps, s.pending_policy, "
         "s.pending_effective_at, s.cumulative_pnl, s.high_water_mark, b.creator_id AS bot_creator_id, "
         "c.address AS creator_address "
         f"FROM {sub_table} s JOIN {bot_table} b ON b.id = s.bot_id JOIN {creator_table} c ON c.id = b.creator_id "

@@ -25,6 +25,7 @@ def test_openapi_json_is_served(client):
         "/api/v1/bots",
         "/api/v1/subscriptions",
         "/api/v1/subscriptions/{subscription_id}/guard",
+        "/api/v1/subscriptions/{subscription_id}/end",
         "/api/v1/trade-closes",
         "/api/v1/trade-closes/{close_id}",
         "/api/v1/ious",
@@ -35,6 +36,12 @@ def test_openapi_json_is_served(client):
     }
     assert set(doc["paths"]["/api/v1/trade-closes"]["post"]["responses"]) >= {"200", "202", "401", "404", "409", "422"}
     assert set(doc["paths"]["/api/v1/subscriptions/{subscription_id}/guard"]) == {"get", "post"}
+    end = doc["paths"]["/api/v1/subscriptions/{subscription_id}/end"]
+    assert set(end) == {"post"} and set(end["post"]["responses"]) >= {"200", "401", "404", "422"}
+    ended = doc["components"]["schemas"]["SubscriptionEndOut"]
+    assert ended["properties"]["status"]["const"] == "ended"
+    assert set(ended["required"]) == {"subscription_id", "status", "ended_at", "flush_distribution_id"}
+    assert ended["properties"]["flush_distribution_id"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
     schemes = doc["components"]["securitySchemes"]
     assert {s["name"] for s in schemes.values()} == {"X-QV-Signature"}
     close_in = doc["components"]["schemas"]["CloseIn"]

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import logging
-
 from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
-from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
+from profitshare.api.routes.common import (
+    AUTH_ERRORS,
+    actor,
+    enqueue_or_leave_for_resolver,
+    refuse_unknown_query,
+)
 from profitshare.api.schemas import CloseAccepted, CloseIn, CloseStatusOut, ErrorOut, PathId
 from profitshare.selectors.closes import NOTHING_OWED, close_status
 from profitshare.services.errors import NotFound
 from profitshare.services.intake import CloseReport, record_close
-from profitshare.tasks import enqueue_distribution
 
 router = Router(tags=["closes"], auth=PlatformAuth())
-logger = logging.getLogger(__name__)
-
-
-def enqueue_or_leave_for_resolver(distribution_id: int) -> None:
-    """Queue the payout of a committed distribution; if the broker cannot take it (down,
-    unreachable), log it and leave the distribution ``pending``: the close is recorded, so the
-    stale resolver (``qv-stale-resolver``) finds it in the ledger and pays it. The close is
-    answered 202 either way."""
-    try:
-        enqueue_distribution(distribution_id)
-    except Exception as exc:  # any broker failure: the ledger row is the source of truth
-        logger.error(
-            "distribution %s recorded but its payout task could not be queued (%s: %s); "
-            "the stale resolver will pay it from the ledger", distribution_id, type(exc).__name__, exc,
-        )
 
 
 @router.post(

@@ -1,11 +1,17 @@
-"""Helpers shared by the routers: the audit actor of a request and the documented errors."""
+"""Helpers shared by the routers: the audit actor of a request, the documented errors, and
+queueing a committed distribution's payout."""
 
 from __future__ import annotations
+
+import logging
 
 from django.http import HttpRequest
 
 from profitshare.api.schemas import ErrorOut, ValidationErrorOut
 from profitshare.services.errors import InvalidInput
+from profitshare.tasks import enqueue_distribution
+
+logger = logging.getLogger(__name__)
 
 #: Error answers every signed route may give (documented in the OpenAPI schema).
 AUTH_ERRORS = {401: ErrorOut, 413: ErrorOut, 422: ValidationErrorOut, 503: ErrorOut}
@@ -29,3 +35,17 @@ def actor(request: HttpRequest) -> str:
     """The audit actor of a signed request: ``"api:platform"`` or ``"api:admin"`` (whose secret
     signed it; see ``profitshare.api.auth``)."""
     return f"api:{request.auth}"
+
+
+def enqueue_or_leave_for_resolver(distribution_id: int) -> None:
+    """Queue the payout of a committed distribution; if the broker cannot take it (down,
+    unreachable), log it and leave the distribution ``pending``: it is recorded, so the stale
+    resolver (``qv-stale-resolver``) finds it in the ledger and pays it. The request that made
+    it (a close, 202; a subscription's end, 200) is answered the same either way."""
+    try:
+        enqueue_distribution(distribution_id)
+    except Exception as exc:  # any broker failure: the ledger row is the source of truth
+        logger.error(
+            "distribution %s recorded but its payout task could not be queued (%s: %s); "
+            "the stale resolver will pay it from the ledger", distribution_id, type(exc).__name__, exc,
+        )

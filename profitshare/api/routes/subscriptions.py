@@ -1,5 +1,6 @@
-"""``POST /subscriptions``, ``GET /subscriptions/{id}/guard`` (a read) and ``POST
-/subscriptions/{id}/guard`` (retry the open debts, then answer) (platform)."""
+"""``POST /subscriptions``, ``GET /subscriptions/{id}/guard`` (a read), ``POST
+/subscriptions/{id}/guard`` (retry the open debts, then answer) and ``POST
+/subscriptions/{id}/end`` (platform)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ from ninja import Router, Status
 
 from profitshare.api.auth import PlatformAuth
 from profitshare.api.routes import common
-from profitshare.api.routes.common import AUTH_ERRORS, actor, refuse_unknown_query
-from profitshare.api.schemas import ErrorOut, GuardOut, PathId, SubscriptionIn, SubscriptionOut
+from profitshare.api.routes.common import (
+    AUTH_ERRORS,
+    actor,
+    enqueue_or_leave_for_resolver,
+    refuse_unknown_query,
+)
+from profitshare.api.schemas import (
+    ErrorOut,
+    GuardOut,
+    PathId,
+    SubscriptionEndOut,
+    SubscriptionIn,
+    SubscriptionOut,
+)
 from profitshare.services import engine
 from profitshare.services.guards import guard
 from profitshare.services.locks import LockTimeout
+from profitshare.services.subscription_end import end_subscription
 from profitshare.services.subscriptions import create_subscription
 
 router = Router(tags=["subscriptions"], auth=PlatformAuth())
@@ -31,6 +45,22 @@ def subscribe(request, payload: SubscriptionIn):
     sub = result.subscription
     body = {"subscription_id": sub.subscription_id, "agent_wallet": sub.agent_wallet.pubkey}
     return Status(201 if result.created else 200, body)
+
+
+@router.post("/subscriptions/{subscription_id}/end", response={200: SubscriptionEndOut, 404: ErrorOut, **AUTH_ERRORS})
+def end(request, subscription_id: PathId):
+    """End the subscription: it takes no new closes (409), its open debts stay owed and keep
+    being retried, and what it carried (dust, legs of recipients without a USDC token account) is
+    paid by a flush distribution queued after commit (``flush_distribution_id``; null when it
+    carried nothing, or a payout still in flight takes the carries). Ending it again: 200 with the
+    first answer, nothing new. Empty body. 404 unknown subscription."""
+    refuse_unknown_query(request)
+    result = end_subscription(subscription_id, actor=actor(request), on_commit=enqueue_or_leave_for_resolver)
+    sub = result.subscription
+    return {
+        "subscription_id": sub.subscription_id, "status": sub.status, "ended_at": sub.ended_at,
+        "flush_distribution_id": result.flush_distribution_id,
+    }
 
 
 def retry_for_guard(iou_id: int) -> None:
