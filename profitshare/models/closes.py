@@ -133,11 +133,11 @@ class Distribution(models.Model):
 
     def resting_status(self) -> str:
         """The status this distribution rests in when no run holds it, from its amounts:
-        ``paid`` (nothing owed, something paid), ``voided`` (nothing owed or paid, an admin
-        voided a debt of it), ``carried`` (all of it carried forward), ``partially_paid`` or
-        ``owed``."""
+        ``paid`` (nothing owed, something paid, or nothing was ever due: a flush whose carries
+        went elsewhere), ``voided`` (nothing owed or paid, an admin voided a debt of it),
+        ``carried`` (all of it carried forward), ``partially_paid`` or ``owed``."""
         if self.owed == 0:
-            if self.paid:
+            if self.paid or self.due == 0:
                 return DistributionStatus.PAID
             return DistributionStatus.VOIDED if self.voided else DistributionStatus.CARRIED
         return DistributionStatus.PARTIALLY_PAID if self.paid else DistributionStatus.OWED

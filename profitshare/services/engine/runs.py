@@ -18,6 +18,7 @@ from profitshare.services.engine.batch import Batch, load_items, refresh
 from profitshare.services.engine.ledger import owe
 from profitshare.services.engine.payouts import resolve_attempts, transfer
 from profitshare.services.engine.steps import (
+    finish_owing_nothing,
     fold_dust_and_check,
     hold_legs_without_accounts,
     preflight,
@@ -240,6 +241,7 @@ def _run(batch: Batch, ids: list[int]) -> None:
     resolve_attempts(batch)
     start(batch)
     fold_dust_and_check(batch)
+    finish_owing_nothing(batch)
     _collect_expired_first(batch)
     collect(batch)
 

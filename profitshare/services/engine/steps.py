@@ -115,6 +115,24 @@ def fold_dust_and_check(batch: Batch) -> None:
     _note_held(batch, items)
 
 
+def finish_owing_nothing(batch: Batch) -> None:
+    """Items that owe nothing once their carries are folded (a flush distribution whose carries
+    another payout took) rest in their status now (``Distribution.resting_status``) and leave
+    the batch: nothing is settled, withdrawn or sent for them."""
+    items = [i for i in batch.live() if i.iou is None and i.dist.owed == 0]
+    if not items:
+        return
+    with transaction.atomic():
+        events = []
+        for item in items:
+            before, item.dist.status = item.dist.status, item.dist.resting_status()
+            events.append(event("distribution", item.dist.pk, actor=batch.actor, from_status=before,
+                                to_status=item.dist.status, reason="nothing owed"))
+            item.stop()
+        Distribution.objects.bulk_update([i.dist for i in items], ["status"])
+        append_events(events)
+
+
 #: Why a leg is carried or held when its recipient has no USDC token account.
 NO_ACCOUNT = "no USDC token account"
 
