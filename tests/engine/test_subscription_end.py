@@ -17,8 +17,10 @@ from profitshare.models import (
     Distribution,
     DistributionLeg,
     DistributionStatus,
+    DriftAction,
     LegCarry,
     LegRole,
+    PayoutAttempt,
     Subscription,
     SubscriptionStatus,
     TradeClose,
@@ -234,3 +236,18 @@ def test_the_scheduled_task_flushes_and_queues_the_payout(localnet, settings):
     assert [(q.task["func"], q.task["args"]) for q in OrmQ.objects.all()] == [
         ("profitshare.tasks.process_distribution_task", (flush.pk,))]
     assert flush_ended_carries_task() == 0
+
+
+def test_a_flush_whose_carries_another_payout_took_rests_paid_and_sends_nothing(localnet, gateway, referred):
+    world, _ = referred()
+    carried_dust(world, gateway)
+    result = end_subscription(world.subscription.subscription_id, actor="test")
+    # the carries are folded by another run first (e.g. a payout that was still in flight)
+    Subscription.objects.filter(pk=world.subscription.pk).update(dust_carry=0)
+    LegCarry.objects.filter(subscription=world.subscription).update(amount=0)
+    process_distribution(result.flush_distribution_id, gateway=gateway)
+    flush = Distribution.objects.get(pk=result.flush_distribution_id)
+    assert (flush.status, flush.owed, flush.paid) == (DistributionStatus.PAID, 0, 0)
+    assert not PayoutAttempt.objects.filter(distribution=flush).exists()
+    assert not DriftAction.objects.filter(distribution=flush).exists()  # no settle for nothing
+    assert AuditEvent.objects.filter(entity="distribution", entity_id=str(flush.pk), reason="nothing owed").exists()
