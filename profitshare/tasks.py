@@ -5,8 +5,8 @@
 * ``resolve_stale_task``: the stale-work resolver (schedule, every minute);
 * ``deliver_webhooks_task``: webhook deliveries (queued after each commit that emits events,
   and a schedule every minute);
-* ``flush_ended_carries_task``: carries of ended subscriptions flushed once payable (schedule,
-  hourly).
+* ``flush_carries_task``: carries of ended subscriptions flushed once payable, and carries
+  whose recipient's token account exists now (schedule, hourly).
 
 Schedules are created by ``python manage.py setup_schedules`` (idempotent; ``make run`` runs it).
 """
@@ -117,11 +117,15 @@ def retry_due_ious_task(limit: int = 50) -> int:
     return len(claimed)
 
 
-def flush_ended_carries_task(limit: int = 200) -> int:
+def flush_carries_task(limit: int = 200) -> int:
     """Flush what ended subscriptions still carry once it is payable (docs/design.md, "A
-    subscription ends"): a flush distribution per subscription, its payout queued after commit;
-    returns how many were made (0 when the token accounts could not be read: nothing changed)."""
-    made = subscription_end.flush_ended_carries(engine.default_gateway(), limit=limit, on_commit=enqueue_distribution)
+    subscription ends"), and the carries of running subscriptions whose recipient's token
+    account exists now ("Dust is carried per recipient"): a flush distribution per
+    subscription, its payout queued after commit; returns how many were made (0 when the token
+    accounts could not be read: nothing changed)."""
+    gateway = engine.default_gateway()
+    made = subscription_end.flush_ended_carries(gateway, limit=limit, on_commit=enqueue_distribution)
+    made += subscription_end.flush_opened_accounts(gateway, limit=limit, on_commit=enqueue_distribution)
     return len(made)
 
 

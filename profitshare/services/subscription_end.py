@@ -8,7 +8,9 @@ subscription has none, so ending it makes one: a **flush distribution** (no clos
 nothing of its own to split) whose payout the engine builds from the carries alone, each folded
 into its recipient's leg and paid without the dust threshold. A carry the engine must carry
 again (its recipient still has no token account) is flushed by the scheduled sweep
-(``flush_ended_carries``) once that account exists.
+(``flush_ended_carries``) once that account exists; so is a carry of a subscription still
+running whose recipient opens its account (``flush_opened_accounts``), without waiting for the
+subscription's next profitable close.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -128,19 +131,79 @@ def flush_ended_carries(
     payable = Q(reason=CarryReason.DUST) | Q(reason=CarryReason.NO_TOKEN_ACCOUNT, wallet__in=ready)
     carries = LegCarry.objects.filter(payable, subscription=OuterRef("pk"), amount__gt=0)
     due = ended.filter(Q(dust_carry__gt=0) | Exists(carries)).order_by("pk").values_list("pk", flat=True)[:limit]
+    made = _flush_each(
+        list(due), lambda sub, current: sub.status == SubscriptionStatus.ENDED and any(_payable(c, ready) for c in current),
+        reason=FLUSH_OF_END, actor=actor, on_commit=on_commit,
+    )
+    if made:
+        logger.info("ended carries: %d flush distributions made", len(made))
+    return made
+
+
+def flush_opened_accounts(
+    gateway: ChainGateway, *, limit: int = 200, on_commit: Callable[[int], None] | None = None,
+    actor: str = SWEEP_ACTOR,
+) -> list[int]:
+    """The scheduled sweep's other half: a flush distribution (as ``end_subscription`` makes)
+    for each subscription not ended, at most ``limit`` (oldest first), that carries at least
+    ``QV_DUST_THRESHOLD`` base units for a platform or referral recipient for want of its USDC
+    token account (reason ``no_token_account``) and whose recipient's account exists now, with
+    no distribution ``pending`` or ``processing`` (that one folds the carry itself). The carry
+    is then paid within the hour rather than at the subscription's next profitable close
+    (docs/design.md, "Dust is carried per recipient": carried until the account exists); the
+    engine folds every carry of the subscription into the flush and carries again what is dust.
+
+    One ``gateway.multiple_accounts`` call per sweep, for the distinct recipients of such
+    carries; when it fails (``ChainError``) the sweep is skipped, logged, and nothing changes.
+    Each flush is made under its subscription's row lock (rows another worker holds are
+    skipped) after checking again that it is still due. Returns the ids of the flushes made."""
+    threshold = settings.QV_DUST_THRESHOLD
+    live = _without_flight(Subscription.objects.exclude(status=SubscriptionStatus.ENDED))
+    waiting_carries = LegCarry.objects.filter(reason=CarryReason.NO_TOKEN_ACCOUNT, amount__gte=max(1, threshold))
+    waiting = sorted(set(waiting_carries.filter(subscription__in=live).values_list("wallet", flat=True)))
+    if not waiting:
+        return []
+    try:
+        ready = _with_token_account(gateway, waiting)
+    except ChainError as exc:
+        logger.warning("carries waiting on token accounts: %d recipients unreadable, sweep skipped: %s",
+                       len(waiting), exc)
+        return []
+    if not ready:
+        return []
+    opened = waiting_carries.filter(wallet__in=ready)
+    due = live.filter(Exists(opened.filter(subscription=OuterRef("pk")))).order_by("pk").values_list("pk", flat=True)[:limit]
+
+    def still_due(sub: Subscription, current: list[list]) -> bool:
+        return sub.status != SubscriptionStatus.ENDED and any(
+            reason == CarryReason.NO_TOKEN_ACCOUNT and wallet in ready and amount >= threshold
+            for role, wallet, amount, reason in current if role != LegRole.CREATOR
+        )
+
+    made = _flush_each(list(due), still_due, reason=FLUSH_OF_OPENED_ACCOUNT, actor=actor, on_commit=on_commit)
+    if made:
+        logger.info("carries waiting on token accounts: %d flush distributions made", len(made))
+    return made
+
+
+#: The audit reasons of the two kinds of flush.
+FLUSH_OF_END = "final carry flush of an ended subscription"
+FLUSH_OF_OPENED_ACCOUNT = "carry flush: the recipient's token account exists now"
+
+
+def _flush_each(pks: list[int], still_due, *, reason: str, actor: str, on_commit) -> list[int]:
+    """A flush for each subscription of ``pks`` that ``still_due(sub, its carries)`` under its
+    row lock (locked rows are skipped) and has nothing in flight; the flushes' ids."""
     made = []
-    for pk in list(due):
+    for pk in pks:
         with transaction.atomic():
-            sub = Subscription.objects.select_for_update(skip_locked=True).filter(
-                pk=pk, status=SubscriptionStatus.ENDED).first()
+            sub = Subscription.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
             if sub is None or _in_flight(sub):
                 continue
             current = _carries(sub)
-            if not any(_payable(carry, ready) for carry in current):
+            if not still_due(sub, current):
                 continue
-            made.append(_make_flush(sub, current, actor=actor, on_commit=on_commit))
-    if made:
-        logger.info("ended carries: %d flush distributions made", len(made))
+            made.append(_make_flush(sub, current, actor=actor, on_commit=on_commit, reason=reason))
     return made
 
 
@@ -182,7 +245,7 @@ def _with_token_account(gateway: ChainGateway, wallets: list[str]) -> set[str]:
     return {wallet for (wallet, _), account in zip(owners, accounts, strict=True) if account is not None}
 
 
-def _make_flush(sub: Subscription, carries: list[list], *, actor: str, on_commit) -> int:
+def _make_flush(sub: Subscription, carries: list[list], *, actor: str, on_commit, reason: str = "") -> int:
     """The flush distribution of ``sub`` (locked by the caller) and its audit event; returns its id."""
     flush = Distribution.objects.create(
         close=None, subscription=sub, creator_id=sub.bot.creator_id, bot_id=sub.bot_id, realized_pnl=0,
@@ -190,7 +253,7 @@ def _make_flush(sub: Subscription, carries: list[list], *, actor: str, on_commit
     )
     record_event(
         "distribution", flush.pk, actor=actor, to_status=flush.status,
-        reason="final carry flush of an ended subscription", subscription=sub.subscription_id, carried=carries,
+        reason=reason or FLUSH_OF_END, subscription=sub.subscription_id, carried=carries,
     )
     if on_commit is not None:
         flush_id = flush.pk

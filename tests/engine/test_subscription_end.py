@@ -30,6 +30,7 @@ from profitshare.services.errors import Conflict, NotFound
 from profitshare.services.intake import CloseReport, record_close
 from profitshare.services.referrals import link_referral
 from profitshare.services.subscription_end import end_subscription, flush_ended_carries
+from tests.chain.gateway_support import make_gateway
 from tests.factories import SubscriptionFactory
 from tests.world import make_world, token_balance
 
@@ -225,17 +226,17 @@ def test_the_sweep_with_the_rpc_down_changes_nothing(localnet, gateway, referred
 def test_the_scheduled_task_flushes_and_queues_the_payout(localnet, settings):
     from django_q.models import OrmQ
 
-    from profitshare.tasks import flush_ended_carries_task
+    from profitshare.tasks import flush_carries_task
 
     settings.QV_RPC_URLS = [localnet.url]
     sub = SubscriptionFactory()  # as an end whose in-flight payout carried its dust again leaves it
     Subscription.objects.filter(pk=sub.pk).update(status=SubscriptionStatus.ENDED, dust_carry=7_000)
-    assert flush_ended_carries_task() == 1
+    assert flush_carries_task() == 1
     flush = Distribution.objects.get(subscription=sub)
     assert (flush.close, flush.status) == (None, DistributionStatus.PENDING)
     assert [(q.task["func"], q.task["args"]) for q in OrmQ.objects.all()] == [
         ("profitshare.tasks.process_distribution_task", (flush.pk,))]
-    assert flush_ended_carries_task() == 0
+    assert flush_carries_task() == 0
 
 
 def test_a_flush_whose_carries_another_payout_took_rests_paid_and_sends_nothing(localnet, gateway, referred):
@@ -251,3 +252,40 @@ def test_a_flush_whose_carries_another_payout_took_rests_paid_and_sends_nothing(
     assert not PayoutAttempt.objects.filter(distribution=flush).exists()
     assert not DriftAction.objects.filter(distribution=flush).exists()  # no settle for nothing
     assert AuditEvent.objects.filter(entity="distribution", entity_id=str(flush.pk), reason="nothing owed").exists()
+
+
+def test_a_running_subscriptions_carry_is_flushed_once_its_recipient_opens_a_token_account(localnet, gateway, referred):
+    from profitshare.services.subscription_end import flush_opened_accounts
+
+    world, referrer = referred(ata=False)
+    first = world.close(100_000_000).distribution  # 10 USDC: 9.5 the creator's, 0.5 the referrer's, carried
+    process_distribution(first.pk, gateway=gateway)
+    assert carries(world.subscription) == {LegRole.REFERRAL_1: (500_000, CarryReason.NO_TOKEN_ACCOUNT)}
+    assert flush_opened_accounts(gateway) == []  # no account yet: nothing to flush
+    localnet.rpc("localnet_fundUsdc", str(referrer), 1)
+    dead = make_gateway(type("Dead", (), {"url": "http://127.0.0.1:9"})(), max_attempts=1)
+    assert flush_opened_accounts(dead) == []  # unread: nothing changes
+    assert Distribution.objects.filter(subscription=world.subscription).count() == 1
+    queued = []
+    (flush_id,) = flush_opened_accounts(gateway, on_commit=queued.append)
+    assert queued == [flush_id]
+    assert flush_opened_accounts(gateway) == []  # one flush in flight is enough
+    process_distribution(flush_id, gateway=gateway)
+    flush = Distribution.objects.get(pk=flush_id)
+    assert (flush.status, flush.close, flush.carry_in, flush.paid) == (DistributionStatus.PAID, None, 500_000, 500_000)
+    assert token_balance(localnet, referrer) == 1 + 500_000
+    assert carries(world.subscription) == {LegRole.REFERRAL_1: (0, CarryReason.NO_TOKEN_ACCOUNT)}
+    world.subscription.refresh_from_db()
+    assert world.subscription.status == SubscriptionStatus.ACTIVE  # it keeps running
+    assert AuditEvent.objects.filter(entity="distribution", entity_id=str(flush_id),
+                                     reason="carry flush: the recipient's token account exists now").exists()
+
+
+def test_a_carry_below_the_dust_threshold_waits_for_the_next_close_even_with_an_account(localnet, gateway, referred):
+    from profitshare.services.subscription_end import flush_opened_accounts
+
+    world, referrer = referred(ata=False)
+    process_distribution(world.close(1_000_000).distribution.pk, gateway=gateway)  # referrer's 5,000: no account
+    assert carries(world.subscription) == {LegRole.REFERRAL_1: (5_000, CarryReason.NO_TOKEN_ACCOUNT)}
+    localnet.rpc("localnet_fundUsdc", str(referrer), 1)
+    assert flush_opened_accounts(gateway) == []  # a flush would only carry it again as dust

@@ -19,8 +19,8 @@ SCHEDULES = [
     ("qv-notifications", "profitshare.tasks.deliver_notifications_task", 1),
     ("qv-rpc-watch", "profitshare.tasks.watch_rpc_failures_task", 5),
     ("qv-webhooks", "profitshare.tasks.deliver_webhooks_task", 1),
-    # what ended subscriptions still carry, once its recipients can be paid
-    ("qv-ended-carries", "profitshare.tasks.flush_ended_carries_task", 60),
+    # what ended subscriptions still carry, and carries whose recipient's token account exists now
+    ("qv-carry-flush", "profitshare.tasks.flush_carries_task", 60),
     # expired Sign-In With Solana nonces
     ("qv-siws-prune", "profitshare.tasks.prune_sign_in_nonces_task", 60),
 ]
