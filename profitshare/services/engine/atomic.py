@@ -38,6 +38,7 @@ from profitshare.chain.transactions import describe_error
 from profitshare.models import AttemptStatus, Distribution, DriftAction, DriftActionKind, IouReason
 from profitshare.services.audit import append_events, event
 from profitshare.services.engine.batch import UNRESOLVED_ATTEMPTS, Batch, Item, refresh
+from profitshare.services.engine.carries import NO_ACCOUNT
 from profitshare.services.engine.ledger import owe
 from profitshare.services.engine.payouts import (
     attempt_numbers,
@@ -45,7 +46,7 @@ from profitshare.services.engine.payouts import (
     record_attempts,
     send_and_decide,
 )
-from profitshare.services.engine.steps import NO_ACCOUNT, NOTHING_TO_SETTLE, preflight
+from profitshare.services.engine.steps import NOTHING_TO_SETTLE, preflight
 
 logger = logging.getLogger(__name__)
 

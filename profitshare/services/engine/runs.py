@@ -15,12 +15,14 @@ from profitshare.models import IOU, Distribution, DistributionStatus, IouReason,
 from profitshare.services.audit import ENGINE
 from profitshare.services.engine.atomic import pay_atomically
 from profitshare.services.engine.batch import Batch, load_items, refresh
-from profitshare.services.engine.ledger import owe
-from profitshare.services.engine.payouts import resolve_attempts, transfer
-from profitshare.services.engine.steps import (
+from profitshare.services.engine.carries import (
     finish_owing_nothing,
     fold_dust_and_check,
     hold_legs_without_accounts,
+)
+from profitshare.services.engine.ledger import owe
+from profitshare.services.engine.payouts import resolve_attempts, transfer
+from profitshare.services.engine.steps import (
     preflight,
     settle,
     start,
