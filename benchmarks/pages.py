@@ -1,7 +1,8 @@
 """Server time of the HTMX pages with 1,000,000 distributions in PostgreSQL.
 
 Seeds (once; ``--reseed`` to start over) 1,000 creators with two bots each, 20,480 subscriptions,
-1,000,000 closes with their distributions over the last 365 days (93 % paid with a landed payout
+1,000,000 closes with their distributions over the last 365 days, each split into the
+creator's leg and a 1.5 % platform fee to one treasury (93 % paid with a landed payout
 attempt, 4 % of them after an IOU that a retry paid; 1 % still owed, as open or expired IOUs,
 10,000 pending debts; 6 % carried as dust), one "large" creator holding 10 % of all
 distributions, then the earnings rollups from that ledger (``earnings.rebuild``, what the engine
@@ -26,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_DB = "qv_bench_pages"
+#: The platform treasury of the seeded splits (a valid address: start-up checks it).
+TREASURY = "9pQ1Wq8C7r3ZbYdKXk5n4Ls2Hj6Tg1Vf8Ew3Rm7Ua2Pc"
 TARGET_P95_MS = 50.0
 
 
@@ -38,6 +41,8 @@ def configure(db_url: str) -> None:
     os.environ.setdefault("QV_ADMIN_SECRET", "bench-admin-secret-not-for-production")
     os.environ.setdefault("QV_KEY_ENCRYPTION_KEYS", "ZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmRlZmQ=")
     os.environ.setdefault("QV_LOG_LEVEL", "WARNING")
+    os.environ["QV_PLATFORM_FEE_BPS"] = "150"
+    os.environ["QV_PLATFORM_TREASURY"] = TREASURY
     os.environ["DJANGO_SETTINGS_MODULE"] = "quantumvault.settings"
     import django
 
@@ -91,16 +96,28 @@ SELECT 'close-' || g, sub_id, 0, pnl, 'full', ts, ts, repeat('0', 64) FROM seed 
 
 INSERT INTO profitshare_distribution (close_id, subscription_id, creator_id, bot_id, realized_pnl,
   profit_share_bps, policy, share, carry_in, paid, owed, carried, voided, withdrawn, settled, status, attempts,
-  created_at, updated_at)
+  created_at, updated_at, split_terms)
 SELECT s.g, s.sub_id, b.creator_id, b.id, s.pnl, 1000, 'per_trade', s.pnl / 10, 0,
        CASE WHEN s.k < 94 AND s.k <> 90 THEN s.pnl / 10 ELSE 0 END,
        CASE WHEN s.k = 90 THEN s.pnl / 10 ELSE 0 END,
        CASE WHEN s.k >= 94 THEN s.pnl / 10 ELSE 0 END,
        0, 0, true,
        CASE WHEN s.k = 90 THEN 'owed' WHEN s.k < 94 THEN 'paid' ELSE 'carried' END,
-       CASE WHEN s.k BETWEEN 86 AND 93 THEN 2 ELSE 1 END, s.ts, s.ts
+       CASE WHEN s.k BETWEEN 86 AND 93 THEN 2 ELSE 1 END, s.ts, s.ts,
+       jsonb_build_object('platform_fee_bps', 150, 'treasury', %(treasury)s::text, 'referral', '[]'::jsonb)
 FROM seed s JOIN profitshare_subscription sub ON sub.id = s.sub_id JOIN profitshare_publishedbot b ON b.id = sub.bot_id
 ORDER BY s.g;
+
+-- legs: every share split into the creator's and a 1.5 %% platform fee to one treasury (which so
+-- holds a leg of every distribution), each leg in its distribution's one state
+INSERT INTO profitshare_distributionleg (distribution_id, role, wallet, bps, amount, carry_in, paid, owed, carried,
+  voided, created_at)
+SELECT d.id, l.role, CASE WHEN l.role = 'creator' THEN c.address ELSE %(treasury)s END, l.bps, l.amount, 0,
+       CASE WHEN d.paid > 0 THEN l.amount ELSE 0 END, CASE WHEN d.owed > 0 THEN l.amount ELSE 0 END,
+       CASE WHEN d.carried > 0 THEN l.amount ELSE 0 END, 0, d.created_at
+FROM profitshare_distribution d JOIN profitshare_creatorwallet c ON c.id = d.creator_id
+CROSS JOIN LATERAL (VALUES ('creator', NULL::smallint, d.share - d.share * 150 / 10000),
+                           ('platform', 150::smallint, d.share * 150 / 10000)) AS l(role, bps, amount);
 
 -- IOUs: 1 %% of distributions still owe (open within the 7-day TTL, expired after it: both are
 -- pending debts), 4 %% had an IOU that a retry paid later
@@ -117,10 +134,10 @@ FROM seed s JOIN profitshare_distribution d ON d.close_id = s.g WHERE s.k BETWEE
 
 INSERT INTO profitshare_payoutattempt (distribution_id, iou_id, agent_wallet_id, amount, signature,
   raw_transaction, blockhash, last_valid_block_height, destination_owner, destination_ata, status, error, slot,
-  fee_lamports, created_at, sent_at, resolved_at)
+  fee_lamports, created_at, sent_at, resolved_at, path, settles, withdraw_amount, legs)
 SELECT d.id, i.id, d.subscription_id, d.paid, left(md5(d.id::text) || md5('s' || d.id) || md5('t' || d.id), 88),
        '\\x00'::bytea, md5(d.id::text), 1000, 'Creator', 'Ata', 'landed', '', 1, 5000, d.created_at, d.created_at,
-       d.created_at + interval '2 seconds'
+       d.created_at + interval '2 seconds', 'atomic', true, d.paid, '[]'::jsonb
 FROM profitshare_distribution d LEFT JOIN profitshare_iou i ON i.distribution_id = d.id
 WHERE d.status = 'paid';
 
@@ -140,7 +157,7 @@ def seed(n: int) -> None:
     from profitshare.services import earnings
 
     with connection.cursor() as cursor:
-        cursor.execute(SEED_SQL, {"n": n, "large": large, "subs": subs})
+        cursor.execute(SEED_SQL, {"n": n, "large": large, "subs": subs, "treasury": TREASURY})
     earnings.rebuild()  # the rollups the engine would have kept, from the seeded ledger
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
@@ -162,7 +179,7 @@ def measure(
     wall, cpu = [], []
     for i in range(warmup + requests):
         started, started_cpu = time.perf_counter(), time.process_time()
-        response = client.get(url, **headers)
+        response = client.get(url, secure=True, **headers)  # production serves HTTPS only
         if response.streaming:
             b"".join(response.streaming_content)
         elapsed, elapsed_cpu = (time.perf_counter() - started) * 1000, (time.process_time() - started_cpu) * 1000
@@ -247,6 +264,9 @@ def main() -> None:
         ("alerts", admin, "/console/alerts/", None),
         ("subscriber trade history", sub_client, f"/subscriber/{subscriber.subscription_id}/", None),
         ("marketplace snippet (large creator's bot)", Client(), f"/bots/{bot.bot_id}/snippet/", None),
+        ("earnings page, large creator (100k legs)", large_client, "/earnings/", None),
+        ("earnings page, the treasury (a leg of every share)", wallet_client(TREASURY), "/earnings/", None),
+        ("console treasury page (a leg of every share)", admin, "/console/treasury/", None),
     ]
     total = Distribution.objects.count()
     pending = IOU.objects.filter(status__in=("open", "processing", "expired")).count()
