@@ -122,11 +122,8 @@ def flush_ended_carries(
         LegCarry.objects.filter(subscription__in=ended, amount__gt=0, reason=CarryReason.NO_TOKEN_ACCOUNT)
         .values_list("wallet", flat=True)
     ))
-    try:
-        ready = _with_token_account(gateway, waiting)
-    except ChainError as exc:
-        logger.warning("ended carries: token accounts of %d recipients unreadable, sweep skipped: %s",
-                       len(waiting), exc)
+    ready = _with_token_account(gateway, waiting, sweep="ended carries")
+    if ready is None:
         return []
     payable = Q(reason=CarryReason.DUST) | Q(reason=CarryReason.NO_TOKEN_ACCOUNT, wallet__in=ready)
     carries = LegCarry.objects.filter(payable, subscription=OuterRef("pk"), amount__gt=0)
@@ -163,12 +160,7 @@ def flush_opened_accounts(
     waiting = sorted(set(waiting_carries.filter(subscription__in=live).values_list("wallet", flat=True)))
     if not waiting:
         return []
-    try:
-        ready = _with_token_account(gateway, waiting)
-    except ChainError as exc:
-        logger.warning("carries waiting on token accounts: %d recipients unreadable, sweep skipped: %s",
-                       len(waiting), exc)
-        return []
+    ready = _with_token_account(gateway, waiting, sweep="carries waiting on token accounts")
     if not ready:
         return []
     opened = waiting_carries.filter(wallet__in=ready)
@@ -230,9 +222,10 @@ def _without_flight(subs):
     return subs.exclude(Exists(Distribution.objects.filter(subscription=OuterRef("pk"), status__in=IN_FLIGHT)))
 
 
-def _with_token_account(gateway: ChainGateway, wallets: list[str]) -> set[str]:
+def _with_token_account(gateway: ChainGateway, wallets: list[str], *, sweep: str) -> set[str] | None:
     """The ``wallets`` (base58) whose USDC token account exists, read in one call; an address
-    that does not parse has none. Raises ``ChainError``."""
+    that does not parse has none. None when the chain cannot be read (``ChainError``: logged as
+    ``sweep`` skipped)."""
     owners = []
     for wallet in wallets:
         try:
@@ -241,7 +234,11 @@ def _with_token_account(gateway: ChainGateway, wallets: list[str]) -> set[str]:
             continue
     if not owners:
         return set()
-    accounts = gateway.multiple_accounts([usdc_ata(owner, gateway.usdc_mint) for _, owner in owners])
+    try:
+        accounts = gateway.multiple_accounts([usdc_ata(owner, gateway.usdc_mint) for _, owner in owners])
+    except ChainError as exc:
+        logger.warning("%s: token accounts of %d recipients unreadable, sweep skipped: %s", sweep, len(owners), exc)
+        return None
     return {wallet for (wallet, _), account in zip(owners, accounts, strict=True) if account is not None}
 
 

@@ -120,18 +120,24 @@ def test_a_referrer_who_closed_its_account_after_the_iou_opened_is_held_and_the_
     assert_legs_add_up(distribution)
 
 
-def test_a_run_resumed_after_its_withdraw_holds_a_leg_without_an_account_and_pays_it_from_those_funds(
-    localnet, gateway, splits, settings,
-):
-    treasury = Keypair()  # the treasury has no USDC token account
+def resumed_without_treasury_account(localnet, gateway, splits, settings):
+    """A run resumed after its withdraw (a worker withdrew the share into the agent's token
+    account and died before paying), with a treasury that has no USDC token account: returns
+    ``(world, distribution, treasury keypair)`` once the engine has run it."""
+    treasury = Keypair()
     settings.QV_PLATFORM_TREASURY = str(treasury.pubkey())
     world = splits["world"]()
     distribution = world.close(100_000_000).distribution
-    # a worker withdrew the share from Drift into the agent's token account and died before paying
     localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), SHARE)
     Distribution.objects.filter(pk=distribution.pk).update(withdrawn=SHARE, status=DistributionStatus.PROCESSING)
-
     process_distribution(distribution.pk, gateway=gateway)
+    return world, distribution, treasury
+
+
+def test_a_run_resumed_after_its_withdraw_holds_a_leg_without_an_account_and_pays_it_from_those_funds(
+    localnet, gateway, splits, settings,
+):
+    world, distribution, treasury = resumed_without_treasury_account(localnet, gateway, splits, settings)
 
     (attempt,) = PayoutAttempt.objects.filter(distribution=distribution)
     assert (attempt.status, attempt.amount, len(attempt.legs)) == (AttemptStatus.LANDED, SHARE - 150_000, 4)
@@ -156,13 +162,7 @@ def test_a_run_resumed_after_its_withdraw_holds_a_leg_without_an_account_and_pay
 def test_recipients_accounts_unread_wake_nothing(localnet, gateway, splits, settings):
     from tests.chain.gateway_support import make_gateway
 
-    treasury = Keypair()
-    settings.QV_PLATFORM_TREASURY = str(treasury.pubkey())
-    world = splits["world"]()
-    distribution = world.close(100_000_000).distribution
-    localnet.rpc("localnet_fundUsdc", str(world.agent.pubkey()), SHARE)
-    Distribution.objects.filter(pk=distribution.pk).update(withdrawn=SHARE, status=DistributionStatus.PROCESSING)
-    process_distribution(distribution.pk, gateway=gateway)
+    _, distribution, treasury = resumed_without_treasury_account(localnet, gateway, splits, settings)
     (iou,) = IOU.objects.filter(distribution=distribution, reason=IouReason.NO_TOKEN_ACCOUNT)
     localnet.rpc("localnet_fundUsdc", str(treasury.pubkey()), 1)
     dead = make_gateway(type("Dead", (), {"url": "http://127.0.0.1:9"})(), max_attempts=1)
