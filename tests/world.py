@@ -82,11 +82,13 @@ class World:
 def rewrite_ledger(distribution, *, paid: int, owed: int, **fields) -> None:
     """Put a distribution paid to its creator alone (no splits) back into a past state of its
     ledger: ``paid`` and ``owed`` (base units) on the row and on its creator leg, plus other
-    distribution ``fields`` (``withdrawn``, ``status``...)."""
+    distribution ``fields`` (``withdrawn``, ``status``...); the legs' running totals follow."""
     from profitshare.models import Distribution, DistributionLeg, LegRole
+    from profitshare.services import leg_totals
 
     Distribution.objects.filter(pk=distribution.pk).update(paid=paid, owed=owed, **fields)
     DistributionLeg.objects.filter(distribution=distribution, role=LegRole.CREATOR).update(paid=paid, owed=owed)
+    leg_totals.rebuild()
 
 
 def token_balance(localnet, owner: Pubkey) -> int:

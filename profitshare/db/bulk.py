@@ -103,3 +103,26 @@ def insert_rows(
             cursor.execute(plan.statement + plan.returning_tail, row)
             out.append(tuple(cursor.fetchone()))
         return out
+
+
+_UPSERT_CHUNK = 500  # rows per INSERT statement (SQLite's bound-parameter limit is 32,766)
+
+
+def upsert_adding(table: str, key: tuple[str, ...], fixed: tuple[str, ...], added: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert ``rows`` (values of ``key + fixed + added``) into ``table``; where a row with the
+    same ``key`` exists, add the ``added`` values onto it (``fixed`` ones are only written on
+    insert). One statement per ``_UPSERT_CHUNK`` rows."""
+    if not rows:
+        return
+    qn = connection.ops.quote_name
+    names = ", ".join(qn(c) for c in key + fixed + added)
+    updates = ", ".join(f"{qn(c)} = {qn(table)}.{qn(c)} + excluded.{qn(c)}" for c in added)
+    placeholder = "(" + ", ".join(["%s"] * len(key + fixed + added)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _UPSERT_CHUNK):
+            chunk = rows[start:start + _UPSERT_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {qn(table)} ({names}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - quoted identifiers; values are parameters
+                f"ON CONFLICT ({', '.join(qn(c) for c in key)}) DO UPDATE SET {updates}",
+                [value for row in chunk for value in row],
+            )

@@ -63,3 +63,32 @@ class SubscriptionEarnings(models.Model):
 
     def __str__(self) -> str:
         return f"earnings of subscription {self.subscription_id}: {self.paid}"
+
+
+class LegTotals(models.Model):
+    """Running totals of the legs one ``wallet`` earned in one ``role`` on one creator's
+    distributions (``profitshare.services.leg_totals``), kept in the same transaction as every
+    change of those legs' amounts: ``legs`` (how many), ``earned`` (their ``amount``s), ``paid``,
+    ``owed`` and ``voided`` (sums of the same fields, USDC base units). A wallet's earnings page
+    sums its rows by role, a creator's dashboard sums the creator's rows by role: a few rows
+    instead of every leg. Recomputed from the legs by ``manage.py rebuild_earnings``. No CHECK
+    on the sums: a display total must never refuse the transaction that moves money."""
+
+    creator = models.ForeignKey("profitshare.CreatorWallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+    wallet = models.CharField(max_length=44)
+    role = models.CharField(max_length=12)
+    legs = models.BigIntegerField(default=0)
+    earned = models.BigIntegerField(default=0)
+    paid = models.BigIntegerField(default=0)
+    owed = models.BigIntegerField(default=0)
+    voided = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # the upsert's conflict target; its creator prefix serves the creator's split
+            models.UniqueConstraint(fields=["creator", "wallet", "role"], name="leg_totals_key"),
+        ]
+        indexes = [models.Index(fields=["wallet", "role"], name="leg_totals_wallet")]
+
+    def __str__(self) -> str:
+        return f"leg totals {self.wallet} {self.role} of creator {self.creator_id}: {self.paid} paid"

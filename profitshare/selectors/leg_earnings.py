@@ -2,9 +2,10 @@
 "Splits add up", "All legs are paid together"): the creator, the platform treasury and the three
 referral levels, each seen from its own wallet. Amounts in USDC base units.
 
-Every figure is an aggregate over the wallet's ``DistributionLeg`` rows, which the index
-``leg_wallet_role_created`` (wallet, role, -created_at) serves: totals per role, the last 30
-UTC days per day and role, and the keyset-paginated history. What is carried comes from
+The totals per role come from the legs' running totals (``LegTotals``, kept by
+``services.leg_totals`` in step with every leg); the last 30 UTC days per day and role and the
+keyset-paginated history are read from the wallet's ``DistributionLeg`` rows, which the index
+``leg_wallet_role_created`` (wallet, role, -created_at) serves. What is carried comes from
 ``LegCarry`` (index ``leg_carry_wallet``) for the platform and referral legs and from the
 subscriptions' ``dust_carry`` for the creator's own leg ("Dust is carried").
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -30,6 +31,7 @@ from profitshare.models import (
     IouStatus,
     LegCarry,
     LegRole,
+    LegTotals,
     PayoutAttempt,
     Subscription,
 )
@@ -92,21 +94,15 @@ TOTAL_KEYS = ("legs", "earned", "paid", "owed", "voided", "carried", "carried_no
 def role_totals(wallet: str) -> list[RoleTotals]:
     """The wallet's totals per role it earned in (``RoleTotals``), in the order creator,
     platform, referral levels 1-3; empty for a wallet that never earned a leg. Four
-    statements at most: the legs grouped by role, ``LegCarry`` grouped by role and reason, the
+    statements at most: the legs' running totals (``LegTotals``: a row per creator the wallet
+    earned from) grouped by role, ``LegCarry`` grouped by role and reason, the
     IOUs owed for lack of the wallet's token account, and (when the wallet earned a creator's
     leg) the dust its bots' subscriptions carry."""
+    sums = {f"{key}_sum": Sum(key) for key in ("legs", "earned", "paid", "owed", "voided")}
     legs = {
-        row["role"]: row
-        for row in DistributionLeg.objects.filter(wallet=wallet)
-        .values("role")
-        .annotate(
-            legs=Count("pk"),
-            earned=Sum("amount"),
-            paid=Sum("paid"),
-            owed=Sum("owed"),
-            voided=Sum("voided"),
-        )
-        .order_by()
+        row["role"]: {key.removesuffix("_sum"): value for key, value in row.items()}
+        for row in LegTotals.objects.filter(wallet=wallet).values("role").annotate(**sums).order_by()
+        if row["legs_sum"]
     }
     carried: dict[str, list[int]] = {}
     carries = (
@@ -373,19 +369,19 @@ class CreatorSplit:
 
 
 def creator_split(creator_id: int) -> CreatorSplit:
-    """The legs of the creator's distributions summed by role (one statement over them):
-    see ``CreatorSplit``."""
+    """The legs of the creator's distributions summed by role, from their running totals
+    (``LegTotals``: a row per recipient and role, one statement): see ``CreatorSplit``."""
     rows = (
-        DistributionLeg.objects.filter(distribution__creator_id=creator_id)
+        LegTotals.objects.filter(creator_id=creator_id)
         .values("role")
-        .annotate(amount=Sum("amount"), paid=Sum("paid"), owed=Sum("owed"))
+        .annotate(amount=Sum("earned"), paid_sum=Sum("paid"), owed_sum=Sum("owed"))
         .order_by()
     )
     by_role = {row["role"]: row for row in rows}
 
     def part(roles) -> SplitPart:
         picked = [by_role[r] for r in roles if r in by_role]
-        return SplitPart(*(sum(row[k] for row in picked) for k in ("amount", "paid", "owed")))
+        return SplitPart(*(sum(row[k] for row in picked) for k in ("amount", "paid_sum", "owed_sum")))
 
     return CreatorSplit(
         gross=part(LegRole.values),

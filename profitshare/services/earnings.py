@@ -18,31 +18,11 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
+from profitshare.db.bulk import upsert_adding
 from profitshare.models import Distribution, EarningsDay, SubscriptionEarnings
 
 _DAY = EarningsDay._meta.db_table
 _SUB = SubscriptionEarnings._meta.db_table
-_CHUNK = 500  # rows per INSERT statement (SQLite's bound-parameter limit is 32,766)
-
-
-def _upsert(table: str, key: tuple[str, ...], fixed: tuple[str, ...], added: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert ``rows`` (values of ``key + fixed + added``) into ``table``; where a row with the
-    same ``key`` exists, add the ``added`` values onto it (``fixed`` ones are only written on
-    insert). One statement per ``_CHUNK`` rows."""
-    if not rows:
-        return
-    qn = connection.ops.quote_name
-    names = ", ".join(qn(c) for c in key + fixed + added)
-    updates = ", ".join(f"{qn(c)} = {qn(table)}.{qn(c)} + excluded.{qn(c)}" for c in added)
-    placeholder = "(" + ", ".join(["%s"] * len(key + fixed + added)) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start:start + _CHUNK]
-            cursor.execute(
-                f"INSERT INTO {qn(table)} ({names}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608 - quoted identifiers; values are parameters
-                f"ON CONFLICT ({', '.join(qn(c) for c in key)}) DO UPDATE SET {updates}",
-                [value for row in chunk for value in row],
-            )
 
 
 def record_paid(payouts: Iterable[tuple[Distribution, int]]) -> None:
@@ -78,13 +58,13 @@ def record_paid(payouts: Iterable[tuple[Distribution, int]]) -> None:
         acc[0] += amount
         acc[1] += first
     with transaction.atomic(savepoint=False):  # inside the caller's transaction: no savepoint round trips
-        _upsert(_DAY, ("creator_id", "day", "bot_id"), (), ("paid", "paid_closes"),
+        upsert_adding(_DAY, ("creator_id", "day", "bot_id"), (), ("paid", "paid_closes"),
                 [(*k, *v) for k, v in sorted(days.items())])
         _upsert_subscriptions(subs)
 
 
 def _upsert_subscriptions(subs: dict[tuple, list[int]]) -> None:
-    _upsert(_SUB, ("subscription_id",), ("creator_id", "bot_id"), ("paid", "paid_closes", "voided"),
+    upsert_adding(_SUB, ("subscription_id",), ("creator_id", "bot_id"), ("paid", "paid_closes", "voided"),
             [(*k, *v) for k, v in sorted(subs.items())])
 
 

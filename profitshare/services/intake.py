@@ -22,6 +22,7 @@ from profitshare.models import (
     SubscriptionStatus,
     TradeClose,
 )
+from profitshare.services import leg_totals
 from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
@@ -142,6 +143,9 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
                 (distribution.pk, leg.role, leg.wallet, leg.bps, leg.amount, leg.amount, distribution.created_at)
                 for leg in legs
             ])
+            leg_totals.add(
+                (distribution.creator_id, leg.wallet, leg.role, 1, leg.amount, 0, leg.amount, 0) for leg in legs
+            )
             events.append(event(
                 "distribution", distribution.pk, actor=actor, to_status=distribution.status,
                 close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,

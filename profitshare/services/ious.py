@@ -18,7 +18,7 @@ from profitshare.models import (
     IouStatus,
     LegRole,
 )
-from profitshare.services import webhooks
+from profitshare.services import leg_totals, webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
 from profitshare.services.earnings import record_voided
@@ -181,6 +181,7 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
             leg.owed -= voided
             leg.voided += voided
             leg.save(update_fields=["owed", "voided"])
+            leg_totals.add([leg_totals.delta(dist.creator_id, leg, owed=-voided, voided=voided)])
         record_voided(dist, remaining)  # earnings rollups, same transaction
         record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, reason=reason, voided=remaining)
         record_event(

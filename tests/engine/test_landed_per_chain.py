@@ -24,7 +24,7 @@ from profitshare.models import (
     IouStatus,
     PayoutAttempt,
 )
-from profitshare.services import earnings, ious
+from profitshare.services import earnings, ious, leg_totals
 from profitshare.services.engine import process_distribution, retry_iou
 from profitshare.services.reconciliation import reconcile
 from profitshare.services.resolver import resolve_stale
@@ -95,6 +95,7 @@ def assert_paid_per_chain(world, dist: Distribution, first: PayoutAttempt, *, at
     assert AuditEvent.objects.filter(entity="payout_attempt", entity_id=first.signature, from_status="expired",
                                      to_status="landed", reason="landed per chain").exists()
     assert earnings.ledger_sums() == earnings.rollup_sums()
+    assert leg_totals.ledger_sums() == leg_totals.rollup_sums()
     alert = Alert.objects.get(kind="landed_per_chain")
     assert (alert.severity, alert.amount, alert.data["signature"]) == ("critical", SHARE, first.signature)
     return alert

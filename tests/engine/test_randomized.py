@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from profitshare.models import IOU, AttemptStatus, Distribution, IouStatus, PayoutAttempt
-from profitshare.services import ious
+from profitshare.services import ious, leg_totals
 from profitshare.services.engine import process_distribution, retry_iou
 from tests.world import make_world
 
@@ -69,3 +69,4 @@ def test_every_base_unit_is_accounted_for(localnet, gateway, pnls, bps, fault, p
     paid_on_chain = sum(a.amount for a in landed)
     assert paid_on_chain == (totals["paid"] or 0)
     assert world.creator_usdc() == paid_on_chain  # no double payment: the chain agrees
+    assert leg_totals.rollup_sums() == leg_totals.ledger_sums()  # the pages' running totals agree

@@ -12,6 +12,7 @@ from django.utils import timezone
 from solders.keypair import Keypair
 
 from profitshare.models import IOU, Distribution, DistributionLeg, IouReason, Subscription
+from profitshare.services import leg_totals
 from profitshare.services.intake import CloseReport, record_close
 from profitshare.services.referrals import link_referral
 
@@ -69,11 +70,13 @@ def leg_of(distribution: Distribution, role: str) -> DistributionLeg:
 def settle(
     leg: DistributionLeg, *, paid: int = 0, carried: int = 0, voided: int = 0
 ) -> DistributionLeg:
-    """Move a leg to ``paid``, ``carried`` and ``voided``; the rest of its due stays owed."""
+    """Move a leg to ``paid``, ``carried`` and ``voided``; the rest of its due stays owed (and
+    the legs' running totals follow, as the engine keeps them)."""
     owed = leg.amount + leg.carry_in - paid - carried - voided
     DistributionLeg.objects.filter(pk=leg.pk).update(
         paid=paid, owed=owed, carried=carried, voided=voided
     )
+    leg_totals.rebuild()
     leg.refresh_from_db()
     return leg
 

@@ -8,6 +8,7 @@ from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from profitshare.models import DistributionLeg, LegRole
+from profitshare.services import leg_totals
 from profitshare.services.referrals import link_referral
 from tests.world import make_world, token_balance
 
@@ -85,9 +86,11 @@ EXPECTED = {
 
 
 def assert_legs_add_up(distribution) -> None:
-    """The distribution's amounts are the sums over its legs."""
+    """The distribution's amounts are the sums over its legs, and the legs' running totals are
+    the sums over every leg."""
     distribution.refresh_from_db()
     legs = DistributionLeg.objects.filter(distribution=distribution)
     for field in ("paid", "owed", "carried", "voided", "carry_in"):
         assert getattr(distribution, field) == sum(getattr(leg, field) for leg in legs), field
     assert distribution.share == sum(leg.amount for leg in legs)
+    assert leg_totals.rollup_sums() == leg_totals.ledger_sums()

@@ -41,3 +41,25 @@ def test_old_distributions_get_a_creator_leg_with_their_amounts(localnet, gatewa
     assert attempt.legs == [[DistributionLeg.objects.get(distribution=paid).pk, attempt.destination_owner, 3_000_000]]
     migration.creator_legs(apps, None)  # run again (a retried deploy): nothing doubles
     assert DistributionLeg.objects.count() == Distribution.objects.count()
+
+
+def test_the_running_totals_of_the_legs_are_backfilled_and_the_engine_keeps_them(localnet, gateway, splits):
+    from profitshare.models import LegTotals
+    from profitshare.services import leg_totals
+
+    totals = importlib.import_module("profitshare.migrations.0015_leg_totals")
+    world = splits["world"]()
+    process_distribution(world.close(100_000_000).distribution.pk, gateway=gateway)
+    owed = splits["world"](lamports=1_000_000).close(40_000_000).distribution  # too little SOL: owed
+    process_distribution(owed.pk, gateway=gateway)
+    LegTotals.objects.all().delete()  # the table as the migration finds it
+
+    totals.backfill(apps, None)
+
+    sums = leg_totals.rollup_sums()
+    assert sums == leg_totals.ledger_sums()
+    assert sums[(owed.creator_id, owed.creator.address, LegRole.CREATOR)] == (1, 3_620_000, 0, 3_620_000, 0)
+    assert sums[(world.subscription.bot.creator_id, str(splits[LegRole.PLATFORM]), LegRole.PLATFORM)] == (
+        1, 150_000, 150_000, 0, 0)
+    totals.backfill(apps, None)  # run again: nothing doubles
+    assert leg_totals.rollup_sums() == sums

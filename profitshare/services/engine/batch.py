@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from profitshare.chain.gateway import ChainGateway
 from profitshare.models import IOU, AttemptStatus, Distribution, DistributionLeg, LegRole
+from profitshare.services import leg_totals
 from profitshare.services.subscriptions import agent_keypair
 
 UNRESOLVED_ATTEMPTS = (AttemptStatus.PREPARED, AttemptStatus.SENT)
@@ -123,14 +125,23 @@ def _load_legs(items: list[Item]) -> None:
 
 def creator_legs(distributions: list[Distribution]) -> list[DistributionLeg]:
     """Make the one creator leg of each of ``distributions`` (recorded without legs: the
-    creator is paid the whole share) with the distribution's own amounts; returns them."""
-    return DistributionLeg.objects.bulk_create([
-        DistributionLeg(
-            distribution=d, role=LegRole.CREATOR, wallet=d.creator.address, amount=d.share, carry_in=d.carry_in,
-            paid=d.paid, owed=d.owed, carried=d.carried, voided=d.voided, created_at=d.created_at,
+    creator is paid the whole share) with the distribution's own amounts, and count them in the
+    legs' running totals; returns them."""
+    if not distributions:
+        return []
+    with transaction.atomic():
+        legs = DistributionLeg.objects.bulk_create([
+            DistributionLeg(
+                distribution=d, role=LegRole.CREATOR, wallet=d.creator.address, amount=d.share, carry_in=d.carry_in,
+                paid=d.paid, owed=d.owed, carried=d.carried, voided=d.voided, created_at=d.created_at,
+            )
+            for d in distributions
+        ])
+        leg_totals.add(
+            leg_totals.delta(d.creator_id, leg, legs=1, earned=leg.amount, paid=leg.paid, owed=leg.owed, voided=leg.voided)
+            for d, leg in zip(distributions, legs, strict=True)
         )
-        for d in distributions
-    ]) if distributions else []
+    return legs
 
 
 def refresh(items: list[Item]) -> None:

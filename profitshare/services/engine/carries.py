@@ -23,6 +23,7 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
+from profitshare.services import leg_totals
 from profitshare.services.audit import append_events, event
 from profitshare.services.engine.batch import Batch, Item, refresh
 from profitshare.services.engine.ledger import owe
@@ -158,7 +159,7 @@ def _fold_carries(batch: Batch, items: list[Item]) -> None:
         carries: dict[int, list[LegCarry]] = {}
         for carry in LegCarry.objects.select_for_update().filter(subscription__in=list(subs), amount__gt=0).order_by("pk"):
             carries.setdefault(carry.subscription_id, []).append(carry)
-        events, touched, emptied, changed = [], set(), [], {}
+        events, touched, emptied, changed, totals = [], set(), [], {}, []
         for item in items:
             sub, dist = subs[item.dist.subscription_id], dists[item.dist.pk]
             item.dist.subscription.status = sub.status
@@ -176,6 +177,8 @@ def _fold_carries(batch: Batch, items: list[Item]) -> None:
                         distribution=dist, role=role, wallet=wallet, bps=None, amount=0, owed=0,
                         created_at=dist.created_at,
                     )
+                    totals.append(leg_totals.delta(dist.creator_id, leg, legs=1))
+                totals.append(leg_totals.delta(dist.creator_id, leg, owed=amount))
                 leg.carry_in += amount
                 leg.owed += amount
                 changed[leg.pk] = leg
@@ -190,6 +193,7 @@ def _fold_carries(batch: Batch, items: list[Item]) -> None:
             Distribution.objects.bulk_update([dists[pk] for pk in sorted(touched)], ["carry_in", "owed"])
             DistributionLeg.objects.bulk_update([changed[pk] for pk in sorted(changed)], ["carry_in", "owed"])
             LegCarry.objects.bulk_update(emptied, ["amount"])
+            leg_totals.add(totals)
             append_events(events)
     if touched:
         refresh(items)
@@ -209,13 +213,14 @@ def _carry(batch: Batch, carried: list[tuple[Item, DistributionLeg, str, str]]) 
         sub_ids = sorted({i.dist.subscription_id for i, _, _, _ in carried})
         subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=sub_ids)}
         carries = {(c.subscription_id, c.wallet): c for c in LegCarry.objects.select_for_update().filter(subscription__in=sub_ids)}
-        events, legs, new_carries = [], [], []
+        events, legs, new_carries, totals = [], [], [], []
         for item, leg, reason, why in carried:
             dist, sub = item.dist, subs[item.dist.subscription_id]
             amount = leg.owed
             leg.carried += amount
             leg.owed = 0
             legs.append(leg)
+            totals.append(leg_totals.delta(dist.creator_id, leg, owed=-amount))
             dist.carried += amount
             dist.owed -= amount
             if leg.role == LegRole.CREATOR:
@@ -244,4 +249,5 @@ def _carry(batch: Batch, carried: list[tuple[Item, DistributionLeg, str, str]]) 
         Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
         LegCarry.objects.bulk_create(new_carries)
         LegCarry.objects.bulk_update([c for c in carries.values() if c.pk and c not in new_carries], ["amount", "reason"])
+        leg_totals.add(totals)
         append_events(events)

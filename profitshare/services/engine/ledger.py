@@ -23,7 +23,7 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
-from profitshare.services import webhooks
+from profitshare.services import leg_totals, webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import append_events, event, record_event
 from profitshare.services.delinquency import watch_new_debt
@@ -58,7 +58,7 @@ def apply_landed(
         with_legs = {leg.distribution_id for leg in legs.values()}
         legs.update((leg.pk, leg) for leg in creator_legs([d for d in dists.values() if d.pk not in with_legs]))
         ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution__in=list(dists), status__in=IouStatus.ACTIVE), legs)
-        events, paid_ious, changed_legs = [], [], set()
+        events, paid_ious, changed_legs, totals = [], [], set(), []
         for attempt, slot in fresh:
             before = attempt.status
             attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
@@ -73,6 +73,7 @@ def apply_landed(
                 leg.owed -= leg_credit
                 credited += leg_credit
                 changed_legs.add(leg_id)
+                totals.append(leg_totals.delta(dist.creator_id, leg, paid=leg_credit, owed=-leg_credit))
                 iou = ious.get(leg_id)
                 if iou is not None and leg_credit:
                     iou.paid_amount += min(leg_credit, iou.remaining)
@@ -114,6 +115,7 @@ def apply_landed(
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
         record_paid(credits)  # earnings rollups, same transaction
+        leg_totals.add(totals)
         append_events(events)
         webhooks.payouts_landed([a for a, _ in fresh], dists, paid_ious)  # same transaction (outbox)
         for iou in paid_ious:
