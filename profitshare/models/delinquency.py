@@ -19,7 +19,9 @@ class DelinquencyWatch(models.Model):
     schedule started the watch (``watch_started``); ``opened_at``: when that IOU opened (on a
     cluster whose block times are wall time, transactions from then on are examined too).
     ``last_signature`` / ``last_slot``: the newest transaction already examined (each scan reads
-    only what is newer). ``last_scan_at``: when the wallet was last read."""
+    only what is newer). ``last_scan_at``: when the wallet was last read. ``outflow_signature``
+    / ``outflow_at``: the first outflow found after the subscription had ended (an ended
+    subscription cannot also be ``delinquent``: the watch records it, and stops scanning)."""
 
     subscription = models.OneToOneField(
         "profitshare.Subscription", on_delete=models.CASCADE, related_name="delinquency_watch"
@@ -30,6 +32,8 @@ class DelinquencyWatch(models.Model):
     last_signature = models.CharField(max_length=88, blank=True, default="")
     last_slot = models.BigIntegerField(null=True, blank=True)
     last_scan_at = models.DateTimeField(null=True, blank=True)
+    outflow_signature = models.CharField(max_length=88, blank=True, default="")
+    outflow_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from profitshare.models import IOU, IouReason, IouStatus, Subscription, SubscriptionStatus
+from profitshare.models.delinquency import DelinquencyWatch
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ def debt_state(subscription: Subscription, *, now: datetime | None = None) -> di
     bool, "sol_needed": int | None}`` (``retrying``: a retry of one of its IOUs is running;
     ``sol_needed``: the lamports its agent wallet needs when a blocking IOU is owed for lack
     of SOL). ``subscription.status`` is used as loaded; nothing is retried
-    (``services.guards.guard`` retries first)."""
+    (``services.guards.guard`` retries first). An ended subscription is ``delinquent`` while its
+    delinquency watch holds an outflow found after the end (one more query, for ended ones only)."""
     now = now or timezone.now()
     remaining = F("amount") - F("paid_amount")
     sums = IOU.objects.filter(subscription_id=subscription.pk, status__in=IouStatus.ACTIVE).aggregate(
@@ -59,6 +61,9 @@ def debt_state(subscription: Subscription, *, now: datetime | None = None) -> di
         can_delete=allowed,
         owed=sums["owed"],
         blocking_owed=sums["blocking"],
-        delinquent=subscription.status == SubscriptionStatus.DELINQUENT,
+        delinquent=subscription.status == SubscriptionStatus.DELINQUENT or (
+            subscription.status == SubscriptionStatus.ENDED
+            and DelinquencyWatch.objects.filter(subscription_id=subscription.pk, outflow_signature__gt="").exists()
+        ),
     )
     return {"guard": answer, "retrying": sums["processing"] > 0, "sol_needed": sums["sol_needed"]}

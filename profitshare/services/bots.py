@@ -58,7 +58,7 @@ def publish_bot(
     if not name.strip():
         raise InvalidInput("name", "must not be empty")
     creator, _ = CreatorWallet.objects.get_or_create(address=address)
-    bot = PublishedBot.objects.select_for_update().filter(bot_id=bot_id).first()
+    bot = PublishedBot.objects.select_for_update(no_key=True).filter(bot_id=bot_id).first()
     if bot is None:
         bot = PublishedBot.objects.create(
             bot_id=bot_id, creator=creator, name=name, profit_share_bps=profit_share_bps, policy=policy
@@ -85,7 +85,7 @@ def _apply_terms_change(bot: PublishedBot, actor: str) -> None:
     now = timezone.now()
     effective_at = now + timedelta(days=settings.QV_FEE_CHANGE_TIMELOCK_DAYS)
     scheduled = []
-    for sub in Subscription.objects.select_for_update().filter(bot=bot).exclude(status="ended"):
+    for sub in Subscription.objects.select_for_update(no_key=True).filter(bot=bot).exclude(status="ended"):
         if bot.policy == sub.policy and bot.profit_share_bps <= sub.profit_share_bps:
             old = sub.profit_share_bps
             sub.profit_share_bps = bot.profit_share_bps

@@ -1,5 +1,6 @@
 """Delinquency (docs/design.md, "Delinquency"): a subscriber who moves funds out
-on-chain while owing is marked delinquent and stops receiving new copied entries.
+on-chain while owing is marked delinquent and stops receiving new copied entries; after the
+subscription ended, the same move is recorded on its watch and told just the same.
 
 **The baseline.** When an IOU that blocks exits (``open`` or ``processing``) is created, the
 chain's current slot is read right after its transaction commits (``open_watch``, started by
@@ -9,8 +10,8 @@ the schedule starts the watch on its next run from the slot it reads then
 (``watch_started``); on a cluster whose block times are wall time, transactions whose
 ``blockTime`` is at or after the IOU's opening are examined too, so the gap is closed there.
 
-**The scan** (``detect_delinquency``, every minute): for every active subscription with a
-blocking IOU, the agent wallet's transactions newer than the watch's bookmark
+**The scan** (``detect_delinquency``, every minute): for every active or ended subscription
+with a blocking IOU (an ended one until an outflow was found), the agent wallet's transactions newer than the watch's bookmark
 (``getSignaturesForAddress`` with ``until``, paged) — or, on the first scan, from the baseline
 on — that are not our recorded transactions (``PayoutAttempt`` payouts, ``DriftAction`` settles
 and withdraws) and did not fail are read with ``getTransaction``. An *outflow* is any of:
@@ -27,8 +28,13 @@ all three are skipped by signature. The first scan that finds outflows marks the
 ``delinquent`` with an audit event and a ``delinquency`` alert (USDC ``amount``, ``lamports``,
 the first ``signature``, slot, block time, recipients). The guard (and ``GET
 /api/v1/subscriptions/{id}/guard``) then answers ``delinquent: true``; the engine sets the
-subscription back to ``active`` when its debts are paid. Watches of subscriptions that no
-longer owe a blocking IOU are dropped.
+subscription back to ``active`` when its debts are paid. An ended subscription stays
+``ended``: the first scan that finds outflows writes ``outflow_signature`` / ``outflow_at`` on
+its watch, with the same audit event (``ended`` to ``ended``), alert and
+``subscription.delinquent`` webhook (``"ended": true``), and the guard answers ``delinquent:
+true`` while the watch lasts. Every mark writes the watch's outflow, so a delinquent
+subscription that then ends stays caught; paid debts clear it with the status. Watches of subscriptions that no longer owe a blocking IOU are
+dropped.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ from profitshare.services.wallet_history import signatures_since
 logger = logging.getLogger(__name__)
 
 ACTOR = "schedule:delinquency"
+#: Subscriptions whose agent wallets are watched while they owe (an ended one owes on).
+WATCHED = (SubscriptionStatus.ACTIVE, SubscriptionStatus.ENDED)
 BASELINE_TIMEOUT_SECONDS = 2.0  # the slot read when an IOU opens: one short try per endpoint
 
 
@@ -162,8 +170,9 @@ def watch_new_debt(iou: IOU, *, gateway: ChainGateway) -> None:
 
 # --- the schedule -----------------------------------------------------------------------------------
 def detect_delinquency(*, gateway: ChainGateway, limit: int = 200) -> dict[str, int]:
-    """Scan the agent wallets of active subscriptions that owe a blocking IOU; mark those whose
-    funds moved out delinquent. Returns ``{"watched", "started", "delinquent", "stopped",
+    """Scan the agent wallets of active subscriptions, and of ended ones not yet caught, that
+    owe a blocking IOU; mark those whose funds moved out delinquent (an ended one: on its watch
+    only). Returns ``{"watched", "started", "delinquent", "stopped",
     "signatures"}`` (``started``: watches this run had to start itself, from the current slot;
     ``stopped``: watches dropped because nothing blocks any more; ``signatures``: transactions
     listed). Raises the gateway's ``ChainError`` when the RPC fails (the schedule runs again;
@@ -171,7 +180,8 @@ def detect_delinquency(*, gateway: ChainGateway, limit: int = 200) -> dict[str, 
     owing = IOU.objects.filter(status__in=IouStatus.BLOCKING).values("subscription_id")
     stopped, _ = DelinquencyWatch.objects.exclude(subscription_id__in=owing).delete()
     subs = list(
-        Subscription.objects.filter(status=SubscriptionStatus.ACTIVE, pk__in=owing)
+        Subscription.objects.filter(status__in=WATCHED, pk__in=owing)
+        .exclude(status=SubscriptionStatus.ENDED, delinquency_watch__outflow_signature__gt="")
         .select_related("agent_wallet").order_by("id")[:limit]
     )
     counts = {"watched": len(subs), "started": 0, "delinquent": 0, "stopped": stopped, "signatures": 0}
@@ -234,17 +244,23 @@ def _scan(gateway: ChainGateway, sub: Subscription, watch: DelinquencyWatch) -> 
     with transaction.atomic():
         DelinquencyWatch.objects.filter(pk=watch.pk).update(
             last_signature=entries[0]["signature"], last_slot=entries[0].get("slot"), last_scan_at=timezone.now())
-        marked = bool(found) and _mark(sub, found)
+        marked = bool(found) and _mark(sub, watch, found)
     return len(entries), marked
 
 
-def _mark(sub: Subscription, found: list[Outflow]) -> bool:
-    locked = Subscription.objects.select_for_update().get(pk=sub.pk)
-    if locked.status != SubscriptionStatus.ACTIVE:
+def _mark(sub: Subscription, watch: DelinquencyWatch, found: list[Outflow]) -> bool:
+    """Mark ``sub`` delinquent for ``found`` (an ended subscription: on its ``watch``), with the
+    audit event, the alert and the webhook; False when its status changed meanwhile."""
+    locked = Subscription.objects.select_for_update(no_key=True).get(pk=sub.pk)
+    if locked.status not in WATCHED:
         return False
-    locked.status = SubscriptionStatus.DELINQUENT
-    locked.save(update_fields=["status"])
     first = found[0]
+    ended = locked.status == SubscriptionStatus.ENDED
+    # on the watch too: a delinquent subscription that then ends stays caught
+    DelinquencyWatch.objects.filter(pk=watch.pk).update(outflow_signature=first.signature, outflow_at=timezone.now())
+    if not ended:
+        locked.status = SubscriptionStatus.DELINQUENT
+        locked.save(update_fields=["status"])
     amount, lamports = sum(f.amount for f in found), sum(f.lamports for f in found)
     recipients: dict[str, int] = {}
     sol_recipients: dict[str, int] = {}
@@ -256,11 +272,12 @@ def _mark(sub: Subscription, found: list[Outflow]) -> bool:
     facts = {"amount": amount, "lamports": lamports, "signature": first.signature, "slot": first.slot,
              "block_time": first.block_time, "recipients": recipients, "sol_recipients": sol_recipients,
              "signatures": [f.signature for f in found], "agent_wallet": sub.agent_wallet.pubkey}
-    why = "funds moved out on-chain while owing"
-    record_event("subscription", sub.subscription_id, actor=ACTOR, from_status=SubscriptionStatus.ACTIVE,
-                 to_status=SubscriptionStatus.DELINQUENT, reason=why, **facts)
+    why = "funds moved out on-chain while owing" + (", after the subscription ended" if ended else "")
+    record_event("subscription", sub.subscription_id, actor=ACTOR, from_status=locked.status if ended else
+                 SubscriptionStatus.ACTIVE, to_status=locked.status, reason=why, **facts)
     raise_alert("delinquency", f"{sub.subscription_id} moved {amount} USDC base units and {lamports} lamports out "
-                f"while owing (tx {first.signature})",
-                amount=amount, subscription=sub.subscription_id, **{k: v for k, v in facts.items() if k != "amount"})
-    webhooks.subscription_delinquent(sub.subscription_id, facts)
+                f"while owing{' after it ended' if ended else ''} (tx {first.signature})",
+                amount=amount, subscription=sub.subscription_id, ended=ended,
+                **{k: v for k, v in facts.items() if k != "amount"})
+    webhooks.subscription_delinquent(sub.subscription_id, {**facts, "ended": ended})
     return True

@@ -22,11 +22,11 @@ from profitshare.models import (
     SubscriptionStatus,
     TradeClose,
 )
-from profitshare.services import leg_totals
 from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
 from profitshare.services.policy import high_water_mark_step, per_trade_share
+from profitshare.services.running_totals import add_to_running_totals
 from profitshare.services.splits import split_share, terms_in_force
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -143,9 +143,7 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
                 (distribution.pk, leg.role, leg.wallet, leg.bps, leg.amount, leg.amount, distribution.created_at)
                 for leg in legs
             ])
-            leg_totals.add(
-                (distribution.creator_id, leg.wallet, leg.role, 1, leg.amount, 0, leg.amount, 0) for leg in legs
-            )
+            totals = [(distribution.creator_id, leg.wallet, leg.role, 1, leg.amount, 0, leg.amount, 0) for leg in legs]
             events.append(event(
                 "distribution", distribution.pk, actor=actor, to_status=distribution.status,
                 close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,
@@ -160,6 +158,8 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
             kind=report.kind, share=share,
         ))
         append_events(events)
+        if distribution is not None:  # last (docs/design.md, "Running totals are written last")
+            add_to_running_totals(legs=totals)
     return IntakeResult(close, distribution, True)
 
 
@@ -176,13 +176,16 @@ def _replay(existing: TradeClose, digest: str) -> IntakeResult:
 # several times the database's own work; benchmarks/engine.py measures intake CPU per close)
 def _lock_subscription(subscription_id: str) -> Subscription | None:
     """The subscription with its bot's creator (``bot_creator_id``, and its wallet address
-    ``creator_address``), its row locked (FOR UPDATE OF the subscription only: locking the bot
-    row too would serialise every subscriber's intake behind it). Only the fields intake reads
-    are loaded."""
+    ``creator_address``), its row locked (FOR NO KEY UPDATE OF the subscription only: locking
+    the bot row too would serialise every subscriber's intake behind it, and a key-changing lock
+    would block the foreign-key checks of rows that merely refer to the subscription;
+    docs/design.md, "Running totals are written last"). Only the fields intake reads are
+    loaded."""
     sub_table = connection.ops.quote_name(Subscription._meta.db_table)
     bot_table = connection.ops.quote_name(PublishedBot._meta.db_table)
     creator_table = connection.ops.quote_name(CreatorWallet._meta.db_table)
-    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    features = connection.features
+    lock = " FOR NO KEY UPDATE OF s" if features.has_select_for_update_of and features.has_select_for_no_key_update else ""
     rows = list(Subscription.objects.raw(
         "SELECT s.id, s.subscription_id, s.status, s.bot_id, s.profit_share_bps, s.policy, s.pending_bps, s.pending_policy, "
         "s.pending_effective_at, s.cumulative_pnl, s.high_water_mark, b.creator_id AS bot_creator_id, "

@@ -21,8 +21,8 @@ from profitshare.models import (
 from profitshare.services import leg_totals, webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import record_event
-from profitshare.services.earnings import record_voided
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
+from profitshare.services.running_totals import add_to_running_totals
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def claim_due_ious(*, limit: int = 50, actor: str = "schedule:iou-retry", now=No
     now = now or timezone.now()
     with transaction.atomic():
         ious = list(
-            IOU.objects.select_for_update(skip_locked=True)
+            IOU.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(status__in=IouStatus.RETRYABLE, next_retry_at__lte=now)
             .order_by("created_at", "id")[:limit]
         )
@@ -52,7 +52,7 @@ def _siblings(ious: list[IOU]) -> list[IOU]:
     if not ious:
         return []
     return list(
-        IOU.objects.select_for_update(skip_locked=True)
+        IOU.objects.select_for_update(skip_locked=True, no_key=True)
         .filter(distribution__in={iou.distribution_id for iou in ious}, status__in=IouStatus.RETRYABLE)
         .exclude(pk__in=[iou.pk for iou in ious])
     )
@@ -128,7 +128,7 @@ def claim_iou(iou_id: int, *, actor: str, now=None) -> bool:
     it."""
     now = now or timezone.now()
     with transaction.atomic():
-        iou = IOU.objects.select_for_update(skip_locked=True).filter(pk=iou_id, status__in=IouStatus.RETRYABLE).first()
+        iou = IOU.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=iou_id, status__in=IouStatus.RETRYABLE).first()
         if iou is None:
             return False
         for claimed in [iou, *_siblings([iou])]:
@@ -145,7 +145,7 @@ def _claim(iou: IOU, actor: str, now) -> None:
 
 def _leg_of(iou: IOU) -> DistributionLeg | None:
     """The leg an IOU owes, locked: its own, or (recorded without one) its distribution's creator leg."""
-    legs = DistributionLeg.objects.select_for_update()
+    legs = DistributionLeg.objects.select_for_update(no_key=True)
     if iou.leg_id is not None:
         return legs.get(pk=iou.leg_id)
     return legs.filter(distribution_id=iou.distribution_id, role=LegRole.CREATOR).first()
@@ -159,12 +159,12 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
     if not reason:
         raise InvalidInput("reason", "voiding a debt needs a reason")
     with transaction.atomic():
-        iou = IOU.objects.select_for_update().filter(pk=iou_id).first()
+        iou = IOU.objects.select_for_update(no_key=True).filter(pk=iou_id).first()
         if iou is None:
             raise NotFound("iou", str(iou_id))
         if iou.status not in IouStatus.RETRYABLE:
             raise Conflict(f"IOU {iou_id} is {iou.status}; only open or expired IOUs can be voided")
-        dist = Distribution.objects.select_for_update().get(pk=iou.distribution_id)
+        dist = Distribution.objects.select_for_update(no_key=True).get(pk=iou.distribution_id)
         leg = _leg_of(iou)
         remaining = iou.remaining
         before = iou.status
@@ -181,8 +181,6 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
             leg.owed -= voided
             leg.voided += voided
             leg.save(update_fields=["owed", "voided"])
-            leg_totals.add([leg_totals.delta(dist.creator_id, leg, owed=-voided, voided=voided)])
-        record_voided(dist, remaining)  # earnings rollups, same transaction
         record_event("iou", iou.pk, actor=actor, from_status=before, to_status=iou.status, reason=reason, voided=remaining)
         record_event(
             "distribution", dist.pk, actor=actor, from_status=dist_before, to_status=dist.status,
@@ -190,4 +188,8 @@ def void_iou(iou_id: int, *, reason: str, actor: str) -> IOU:
         )
         raise_alert("iou_voided", f"IOU {iou.pk} voided by {actor}: {reason}", amount=remaining, iou=iou.pk)
         webhooks.iou_voided(iou, voided=remaining)
+        add_to_running_totals(  # last: earnings rollups and leg totals, same transaction
+            voided=[(dist, remaining)],
+            legs=[] if leg is None else [leg_totals.delta(dist.creator_id, leg, owed=-voided, voided=voided)],
+        )
     return iou

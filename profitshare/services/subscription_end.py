@@ -80,7 +80,7 @@ def end_subscription(subscription_id: str, *, actor: str, on_commit: Callable[[i
     subscription (nothing written). Rule: docs/design.md, "A subscription ends".
     """
     with transaction.atomic():
-        sub = Subscription.objects.select_for_update().filter(subscription_id=subscription_id).first()
+        sub = Subscription.objects.select_for_update(no_key=True).filter(subscription_id=subscription_id).first()
         if sub is None:
             raise NotFound("subscription", subscription_id)
         if sub.status == SubscriptionStatus.ENDED:
@@ -189,7 +189,7 @@ def _flush_each(pks: list[int], still_due, *, reason: str, actor: str, on_commit
     made = []
     for pk in pks:
         with transaction.atomic():
-            sub = Subscription.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            sub = Subscription.objects.select_for_update(skip_locked=True, no_key=True).filter(pk=pk).first()
             if sub is None or _in_flight(sub):
                 continue
             current = _carries(sub)

@@ -33,7 +33,7 @@ def expire_due_ious(now=None, *, limit: int = 500) -> list[int]:
     now = now or timezone.now()
     with transaction.atomic():
         due = list(
-            IOU.objects.select_for_update(skip_locked=True, of=("self",))
+            IOU.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .select_related("subscription", "creator", "leg")
             .filter(status=IouStatus.OPEN, expires_at__lte=now)
             .order_by("expires_at", "id")[:limit]

@@ -62,6 +62,18 @@ def _pnl(rng: random.Random, index: int, k: int) -> int:
     return rng.randint(2 * USDC, 40 * USDC)
 
 
+def _unresolved(procs: ProductProcesses) -> str:
+    """What a stuck burst left: the unresolved distributions with their attempts, and the
+    workers' error lines."""
+    lines = [
+        f"distribution {d.pk} {d.status}: attempts {list(d.attempts_log.values_list('path', 'status', 'error'))}"
+        for d in Distribution.objects.filter(status__in=UNRESOLVED)
+    ]
+    for name in ("qcluster-a", "qcluster-b"):
+        lines += [f"{name}: {line}" for line in procs.log(name).splitlines() if "ERROR" in line or "Error" in line]
+    return "\n".join(lines)
+
+
 def test_burst_on_two_qclusters_pays_each_close_once(deployment):
     procs, node_url, web_url = deployment
     rpc = Rpc(node_url)
@@ -105,7 +117,7 @@ def test_burst_on_two_qclusters_pays_each_close_once(deployment):
 
     deadline = time.monotonic() + 45
     while Distribution.objects.filter(status__in=UNRESOLVED).exists():
-        assert time.monotonic() < deadline, "closes still unprocessed after 45 s"
+        assert time.monotonic() < deadline, f"closes still unprocessed after 45 s:\n{_unresolved(procs)}"
         time.sleep(0.5)
     elapsed = time.monotonic() - started
 
@@ -146,4 +158,5 @@ def test_burst_on_two_qclusters_pays_each_close_once(deployment):
         assert "Processed 'profitshare.tasks.process_distribution_task'" in procs.log(name), name
     for name in ("qcluster-a", "qcluster-b", "web"):
         assert "database is locked" not in procs.log(name)
+        assert "deadlock detected" not in procs.log(name), name
     print(f"\n{len(closes)} closes ({len(dists)} owing) processed by 2 qclusters in {elapsed:.1f} s")

@@ -23,6 +23,7 @@ from profitshare.services import ious
 from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou
 from profitshare.services.guards import guard
+from profitshare.services.subscription_end import end_subscription
 from profitshare.tasks import detect_delinquency_task
 from tests.chain.gateway_support import confirm, make_gateway, send
 from tests.world import make_world
@@ -241,3 +242,60 @@ def test_the_scheduled_task_uses_the_configured_node(localnet, gateway):
     sub = world.subscription
     localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
     assert detect_delinquency_task()["delinquent"] == 1
+
+
+def test_an_ended_subscription_that_moves_funds_out_while_owing_is_caught_and_stays_ended(localnet, gateway):
+    world = owing_world(localnet, gateway)
+    sub = world.subscription
+    end_subscription(sub.subscription_id, actor="api:platform")
+    assert status(world) == SubscriptionStatus.ENDED
+    assert not guard(sub.subscription_id).delinquent
+    moved = localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 250_000_000, str(Keypair().pubkey()))
+
+    counts = detect_delinquency(gateway=gateway)
+
+    assert (counts["watched"], counts["delinquent"]) == (1, 1)
+    assert status(world) == SubscriptionStatus.ENDED
+    assert DelinquencyWatch.objects.get(subscription=sub).outflow_signature == moved["signature"]
+    answer = guard(sub.subscription_id)
+    assert answer.delinquent and not answer.can_withdraw
+    event = AuditEvent.objects.get(entity="subscription", entity_id=sub.subscription_id,
+                                   reason__endswith="after the subscription ended")
+    assert (event.from_status, event.to_status, event.data["amount"]) == ("ended", "ended", 250_000_000)
+    alert = Alert.objects.get(kind="delinquency")
+    assert (alert.amount, alert.data["ended"], alert.data["signature"]) == (250_000_000, True, moved["signature"])
+    assert detect_delinquency(gateway=gateway)["watched"] == 0  # caught once: no longer scanned
+
+
+def test_a_delinquent_subscription_that_ends_stays_caught_until_its_debt_is_paid(localnet, gateway):
+    world = owing_world(localnet, gateway)
+    sub = world.subscription
+    localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
+    detect_delinquency(gateway=gateway)
+    assert status(world) == SubscriptionStatus.DELINQUENT
+    end_subscription(sub.subscription_id, actor="api:platform")
+    assert status(world) == SubscriptionStatus.ENDED
+    assert guard(sub.subscription_id).delinquent
+    assert detect_delinquency(gateway=gateway)["watched"] == 0
+
+    localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 100_000_000)
+    [iou_id] = ious.claim_due_ious(now=timezone.now() + timedelta(hours=1))
+    retry_iou(iou_id, gateway=gateway)
+
+    assert IOU.objects.get(pk=iou_id).status == IouStatus.PAID
+    assert status(world) == SubscriptionStatus.ENDED
+    answer = guard(sub.subscription_id)
+    assert not answer.delinquent and answer.can_withdraw
+    cleared = AuditEvent.objects.get(entity="subscription", entity_id=sub.subscription_id, reason="debts paid")
+    assert (cleared.from_status, cleared.to_status) == ("ended", "ended")
+    assert detect_delinquency(gateway=gateway)["stopped"] == 1
+
+
+def test_an_ended_subscription_that_owes_nothing_is_not_watched(localnet, gateway):
+    world = make_world(localnet)
+    end_subscription(world.subscription.subscription_id, actor="api:platform")
+    localnet.rpc("localnet_driftTransferOut", world.subscription.agent_wallet.pubkey, 0, 100_000_000,
+                 str(Keypair().pubkey()))
+    assert detect_delinquency(gateway=gateway) == {"watched": 0, "started": 0, "delinquent": 0, "stopped": 0,
+                                                   "signatures": 0}
+    assert not guard(world.subscription.subscription_id).delinquent

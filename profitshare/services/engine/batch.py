@@ -13,6 +13,7 @@ from solders.pubkey import Pubkey
 from profitshare.chain.gateway import ChainGateway
 from profitshare.models import IOU, AttemptStatus, Distribution, DistributionLeg, LegRole
 from profitshare.services import leg_totals
+from profitshare.services.running_totals import add_to_running_totals
 from profitshare.services.subscriptions import agent_keypair
 
 UNRESOLVED_ATTEMPTS = (AttemptStatus.PREPARED, AttemptStatus.SENT)
@@ -123,10 +124,12 @@ def _load_legs(items: list[Item]) -> None:
         item.legs = sorted(legs.get(item.dist.pk, []), key=lambda leg: leg.role != LegRole.CREATOR)
 
 
-def creator_legs(distributions: list[Distribution]) -> list[DistributionLeg]:
+def creator_legs(distributions: list[Distribution], *, totals: list | None = None) -> list[DistributionLeg]:
     """Make the one creator leg of each of ``distributions`` (recorded without legs: the
     creator is paid the whole share) with the distribution's own amounts, and count them in the
-    legs' running totals; returns them."""
+    legs' running totals; returns them. A caller inside a larger transaction passes ``totals``
+    (a list): the legs' deltas are appended there for it to add last (docs/design.md, "Running
+    totals are written last") instead of being added here."""
     if not distributions:
         return []
     with transaction.atomic():
@@ -137,10 +140,14 @@ def creator_legs(distributions: list[Distribution]) -> list[DistributionLeg]:
             )
             for d in distributions
         ])
-        leg_totals.add(
+        deltas = [
             leg_totals.delta(d.creator_id, leg, legs=1, earned=leg.amount, paid=leg.paid, owed=leg.owed, voided=leg.voided)
             for d, leg in zip(distributions, legs, strict=True)
-        )
+        ]
+        if totals is None:
+            add_to_running_totals(legs=deltas)
+        else:
+            totals.extend(deltas)
     return legs
 
 

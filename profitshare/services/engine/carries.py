@@ -27,6 +27,7 @@ from profitshare.services import leg_totals
 from profitshare.services.audit import append_events, event
 from profitshare.services.engine.batch import Batch, Item, refresh
 from profitshare.services.engine.ledger import owe
+from profitshare.services.running_totals import add_to_running_totals
 
 
 def fold_dust_and_check(batch: Batch) -> None:
@@ -151,13 +152,13 @@ def _fold_carries(batch: Batch, items: list[Item]) -> None:
     distribution (a new leg when the distribution has none for that wallet): one transaction,
     rows locked subscription, distribution, legs, carries."""
     with transaction.atomic():
-        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=[i.dist.subscription_id for i in items])}
-        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[i.dist.pk for i in items])}
+        subs = {s.pk: s for s in Subscription.objects.select_for_update(no_key=True).filter(pk__in=[i.dist.subscription_id for i in items])}
+        dists = {d.pk: d for d in Distribution.objects.select_for_update(no_key=True).filter(pk__in=[i.dist.pk for i in items])}
         legs: dict[int, list[DistributionLeg]] = {}
-        for leg in DistributionLeg.objects.select_for_update().filter(distribution__in=list(dists)).order_by("pk"):
+        for leg in DistributionLeg.objects.select_for_update(no_key=True).filter(distribution__in=list(dists)).order_by("pk"):
             legs.setdefault(leg.distribution_id, []).append(leg)
         carries: dict[int, list[LegCarry]] = {}
-        for carry in LegCarry.objects.select_for_update().filter(subscription__in=list(subs), amount__gt=0).order_by("pk"):
+        for carry in LegCarry.objects.select_for_update(no_key=True).filter(subscription__in=list(subs), amount__gt=0).order_by("pk"):
             carries.setdefault(carry.subscription_id, []).append(carry)
         events, touched, emptied, changed, totals = [], set(), [], {}, []
         for item in items:
@@ -193,8 +194,8 @@ def _fold_carries(batch: Batch, items: list[Item]) -> None:
             Distribution.objects.bulk_update([dists[pk] for pk in sorted(touched)], ["carry_in", "owed"])
             DistributionLeg.objects.bulk_update([changed[pk] for pk in sorted(changed)], ["carry_in", "owed"])
             LegCarry.objects.bulk_update(emptied, ["amount"])
-            leg_totals.add(totals)
             append_events(events)
+            add_to_running_totals(legs=totals)  # last (docs/design.md, "Running totals are written last")
     if touched:
         refresh(items)
 
@@ -211,8 +212,8 @@ def _carry(batch: Batch, carried: list[tuple[Item, DistributionLeg, str, str]]) 
     nothing is ``carried`` and leaves the batch."""
     with transaction.atomic():
         sub_ids = sorted({i.dist.subscription_id for i, _, _, _ in carried})
-        subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(pk__in=sub_ids)}
-        carries = {(c.subscription_id, c.wallet): c for c in LegCarry.objects.select_for_update().filter(subscription__in=sub_ids)}
+        subs = {s.pk: s for s in Subscription.objects.select_for_update(no_key=True).filter(pk__in=sub_ids)}
+        carries = {(c.subscription_id, c.wallet): c for c in LegCarry.objects.select_for_update(no_key=True).filter(subscription__in=sub_ids)}
         events, legs, new_carries, totals = [], [], [], []
         for item, leg, reason, why in carried:
             dist, sub = item.dist, subs[item.dist.subscription_id]
@@ -249,5 +250,5 @@ def _carry(batch: Batch, carried: list[tuple[Item, DistributionLeg, str, str]]) 
         Subscription.objects.bulk_update(list(subs.values()), ["dust_carry"])
         LegCarry.objects.bulk_create(new_carries)
         LegCarry.objects.bulk_update([c for c in carries.values() if c.pk and c not in new_carries], ["amount", "reason"])
-        leg_totals.add(totals)
         append_events(events)
+        add_to_running_totals(legs=totals)  # last (docs/design.md, "Running totals are written last")

@@ -23,12 +23,13 @@ from profitshare.models import (
     Subscription,
     SubscriptionStatus,
 )
+from profitshare.models.delinquency import DelinquencyWatch
 from profitshare.services import leg_totals, webhooks
 from profitshare.services.alerts import raise_alert
 from profitshare.services.audit import append_events, event, record_event
 from profitshare.services.delinquency import watch_new_debt
-from profitshare.services.earnings import record_paid
 from profitshare.services.engine.batch import Batch, Item, creator_legs, group
+from profitshare.services.running_totals import add_to_running_totals
 
 
 def apply_landed(
@@ -49,16 +50,17 @@ def apply_landed(
     overpaid: dict[int, int] = {}
     credits: list[tuple[Distribution, int]] = []
     with transaction.atomic():
-        locked = {a.pk: a for a in PayoutAttempt.objects.select_for_update().filter(pk__in=[a.pk for a, _ in landed])}
+        locked = {a.pk: a for a in PayoutAttempt.objects.select_for_update(no_key=True).filter(pk__in=[a.pk for a, _ in landed])}
         fresh = [(locked[a.pk], slot) for a, slot in landed if locked[a.pk].status != AttemptStatus.LANDED]
         if not fresh:
             return {}
-        dists = {d.pk: d for d in Distribution.objects.select_for_update().filter(pk__in=[a.distribution_id for a, _ in fresh])}
-        legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution__in=list(dists))}
+        dists = {d.pk: d for d in Distribution.objects.select_for_update(no_key=True).filter(pk__in=[a.distribution_id for a, _ in fresh])}
+        legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update(no_key=True).filter(distribution__in=list(dists))}
         with_legs = {leg.distribution_id for leg in legs.values()}
-        legs.update((leg.pk, leg) for leg in creator_legs([d for d in dists.values() if d.pk not in with_legs]))
-        ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution__in=list(dists), status__in=IouStatus.ACTIVE), legs)
         events, paid_ious, changed_legs, totals = [], [], set(), []
+        legs.update((leg.pk, leg) for leg in creator_legs([d for d in dists.values() if d.pk not in with_legs],
+                                                          totals=totals))
+        ious = _ious_by_leg(IOU.objects.select_for_update(no_key=True).filter(distribution__in=list(dists), status__in=IouStatus.ACTIVE), legs)
         for attempt, slot in fresh:
             before = attempt.status
             attempt.status, attempt.slot, attempt.resolved_at = AttemptStatus.LANDED, slot, now
@@ -114,12 +116,11 @@ def apply_landed(
             DistributionLeg.objects.bulk_update([legs[pk] for pk in sorted(changed_legs)], ["paid", "owed"])
         if ious:
             IOU.objects.bulk_update(list(ious.values()), ["paid_amount", "status", "resolved_at"])
-        record_paid(credits)  # earnings rollups, same transaction
-        leg_totals.add(totals)
         append_events(events)
         webhooks.payouts_landed([a for a, _ in fresh], dists, paid_ious)  # same transaction (outbox)
         for iou in paid_ious:
             clear_delinquency(iou.subscription_id, batch.actor)
+        add_to_running_totals(paid=credits, legs=totals)  # last: see its docstring
     for attempt, _ in landed:
         attempt.status = AttemptStatus.LANDED
     return overpaid
@@ -143,17 +144,25 @@ def _ious_by_leg(ious, legs: dict[int, DistributionLeg]) -> dict[int, IOU]:
 
 
 def clear_delinquency(subscription_id: int, actor: str) -> None:
-    """A delinquent subscription becomes active again once it has no active IOU (caller holds
-    the transaction)."""
-    sub = Subscription.objects.select_for_update().get(pk=subscription_id)
-    if sub.status != SubscriptionStatus.DELINQUENT:
+    """A delinquent subscription becomes active again once it has no active IOU; an ended one
+    caught moving funds out (its watch's outflow) is cleared the same way and stays ended
+    (caller holds the transaction; docs/design.md, "Delinquency")."""
+    sub = Subscription.objects.select_for_update(no_key=True).get(pk=subscription_id)
+    if sub.status == SubscriptionStatus.ENDED:
+        caught = DelinquencyWatch.objects.filter(subscription=sub, outflow_signature__gt="")
+        if not caught.exists():
+            return
+    elif sub.status != SubscriptionStatus.DELINQUENT:
         return
     if IOU.objects.filter(subscription=sub, status__in=IouStatus.ACTIVE).exists():
         return
-    sub.status = SubscriptionStatus.ACTIVE
-    sub.save(update_fields=["status"])
-    record_event("subscription", sub.subscription_id, actor=actor, from_status=SubscriptionStatus.DELINQUENT,
-                 to_status=sub.status, reason="debts paid")
+    before = sub.status
+    if before == SubscriptionStatus.DELINQUENT:
+        sub.status = SubscriptionStatus.ACTIVE
+        sub.save(update_fields=["status"])
+    DelinquencyWatch.objects.filter(subscription=sub).update(outflow_signature="", outflow_at=None)
+    record_event("subscription", sub.subscription_id, actor=actor, from_status=before, to_status=sub.status,
+                 reason="debts paid")
     webhooks.subscription_cleared(sub.subscription_id)
 
 
@@ -173,11 +182,11 @@ def owe(batch: Batch, item: Item, reason: str, error: str, *, sol_needed: int | 
     item.stop()
     now = timezone.now()
     with transaction.atomic():
-        dist = Distribution.objects.select_for_update(of=("self",)).select_related("creator").get(pk=item.dist.pk)
+        dist = Distribution.objects.select_for_update(of=("self",), no_key=True).select_related("creator").get(pk=item.dist.pk)
         if dist.owed == 0:
             return
-        legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update().filter(distribution=dist)}
-        ious = _ious_by_leg(IOU.objects.select_for_update().filter(distribution=dist, status__in=IouStatus.ACTIVE), legs)
+        legs = {leg.pk: leg for leg in DistributionLeg.objects.select_for_update(no_key=True).filter(distribution=dist)}
+        ious = _ious_by_leg(IOU.objects.select_for_update(no_key=True).filter(distribution=dist, status__in=IouStatus.ACTIVE), legs)
         before_dist = dist.status
         dist.status = dist.resting_status()
         dist.save(update_fields=["status", "updated_at"])

@@ -80,7 +80,7 @@ def process_pending(
     limit = limit or settings.QV_ENGINE_BATCH_SIZE
     with transaction.atomic():
         rows = list(
-            Distribution.objects.select_for_update(skip_locked=True, of=("self",))
+            Distribution.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .filter(status=DistributionStatus.PENDING)
             .order_by("id")
             .values_list("pk", "subscription__agent_wallet__pubkey")[: limit * 2]
