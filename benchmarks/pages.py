@@ -5,8 +5,8 @@ Seeds (once; ``--reseed`` to start over) 1,000 creators with two bots each, 20,4
 creator's leg and a 1.5 % platform fee to one treasury (93 % paid with a landed payout
 attempt, 4 % of them after an IOU that a retry paid; 1 % still owed, as open or expired IOUs,
 10,000 pending debts; 6 % carried as dust), one "large" creator holding 10 % of all
-distributions, then the earnings rollups from that ledger (``earnings.rebuild``, what the engine
-keeps as it pays) and ``VACUUM ANALYZE``. Each page is then requested in-process through the
+distributions, then the earnings rollups and the legs' running totals from that ledger
+(``earnings.rebuild``, ``leg_totals.rebuild``: what the engine keeps as it pays) and ``VACUUM ANALYZE``. Each page is then requested in-process through the
 whole Django stack (middleware, session, selectors, templates) with ``django.test.Client``:
 ``--warmup`` requests, then ``--requests`` timed ones. Prints p50/p95/max milliseconds per page
 and whether p95 meets the 50 ms target.
@@ -154,11 +154,12 @@ def seed(n: int) -> None:
     large = n // 10
     subs = 500 + 10 * 1998
     started = time.perf_counter()
-    from profitshare.services import earnings
+    from profitshare.services import earnings, leg_totals
 
     with connection.cursor() as cursor:
         cursor.execute(SEED_SQL, {"n": n, "large": large, "subs": subs, "treasury": TREASURY})
     earnings.rebuild()  # the rollups the engine would have kept, from the seeded ledger
+    leg_totals.rebuild()  # and the legs' running totals, per creator and per day
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     print(f"seeded {n:,} distributions in {time.perf_counter() - started:.0f} s", flush=True)

@@ -8,7 +8,8 @@ def backfill(apps, schema_editor):
     """The running totals of the legs recorded so far."""
     from profitshare.services.leg_totals import rebuild
 
-    rebuild(leg_model=apps.get_model("profitshare", "DistributionLeg"), totals_model=apps.get_model("profitshare", "LegTotals"))
+    rebuild(leg_model=apps.get_model("profitshare", "DistributionLeg"), totals_model=apps.get_model("profitshare", "LegTotals"),
+            day_model=None)  # the days came later (0017)
 
 
 class Migration(migrations.Migration):

@@ -13,7 +13,7 @@ from profitshare.models.closes import (
     LegRole,
     TradeClose,
 )
-from profitshare.models.earnings import EarningsDay, LegTotals, SubscriptionEarnings
+from profitshare.models.earnings import EarningsDay, LegDay, LegTotals, SubscriptionEarnings
 from profitshare.models.ious import IOU, IouReason, IouStatus
 from profitshare.models.legs import CarryReason, DistributionLeg, LegCarry
 from profitshare.models.notices import CreatorNotices, TelegramLinkCode, TelegramUpdateOffset
@@ -55,6 +55,7 @@ __all__ = [
     "IouReason",
     "IouStatus",
     "LegCarry",
+    "LegDay",
     "LegTotals",
     "LegRole",
     "PayoutAttempt",

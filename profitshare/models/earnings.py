@@ -92,3 +92,29 @@ class LegTotals(models.Model):
 
     def __str__(self) -> str:
         return f"leg totals {self.wallet} {self.role} of creator {self.creator_id}: {self.paid} paid"
+
+
+class LegDay(models.Model):
+    """What one ``wallet`` earned in one ``role`` on one creator's distributions of one UTC
+    ``day`` (the distribution's day, as the creator's dashboard keys earnings): ``earned`` (the
+    legs' ``amount``s) and ``paid`` (USDC base units). The earnings page's 30-day chart reads
+    these rows instead of every leg of the window. Keyed per creator like ``LegTotals``, so a
+    treasury paid by every creator has no row that every creator's payouts share. Kept with
+    ``LegTotals`` by ``profitshare.services.leg_totals``; recomputed by ``manage.py
+    rebuild_earnings``; no CHECK (a display total must never refuse a payout)."""
+
+    creator = models.ForeignKey("profitshare.CreatorWallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+    wallet = models.CharField(max_length=44)
+    role = models.CharField(max_length=12)
+    day = models.DateField()
+    earned = models.BigIntegerField(default=0)
+    paid = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["creator", "wallet", "role", "day"], name="leg_day_key"),  # the upsert's
+        ]
+        indexes = [models.Index(fields=["wallet", "role", "day"], name="leg_day_chart")]  # the chart's range scan
+
+    def __str__(self) -> str:
+        return f"leg day {self.wallet} {self.role} {self.day} of creator {self.creator_id}: {self.paid} paid"

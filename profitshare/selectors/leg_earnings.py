@@ -3,9 +3,10 @@
 referral levels, each seen from its own wallet. Amounts in USDC base units.
 
 The totals per role come from the legs' running totals (``LegTotals``, kept by
-``services.leg_totals`` in step with every leg); the last 30 UTC days per day and role and the
-keyset-paginated history are read from the wallet's ``DistributionLeg`` rows, which the index
-``leg_wallet_role_created`` (wallet, role, -created_at) serves. What is carried comes from
+``services.leg_totals`` in step with every leg), the last 30 UTC days per day and role from
+their per-day rows (``LegDay``, index ``leg_day_chart``); the keyset-paginated history is read
+from the wallet's ``DistributionLeg`` rows, which the index ``leg_wallet_role_created``
+(wallet, role, -created_at) serves. What is carried comes from
 ``LegCarry`` (index ``leg_carry_wallet``) for the platform and referral legs and from the
 subscriptions' ``dust_carry`` for the creator's own leg ("Dust is carried").
 """
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import F, QuerySet, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from profitshare.filters import LegHistoryFilter
@@ -30,6 +30,7 @@ from profitshare.models import (
     IouReason,
     IouStatus,
     LegCarry,
+    LegDay,
     LegRole,
     LegTotals,
     PayoutAttempt,
@@ -166,18 +167,14 @@ def daily_earnings(
     """Per UTC day of the last ``days`` days (today included; legs keyed by their
     distribution's day, like the creator's dashboard), every day present, oldest first:
     ``[{"day": date, "earned": int, "paid": int, "by_role": {role: paid}}, ...]``. One
-    statement over the window's legs."""
+    statement over the window's per-day running totals (``LegDay``: a row per day, role and
+    creator paying the wallet, however many legs it has)."""
     first = _window_start(days, now)
-    # every role named: the index (wallet, role, -created_at) then bounds the window by time
+    # every role named: the index (wallet, role, day) then bounds the window by day
     rows = (
-        DistributionLeg.objects.filter(
-            wallet=wallet,
-            role__in=LegRole.values,
-            created_at__gte=datetime.combine(first, datetime.min.time(), UTC),
-        )
-        .annotate(day=TruncDate("created_at", tzinfo=UTC))
+        LegDay.objects.filter(wallet=wallet, role__in=LegRole.values, day__gte=first)
         .values("day", "role")
-        .annotate(earned=Sum("amount"), paid=Sum("paid"))
+        .annotate(earned=Sum("earned"), paid=Sum("paid"))
         .order_by()
     )
     by_day: dict[date, dict] = {}

@@ -25,6 +25,7 @@ from profitshare.models import (
 from profitshare.services.audit import PLATFORM, append_events, event
 from profitshare.services.bots import apply_due_terms
 from profitshare.services.errors import Conflict, InvalidInput, NotFound
+from profitshare.services.leg_totals import utc_day
 from profitshare.services.policy import high_water_mark_step, per_trade_share
 from profitshare.services.running_totals import add_to_running_totals
 from profitshare.services.splits import split_share, terms_in_force
@@ -143,7 +144,8 @@ def record_close(report: CloseReport, *, actor: str = PLATFORM, on_commit=None) 
                 (distribution.pk, leg.role, leg.wallet, leg.bps, leg.amount, leg.amount, distribution.created_at)
                 for leg in legs
             ])
-            totals = [(distribution.creator_id, leg.wallet, leg.role, 1, leg.amount, 0, leg.amount, 0) for leg in legs]
+            day = utc_day(distribution.created_at)
+            totals = [(distribution.creator_id, leg.wallet, leg.role, 1, leg.amount, 0, leg.amount, 0, day) for leg in legs]
             events.append(event(
                 "distribution", distribution.pk, actor=actor, to_status=distribution.status,
                 close_id=close.close_id, realized_pnl=report.realized_pnl, bps=sub.profit_share_bps,

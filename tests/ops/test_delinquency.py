@@ -102,16 +102,27 @@ def test_our_own_settle_withdraw_and_payout_are_not_outflows(localnet, gateway):
     assert DelinquencyWatch.objects.get().last_signature  # the transactions were examined
 
 
-def test_delinquency_clears_when_the_debt_is_paid(localnet, gateway):
+def delinquent_world(localnet, gateway):
+    """``owing_world`` whose subscriber then moved 100 USDC out of Drift: marked delinquent."""
     world = owing_world(localnet, gateway)
     sub = world.subscription
     localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
     detect_delinquency(gateway=gateway)
     assert status(world) == SubscriptionStatus.DELINQUENT
+    return world
+
+
+def pay_the_debt(localnet, gateway, world) -> None:
+    """The subscriber tops up SOL and the retry pays the one IOU."""
     localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 100_000_000)
     [iou_id] = ious.claim_due_ious(now=timezone.now() + timedelta(hours=1))
     retry_iou(iou_id, gateway=gateway)
     assert IOU.objects.get(pk=iou_id).status == IouStatus.PAID
+
+
+def test_delinquency_clears_when_the_debt_is_paid(localnet, gateway):
+    world = delinquent_world(localnet, gateway)
+    pay_the_debt(localnet, gateway, world)
     assert status(world) == SubscriptionStatus.ACTIVE
     assert detect_delinquency(gateway=gateway)["stopped"] == 1  # nothing owed: no watch
     assert not DelinquencyWatch.objects.exists()
@@ -268,21 +279,15 @@ def test_an_ended_subscription_that_moves_funds_out_while_owing_is_caught_and_st
 
 
 def test_a_delinquent_subscription_that_ends_stays_caught_until_its_debt_is_paid(localnet, gateway):
-    world = owing_world(localnet, gateway)
+    world = delinquent_world(localnet, gateway)
     sub = world.subscription
-    localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
-    detect_delinquency(gateway=gateway)
-    assert status(world) == SubscriptionStatus.DELINQUENT
     end_subscription(sub.subscription_id, actor="api:platform")
     assert status(world) == SubscriptionStatus.ENDED
     assert guard(sub.subscription_id).delinquent
     assert detect_delinquency(gateway=gateway)["watched"] == 0
 
-    localnet.rpc("requestAirdrop", str(world.agent.pubkey()), 100_000_000)
-    [iou_id] = ious.claim_due_ious(now=timezone.now() + timedelta(hours=1))
-    retry_iou(iou_id, gateway=gateway)
+    pay_the_debt(localnet, gateway, world)
 
-    assert IOU.objects.get(pk=iou_id).status == IouStatus.PAID
     assert status(world) == SubscriptionStatus.ENDED
     answer = guard(sub.subscription_id)
     assert not answer.delinquent and answer.can_withdraw

@@ -29,6 +29,7 @@ from profitshare.models import (
     LegRole,
     PayoutAttempt,
 )
+from profitshare.services import leg_totals
 from profitshare.views.common import SESSION_WALLET
 from tests.factories import AgentWalletFactory, PublishedBotFactory, SubscriptionFactory
 from tests.pages.conftest import page_text as text
@@ -231,6 +232,7 @@ def test_the_chart_shows_the_last_30_days_per_role(client, referrer):
     DistributionLeg.objects.filter(distribution=referrer.owed).update(
         created_at=timezone.now() - timedelta(days=40)
     )
+    leg_totals.rebuild()  # the days follow the legs' staged dates
     sign_in_as(client, referrer.wallet)
     response = client.get("/earnings/")
     daily = response.context["daily"]

@@ -63,3 +63,24 @@ def test_the_running_totals_of_the_legs_are_backfilled_and_the_engine_keeps_them
         1, 150_000, 150_000, 0, 0)
     totals.backfill(apps, None)  # run again: nothing doubles
     assert leg_totals.rollup_sums() == sums
+
+
+def test_the_legs_per_day_are_backfilled_and_the_engine_keeps_them(localnet, gateway, splits):
+    from profitshare.models import LegDay
+    from profitshare.services import leg_totals
+
+    days = importlib.import_module("profitshare.migrations.0017_leg_days")
+    world = splits["world"]()
+    paid = world.close(100_000_000).distribution
+    process_distribution(paid.pk, gateway=gateway)
+    kept = leg_totals.rollup_sums()
+    assert kept == leg_totals.ledger_sums()  # the engine kept the days as it paid
+    LegDay.objects.all().delete()  # the table as the migration finds it
+
+    days.backfill(apps, None)
+
+    assert leg_totals.rollup_sums() == kept
+    day = paid.created_at.date()
+    assert LegDay.objects.get(wallet=str(splits[LegRole.PLATFORM]), role=LegRole.PLATFORM, day=day).paid == 150_000
+    days.backfill(apps, None)  # run again: nothing doubles
+    assert leg_totals.rollup_sums() == kept

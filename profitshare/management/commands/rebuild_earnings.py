@@ -11,7 +11,7 @@ from profitshare.services import earnings, leg_totals
 class Command(BaseCommand):
     help = (
         "Recompute the earnings rollups (paid per creator, bot and day; per subscription) from the "
-        "distributions and the legs' running totals (per creator, wallet and role) from the legs; "
+        "distributions and the legs' running totals (per creator, wallet and role; per wallet, role and day) from the legs; "
         "--check only compares them and fails on a difference."
     )
 
@@ -28,8 +28,10 @@ class Command(BaseCommand):
             }
             if any(differ.values()):
                 raise CommandError(f"rollups differ from the ledger (first differences): {differ}")
+            leg_days = sum(1 for key in ledger["legs"] if key[0] == "day")
             self.stdout.write(f"rollups match the ledger: {len(ledger['days'])} day rows, "
-                              f"{len(ledger['subscriptions'])} subscription rows, {len(ledger['legs'])} leg total rows")
+                              f"{len(ledger['subscriptions'])} subscription rows, "
+                              f"{len(ledger['legs']) - leg_days} leg total rows, {leg_days} leg day rows")
             return
         written = earnings.rebuild()
         legs = leg_totals.rebuild()
