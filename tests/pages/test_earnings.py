@@ -12,9 +12,17 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from profitshare.models import IOU, Distribution, EarningsDay, IouStatus, SubscriptionEarnings
-from profitshare.services import earnings, ious
+from profitshare.models import (
+    IOU,
+    Distribution,
+    DistributionLeg,
+    EarningsDay,
+    IouStatus,
+    SubscriptionEarnings,
+)
+from profitshare.services import earnings, ious, leg_totals
 from profitshare.services.engine import process_pending, retry_iou_now
+from profitshare.services.running_totals import add_to_running_totals
 from tests.pages.conftest import pay
 from tests.world import make_world
 
@@ -111,3 +119,14 @@ def test_record_paid_refuses_bad_amounts_and_writes_nothing(localnet, gateway):
     with pytest.raises(ValueError, match="positive"):
         earnings.record_voided(dist, -1)
     assert earnings.rollup_sums() == before
+
+
+def test_the_running_totals_refuse_bad_amounts_before_writing_any(localnet, gateway):
+    world = make_world(localnet)
+    dist = pay(world, gateway, 40_000_000)
+    leg = DistributionLeg.objects.get(distribution=dist)
+    before = (earnings.rollup_sums(), leg_totals.rollup_sums())
+    for bad in ({"paid": [(dist, 0)]}, {"voided": [(dist, -5)]}):
+        with pytest.raises(ValueError, match="positive"):
+            add_to_running_totals(legs=[leg_totals.delta(dist.creator_id, leg, paid=1, owed=-1)], **bad)
+    assert (earnings.rollup_sums(), leg_totals.rollup_sums()) == before
