@@ -94,27 +94,34 @@ class LegTotals(models.Model):
         return f"leg totals {self.wallet} {self.role} of creator {self.creator_id}: {self.paid} paid"
 
 
-class LegDay(models.Model):
-    """What one ``wallet`` earned in one ``role`` on one creator's distributions of one UTC
-    ``day`` (the distribution's day, as the creator's dashboard keys earnings): ``earned`` (the
-    legs' ``amount``s) and ``paid`` (USDC base units). The earnings page's 30-day chart reads
-    these rows instead of every leg of the window. Keyed per creator like ``LegTotals``, so a
-    treasury paid by every creator has no row that every creator's payouts share. Kept with
-    ``LegTotals`` by ``profitshare.services.leg_totals``; recomputed by ``manage.py
-    rebuild_earnings``; no CHECK (a display total must never refuse a payout)."""
+#: Shards of each (wallet, role, day) in ``LegDay``: a creator's legs count in shard
+#: ``creator id % LEG_DAY_SHARDS``.
+LEG_DAY_SHARDS = 16
 
-    creator = models.ForeignKey("profitshare.CreatorWallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+
+class LegDay(models.Model):
+    """What one ``wallet`` earned in one ``role`` on the distributions of one UTC ``day`` (the
+    distribution's day, as the creator's dashboard keys earnings): ``earned`` (the legs'
+    ``amount``s) and ``paid`` (USDC base units), split over ``LEG_DAY_SHARDS`` rows by the
+    creator (``shard`` = creator id modulo the shards). The earnings page's 30-day chart reads
+    at most 30 × 16 rows per role instead of every leg of the window; the shards are a sharded
+    counter: a treasury paid by every creator has no single row that every creator's intake and
+    payouts wait for. Kept with ``LegTotals`` by ``profitshare.services.leg_totals``;
+    recomputed by ``manage.py rebuild_earnings``; no CHECK (a display total must never refuse a
+    payout)."""
+
     wallet = models.CharField(max_length=44)
     role = models.CharField(max_length=12)
     day = models.DateField()
+    shard = models.SmallIntegerField()
     earned = models.BigIntegerField(default=0)
     paid = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["creator", "wallet", "role", "day"], name="leg_day_key"),  # the upsert's
+            # the upsert's conflict target, and the chart's range scan
+            models.UniqueConstraint(fields=["wallet", "role", "day", "shard"], name="leg_day_key"),
         ]
-        indexes = [models.Index(fields=["wallet", "role", "day"], name="leg_day_chart")]  # the chart's range scan
 
     def __str__(self) -> str:
-        return f"leg day {self.wallet} {self.role} {self.day} of creator {self.creator_id}: {self.paid} paid"
+        return f"leg day {self.wallet} {self.role} {self.day} (shard {self.shard}): {self.paid} paid"

@@ -4,7 +4,7 @@ referral levels, each seen from its own wallet. Amounts in USDC base units.
 
 The totals per role come from the legs' running totals (``LegTotals``, kept by
 ``services.leg_totals`` in step with every leg), the last 30 UTC days per day and role from
-their per-day rows (``LegDay``, index ``leg_day_chart``); the keyset-paginated history is read
+their per-day rows (``LegDay``, its key ``leg_day_key``); the keyset-paginated history is read
 from the wallet's ``DistributionLeg`` rows, which the index ``leg_wallet_role_created``
 (wallet, role, -created_at) serves. What is carried comes from
 ``LegCarry`` (index ``leg_carry_wallet``) for the platform and referral legs and from the
@@ -167,10 +167,10 @@ def daily_earnings(
     """Per UTC day of the last ``days`` days (today included; legs keyed by their
     distribution's day, like the creator's dashboard), every day present, oldest first:
     ``[{"day": date, "earned": int, "paid": int, "by_role": {role: paid}}, ...]``. One
-    statement over the window's per-day running totals (``LegDay``: a row per day, role and
-    creator paying the wallet, however many legs it has)."""
+    statement over the window's per-day running totals (``LegDay``: at most one row per day,
+    role and shard, however many legs the wallet has)."""
     first = _window_start(days, now)
-    # every role named: the index (wallet, role, day) then bounds the window by day
+    # every role named: the key (wallet, role, day, shard) then bounds the window by day
     rows = (
         LegDay.objects.filter(wallet=wallet, role__in=LegRole.values, day__gte=first)
         .values("day", "role")

@@ -7,8 +7,8 @@ distribution recorded before splits, a carry folded in (``owed`` up) or carried 
 down), a landed payout (``owed`` to ``paid``) and an admin's void (``owed`` to ``voided``).
 ``add`` sums the deltas of a call per (creator, wallet, role) and writes them with one
 multi-row upsert, rows in key order so concurrent batches take the row locks in the same
-order; the ``earned`` and ``paid`` parts go the same way, per (creator, wallet, role, day of
-the leg), into ``LegDay``, after. Callers go through ``services.running_totals`` (written last).
+order; the ``earned`` and ``paid`` parts go the same way, per (wallet, role, day of the leg,
+shard of the creator), into ``LegDay``, after. Callers go through ``services.running_totals`` (written last).
 ``rebuild`` recomputes both tables from the legs (``manage.py rebuild_earnings``, and the
 migrations that add them); ``ledger_sums`` / ``rollup_sums`` give both sides for comparison.
 Amounts are USDC base units.
@@ -20,15 +20,16 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDate
 
 from profitshare.db.bulk import upsert_adding
 from profitshare.models import DistributionLeg, LegDay, LegTotals
+from profitshare.models.earnings import LEG_DAY_SHARDS
 
 _KEY = ("creator_id", "wallet", "role")
 _ADDED = ("legs", "earned", "paid", "owed", "voided")
-_DAY_KEY = ("creator_id", "wallet", "role", "day")
+_DAY_KEY = ("wallet", "role", "day", "shard")
 _DAY_ADDED = ("earned", "paid")
 
 #: One delta: ``(creator id, wallet, role, legs, earned, paid, owed, voided, day)``; ``day``
@@ -52,14 +53,14 @@ def add(deltas: Iterable[Delta]) -> None:
     legs, after it did. Two statements per call at most, whatever the number of deltas (the
     totals, then the days); keys whose deltas cancel out are not written."""
     acc: dict[tuple[int, str, str], list[int]] = {}
-    days: dict[tuple[int, str, str, date], list[int]] = {}
+    days: dict[tuple[str, str, date, int], list[int]] = {}
     for creator_id, wallet, role, *amounts, day in deltas:
         row = acc.setdefault((creator_id, wallet, role), [0] * len(_ADDED))
         for index, amount in enumerate(amounts):
             row[index] += amount
         earned, paid = amounts[1], amounts[2]
         if earned or paid:
-            per_day = days.setdefault((creator_id, wallet, role, day), [0, 0])
+            per_day = days.setdefault((wallet, role, day, creator_id % LEG_DAY_SHARDS), [0, 0])
             per_day[0] += earned
             per_day[1] += paid
     rows = [(*key, *amounts) for key, amounts in sorted(acc.items()) if any(amounts)]
@@ -78,8 +79,10 @@ def _ledger_rows(leg_model):
 
 def _day_rows(leg_model):
     return (
-        leg_model.objects.annotate(day=TruncDate("created_at", tzinfo=UTC))
-        .values("distribution__creator_id", "wallet", "role", "day")
+        leg_model.objects.annotate(
+            day=TruncDate("created_at", tzinfo=UTC), shard=F("distribution__creator_id") % LEG_DAY_SHARDS
+        )
+        .values("wallet", "role", "day", "shard")
         .annotate(earned=Sum("amount"), paid=Sum("paid"))
         .order_by()
     )
@@ -94,7 +97,7 @@ def rebuild(*, leg_model=DistributionLeg, totals_model=LegTotals, day_model=LegD
     if totals_model is not None:
         tables.append((totals_model, _ledger_rows(leg_model), "creator_id, wallet, role, legs, earned, paid, owed, voided"))
     if day_model is not None:
-        tables.append((day_model, _day_rows(leg_model), "creator_id, wallet, role, day, earned, paid"))
+        tables.append((day_model, _day_rows(leg_model), "wallet, role, day, shard, earned, paid"))
     written = []
     with transaction.atomic(), connection.cursor() as cursor:
         for model, _, _ in tables:
@@ -111,14 +114,14 @@ def rebuild(*, leg_model=DistributionLeg, totals_model=LegTotals, day_model=LegD
 
 def ledger_sums() -> dict[tuple, tuple[int, ...]]:
     """What the running totals must hold, from the legs: ``{(creator id, wallet, role): (legs,
-    earned, paid, owed, voided)}`` and, for the days, ``{("day", creator id, wallet, role, day):
+    earned, paid, owed, voided)}`` and, for the days, ``{("day", wallet, role, day, shard):
     (earned, paid)}``."""
     sums: dict[tuple, tuple[int, ...]] = {
         (r["distribution__creator_id"], r["wallet"], r["role"]): tuple(r[k] for k in _ADDED)
         for r in _ledger_rows(DistributionLeg)
     }
     sums.update(
-        (("day", r["distribution__creator_id"], r["wallet"], r["role"], r["day"]), (r["earned"], r["paid"]))
+        (("day", r["wallet"], r["role"], r["day"], r["shard"]), (r["earned"], r["paid"]))
         for r in _day_rows(DistributionLeg) if r["earned"] or r["paid"]
     )
     return sums
@@ -131,7 +134,7 @@ def rollup_sums() -> dict[tuple, tuple[int, ...]]:
         for r in LegTotals.objects.exclude(legs=0, earned=0, paid=0, owed=0, voided=0)
     }
     sums.update(
-        (("day", r.creator_id, r.wallet, r.role, r.day), (r.earned, r.paid))
+        (("day", r.wallet, r.role, r.day, r.shard), (r.earned, r.paid))
         for r in LegDay.objects.exclude(earned=0, paid=0)
     )
     return sums
