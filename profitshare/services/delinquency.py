@@ -172,13 +172,21 @@ def watch_new_debt(iou: IOU, *, gateway: ChainGateway) -> None:
 def detect_delinquency(*, gateway: ChainGateway, limit: int = 200) -> dict[str, int]:
     """Scan the agent wallets of active subscriptions, and of ended ones not yet caught, that
     owe a blocking IOU; mark those whose funds moved out delinquent (an ended one: on its watch
-    only). Returns ``{"watched", "started", "delinquent", "stopped",
-    "signatures"}`` (``started``: watches this run had to start itself, from the current slot;
-    ``stopped``: watches dropped because nothing blocks any more; ``signatures``: transactions
-    listed). Raises the gateway's ``ChainError`` when the RPC fails (the schedule runs again;
-    what a scan did not finish is read again, nothing is half-written)."""
+    only). Returns ``{"watched", "started", "delinquent", "stopped", "signatures"}``
+    (``started``: watches this run had to start itself, from the current slot; ``stopped``:
+    watches dropped because nothing blocks any more, except one that caught an outflow, kept
+    while anything is owed; ``signatures``: transactions listed). Raises the gateway's
+    ``ChainError`` when the RPC fails (the schedule runs again; what a scan did not finish is
+    read again, nothing is half-written)."""
     owing = IOU.objects.filter(status__in=IouStatus.BLOCKING).values("subscription_id")
-    stopped, _ = DelinquencyWatch.objects.exclude(subscription_id__in=owing).delete()
+    still_owed = IOU.objects.filter(status__in=IouStatus.ACTIVE).values("subscription_id")
+    # a watch that caught an outflow stays while anything is owed (past its TTL too), as a
+    # delinquent status does: it is what the guard answers for an ended subscription
+    stopped, _ = (
+        DelinquencyWatch.objects.exclude(subscription_id__in=owing)
+        .exclude(outflow_signature__gt="", subscription_id__in=still_owed)
+        .delete()
+    )
     subs = list(
         Subscription.objects.filter(status__in=WATCHED, pk__in=owing)
         .exclude(status=SubscriptionStatus.ENDED, delinquency_watch__outflow_signature__gt="")

@@ -24,6 +24,7 @@ from profitshare.services.delinquency import detect_delinquency
 from profitshare.services.engine import process_distribution, retry_iou
 from profitshare.services.guards import guard
 from profitshare.services.subscription_end import end_subscription
+from profitshare.services.ttl import expire_due_ious
 from profitshare.tasks import detect_delinquency_task
 from tests.chain.gateway_support import confirm, make_gateway, send
 from tests.world import make_world
@@ -304,3 +305,17 @@ def test_an_ended_subscription_that_owes_nothing_is_not_watched(localnet, gatewa
     assert detect_delinquency(gateway=gateway) == {"watched": 0, "started": 0, "delinquent": 0, "stopped": 0,
                                                    "signatures": 0}
     assert not guard(world.subscription.subscription_id).delinquent
+
+
+def test_an_ended_subscription_caught_moving_funds_stays_caught_after_its_debt_expires(localnet, gateway):
+    world = owing_world(localnet, gateway)
+    sub = world.subscription
+    end_subscription(sub.subscription_id, actor="api:platform")
+    localnet.rpc("localnet_driftTransferOut", sub.agent_wallet.pubkey, 0, 100_000_000, str(Keypair().pubkey()))
+    assert detect_delinquency(gateway=gateway)["delinquent"] == 1
+    IOU.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert expire_due_ious() == [IOU.objects.get().pk]  # past its TTL: no longer blocking, still owed
+
+    assert detect_delinquency(gateway=gateway)["stopped"] == 0
+    answer = guard(sub.subscription_id)
+    assert answer.delinquent and answer.can_withdraw and answer.owed == 4_000_000
