@@ -156,7 +156,13 @@ def wait_until_idle(node_pid: int, cluster_pid: int, timeout: float = 120.0) -> 
 
 def cpu_by_role(node_pid: int, cluster_pid: int) -> dict[str, float]:
     """CPU seconds (user + system, /proc) used so far by the local node, the qcluster (all its
-    processes), PostgreSQL (this run's backends), Redis and this benchmark process (intake)."""
+    processes: the cluster and the children it supervises), PostgreSQL, Redis and this
+    benchmark process (intake).
+
+    PostgreSQL counts this run's live backends plus what the postmaster's exited children used
+    (``cutime`` + ``cstime``: a backend's CPU moves there when it exits, as each intake request's
+    connection does), so a difference of two readings is the server's CPU in between, every
+    backend included (on a quiet server: exited backends of other databases count too)."""
     tick = os.sysconf("SC_CLK_TCK")
     roles: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
@@ -171,10 +177,12 @@ def cpu_by_role(node_pid: int, cluster_pid: int) -> dict[str, float]:
         pgid, seconds = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
         if pgid == node_pid:
             role = "local node"
-        elif pgid == cluster_pid:
+        elif pgid == cluster_pid or " qcluster " in f"{cmd} ":  # the supervised children start their own sessions
             role = "qcluster (2 workers + monitor)"
-        elif f" {BENCH_DB} " in cmd:  # this run's PostgreSQL backends only
+        elif f" {BENCH_DB} " in cmd:  # this run's live PostgreSQL backends
             role = "postgresql"
+        elif "postgres" in cmd and " -D " in cmd:  # the postmaster: its exited backends' CPU
+            role, seconds = "postgresql", (int(fields[13]) + int(fields[14])) / tick
         elif "redis-server" in cmd:
             role = "redis"
         elif int(entry.name) == os.getpid():
